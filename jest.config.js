@@ -1,0 +1,42 @@
+// One jest config, several projects. `unit` is pure and fast; `integration` uses real
+// SQLite files, the real PostgreSQL and a real Kafka broker (started by the global setup).
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2023',
+    },
+    module: { type: 'commonjs' },
+  },
+];
+const common = {
+  transform: { '^.+\\.(t|j|mj)s$': swc },
+  // @nestjs packages are ESM-only: let swc turn them into CommonJS too.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs)/)'],
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+  moduleNameMapper: {
+    '^@metering/domain$': '<rootDir>/libs/domain/src',
+    '^@metering/domain/(.*)$': '<rootDir>/libs/domain/src/$1',
+    '^@metering/event-store$': '<rootDir>/libs/event-store/src',
+    '^@metering/event-store/(.*)$': '<rootDir>/libs/event-store/src/$1',
+  },
+  testEnvironment: 'node',
+  rootDir: __dirname,
+};
+module.exports = {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts'],
+    },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/libs/**/*.int.test.ts'],
+      testTimeout: 120000,
+    },
+  ],
+};

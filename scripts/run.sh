@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's one entry point on a fresh machine (see README "Quick start"):
+#   bash scripts/run.sh start   provision Node 24 locally, install, build, serve (embedded SQLite)
+#   bash scripts/run.sh test    the whole test suite, as CI runs it
+#   bash scripts/run.sh <npm-script> [args]   any package.json script with the project's Node
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/provision-node.sh
+set -euo pipefail
+
+install_deps() {
+  # Reinstall when the lockfile changed since the last install (or nothing is installed).
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "installing dependencies (npm ci)" >&2
+    npm ci --no-audit --no-fund >&2
+  fi
+}
+
+ensure_postgres() {
+  # The integration tests use the machine's PostgreSQL at 127.0.0.1:5432 (trust auth, db `test`).
+  local url="${PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+  if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+      echo "starting PostgreSQL" >&2
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+      for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+  fi
+  export PG_URL="$url"
+}
+
+cmd="${1:-start}"
+shift || true
+case "$cmd" in
+  start)
+    install_deps
+    npm run --silent build >&2
+    exec node dist/apps/metering/src/main.js "$@"
+    ;;
+  test)
+    install_deps
+    ensure_postgres
+    if [ -f scripts/kafka/prefetch.mjs ]; then node scripts/kafka/prefetch.mjs >&2; fi
+    npm run --silent build >&2
+    exec npx jest --ci "$@"
+    ;;
+  *)
+    install_deps
+    exec npm run "$cmd" -- "$@"
+    ;;
+esac
