@@ -1,0 +1,120 @@
+/**
+ * Events stored in a Space's stream (`space-<spaceId>`). Instants are ISO-8601 strings.
+ * Each carries everything needed to fold it without the catalog: the price and catalog version
+ * used, the period it counted in, the limits in force. History is never recomputed.
+ */
+import type { Cycle, Limits, Medium, Plan, Pool } from './catalog/catalog';
+import type { ResetFamily } from './period';
+
+export interface SubscriptionChangedData {
+  spaceId: string;
+  sourceEventId: string;
+  plan: Plan;
+  cycle: Cycle;
+  effectiveAt: string;
+  /** Limits in force from effectiveAt (catalog snapshot, or the enterprise custom limits). */
+  limits: Limits;
+  customLimits: Limits | null;
+  catalogVersion: number;
+  /** Instant the reset periods are counted from. Kept on upgrades; moved to effectiveAt on a cycle change. */
+  anchorAt: string;
+  resetFamily: ResetFamily;
+  /** true when this change started a new period (cycle change, leaving or joining free). */
+  reanchored: boolean;
+  previous: { plan: Plan; cycle: Cycle } | null;
+}
+
+export interface GenerationRecordedData {
+  spaceId: string;
+  sourceEventId: string;
+  userId: string;
+  feature: string;
+  medium: Medium;
+  generations: number;
+  occurredAt: string;
+  batchId: string | null;
+  platform: string | null;
+  pool: Pool;
+  unitCost: number;
+  credits: number;
+  catalogVersion: number;
+  periodStart: string;
+  periodEnd: string | null;
+}
+
+export interface BatchExportRecordedData {
+  spaceId: string;
+  sourceEventId: string;
+  userId: string;
+  batchId: string;
+  images: number;
+  platform: string;
+  occurredAt: string;
+  catalogVersion: number;
+  periodStart: string;
+  periodEnd: string | null;
+}
+
+export interface PeriodResetData {
+  spaceId: string;
+  /** The new period. */
+  periodStart: string;
+  periodEnd: string | null;
+  previousPeriodStart: string;
+  plan: Plan;
+  cycle: Cycle;
+  limits: Limits;
+}
+
+export interface ThresholdCrossedData {
+  spaceId: string;
+  pool: Pool;
+  /** Percent of the limit: 80 or 100 by default. */
+  threshold: number;
+  periodStart: string;
+  periodEnd: string | null;
+  used: number;
+  limit: number;
+  /** The inbound event (usage or subscription change) that crossed it. */
+  causationId: string;
+  occurredAt: string;
+}
+
+export interface ThresholdRearmedData {
+  spaceId: string;
+  pool: Pool;
+  threshold: number;
+  periodStart: string;
+  used: number;
+  limit: number;
+  causationId: string;
+}
+
+export type SpaceEvent =
+  | { type: 'SubscriptionChanged'; data: SubscriptionChangedData }
+  | { type: 'GenerationRecorded'; data: GenerationRecordedData }
+  | { type: 'BatchExportRecorded'; data: BatchExportRecordedData }
+  | { type: 'PeriodReset'; data: PeriodResetData }
+  | { type: 'ThresholdCrossed'; data: ThresholdCrossedData }
+  | { type: 'ThresholdRearmed'; data: ThresholdRearmedData };
+
+export type SpaceEventType = SpaceEvent['type'];
+
+/** A decided event with its deterministic id, ready to append. */
+export type IdentifiedSpaceEvent = SpaceEvent & { id: string };
+
+export const SPACE_EVENT_TYPES: readonly SpaceEventType[] = [
+  'SubscriptionChanged',
+  'GenerationRecorded',
+  'BatchExportRecorded',
+  'PeriodReset',
+  'ThresholdCrossed',
+  'ThresholdRearmed',
+];
+
+/** Events the notification service receives. */
+export const NOTIFICATION_EVENT_TYPES: readonly SpaceEventType[] = ['ThresholdCrossed', 'PeriodReset'];
+
+export const SPACE_STREAM_PREFIX = 'space-';
+export const spaceStreamName = (spaceId: string): string => `${SPACE_STREAM_PREFIX}${spaceId}`;
+export const CATALOG_STREAM = 'catalog';

@@ -1,0 +1,73 @@
+/**
+ * Period math, in UTC, on epoch milliseconds. Pure.
+ *
+ * - weekly: periods of exactly 7 days from the anchor instant;
+ * - monthly: periods start on the anchor's day of month at the anchor's time of day; a day that a
+ *   month lacks clamps to its last day, and every start is computed from the anchor itself (never
+ *   from the previous start), so Jan 31 -> Feb 28/29 -> Mar 31 -> Apr 30 without drifting;
+ * - never: one period from the anchor that never ends.
+ */
+export type ResetFamily = 'weekly' | 'monthly' | 'never';
+
+export interface Period {
+  /** Inclusive start, epoch ms. */
+  start: number;
+  /** Exclusive end, epoch ms; null when the period never ends. */
+  end: number | null;
+}
+
+export const DAY_MS = 86_400_000;
+export const WEEK_MS = 7 * DAY_MS;
+
+function daysInMonth(year: number, month0: number): number {
+  return new Date(Date.UTC(year, month0 + 1, 0)).getUTCDate();
+}
+
+/** The anchor moved by `months` calendar months, its day clamped to the target month's length. */
+export function addMonthsClamped(anchor: number, months: number): number {
+  const a = new Date(anchor);
+  const total = a.getUTCFullYear() * 12 + a.getUTCMonth() + months;
+  const year = Math.floor(total / 12);
+  const month0 = total - year * 12;
+  const day = Math.min(a.getUTCDate(), daysInMonth(year, month0));
+  const timeOfDay = anchor - Date.UTC(a.getUTCFullYear(), a.getUTCMonth(), a.getUTCDate());
+  return Date.UTC(year, month0, day) + timeOfDay;
+}
+
+/** Start of the k-th period after the anchor (k may be negative). */
+export function periodStartAt(anchor: number, family: Exclude<ResetFamily, 'never'>, k: number): number {
+  return family === 'weekly' ? anchor + k * WEEK_MS : addMonthsClamped(anchor, k);
+}
+
+/** Index k of the period (relative to the anchor) that contains t. */
+export function periodIndexOf(anchor: number, family: Exclude<ResetFamily, 'never'>, t: number): number {
+  if (family === 'weekly') return Math.floor((t - anchor) / WEEK_MS);
+  const a = new Date(anchor);
+  const d = new Date(t);
+  let k = (d.getUTCFullYear() - a.getUTCFullYear()) * 12 + (d.getUTCMonth() - a.getUTCMonth());
+  while (addMonthsClamped(anchor, k) > t) k--;
+  while (addMonthsClamped(anchor, k + 1) <= t) k++;
+  return k;
+}
+
+/** The period, anchored at `anchor`, that contains t. */
+export function periodContaining(anchor: number, family: ResetFamily, t: number): Period {
+  if (family === 'never') return { start: anchor, end: null };
+  const k = periodIndexOf(anchor, family, t);
+  return { start: periodStartAt(anchor, family, k), end: periodStartAt(anchor, family, k + 1) };
+}
+
+/** Parses an ISO-8601 instant with an explicit zone; NaN when it is not one. */
+export function parseInstant(value: unknown): number {
+  if (typeof value !== 'string') return Number.NaN;
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.exec(value);
+  if (!m) return Number.NaN;
+  // Date.parse rolls impossible dates over (Feb 30 -> Mar 1, 24:00 -> next day): refuse them.
+  const [year, month, day, hour] = [+m[1], +m[2], +m[3], +m[4]];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month - 1) || hour > 23) return Number.NaN;
+  return Date.parse(value);
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,135 @@
+/**
+ * A Space's subscription timeline: the segments recorded by SubscriptionChanged events, sorted by
+ * effectiveAt. Before the first segment a Space is on free (an implicit segment anchored at 0).
+ * Consecutive segments with the same anchor and reset family form a run; periods are computed
+ * inside a run from its anchor and cut where the run ends.
+ */
+import { type Catalog, type Cycle, type Limits, type Plan, catalogVersionAt } from './catalog/catalog';
+import { type Period, type ResetFamily, periodContaining, periodIndexOf, periodStartAt } from './period';
+
+export interface Segment {
+  effectiveAt: number;
+  plan: Plan;
+  cycle: Cycle;
+  limits: Limits;
+  anchorAt: number;
+  family: ResetFamily;
+}
+
+export type Timeline = readonly Segment[];
+
+/** The segment before any subscription: free, anchored at the epoch, with the catalog's free limits. */
+export function implicitFreeSegment(catalog: Catalog, t: number): Segment {
+  const limits = catalogVersionAt(catalog, t).plans.free.monthly ?? { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  return { effectiveAt: 0, plan: 'free', cycle: 'monthly', limits: { ...limits }, anchorAt: 0, family: 'never' };
+}
+
+/** Index of the segment in force at t, or -1 for the implicit free segment. */
+export function segmentIndexAt(timeline: Timeline, t: number): number {
+  let lo = 0;
+  let hi = timeline.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (timeline[mid].effectiveAt <= t) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+export function segmentAt(timeline: Timeline, t: number, catalog: Catalog): Segment {
+  const i = segmentIndexAt(timeline, t);
+  return i < 0 ? implicitFreeSegment(catalog, t) : timeline[i];
+}
+
+const sameRun = (a: { anchorAt: number; family: ResetFamily }, b: { anchorAt: number; family: ResetFamily }) =>
+  a.anchorAt === b.anchorAt && a.family === b.family;
+
+const IMPLICIT_RUN = { anchorAt: 0, family: 'never' as ResetFamily };
+
+interface Run {
+  anchorAt: number;
+  family: ResetFamily;
+  start: number;
+  /** Exclusive; null when the run is the last. */
+  end: number | null;
+}
+
+/** The runs of a timeline, in order, starting with the implicit free run when it is not continued. */
+export function runsOf(timeline: Timeline): Run[] {
+  const runs: Run[] = [{ ...IMPLICIT_RUN, start: 0, end: null }];
+  for (const s of timeline) {
+    const last = runs[runs.length - 1];
+    if (sameRun(last, s)) continue;
+    if (s.effectiveAt <= last.start) {
+      // A change at the very instant the previous run started replaces that run.
+      runs[runs.length - 1] = { anchorAt: s.anchorAt, family: s.family, start: last.start, end: null };
+      continue;
+    }
+    last.end = s.effectiveAt;
+    runs.push({ anchorAt: s.anchorAt, family: s.family, start: s.effectiveAt, end: null });
+  }
+  return runs;
+}
+
+function runAt(timeline: Timeline, t: number): Run {
+  const runs = runsOf(timeline);
+  let found = runs[0];
+  for (const r of runs) if (r.start <= t) found = r;
+  return found;
+}
+
+/** The period that contains t: from the run's anchor, cut to the run's bounds. */
+export function periodAt(timeline: Timeline, t: number): Period {
+  const run = runAt(timeline, t);
+  const raw = periodContaining(run.anchorAt, run.family, t);
+  const start = Math.max(raw.start, run.start);
+  const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
+  return { start, end };
+}
+
+/**
+ * The limits that apply to a period as of `now`: those of the segment in force at `now`, clamped
+ * into the period (an upgrade applies at once to the running period; a closed period keeps the
+ * limits in force at its end; a future period takes those in force at its start).
+ */
+export function limitsFor(timeline: Timeline, period: Period, now: number, catalog: Catalog): Segment {
+  let t = Math.max(now, period.start);
+  if (period.end !== null) t = Math.min(t, period.end - 1);
+  return segmentAt(timeline, t, catalog);
+}
+
+/**
+ * Reset boundaries b with after < b <= until, in order: every start of a period inside a run
+ * except the run's own start (a change that starts a new period is not a reset).
+ */
+export function resetBoundaries(timeline: Timeline, after: number, until: number, max = 10_000): number[] {
+  const out: number[] = [];
+  for (const run of runsOf(timeline)) {
+    if (run.family === 'never') continue;
+    if (run.end !== null && run.end <= after) continue;
+    if (run.start > until) break;
+    const family = run.family;
+    let k = periodIndexOf(run.anchorAt, family, Math.max(run.start, after)) + 1;
+    for (;;) {
+      const b = periodStartAt(run.anchorAt, family, k++);
+      if (b > until || (run.end !== null && b >= run.end) || out.length >= max) break;
+      if (b > after && b > run.start) out.push(b);
+    }
+  }
+  return out;
+}
+
+/** The first reset boundary strictly after `after`, or null when none will ever come. */
+export function firstResetAfter(timeline: Timeline, after: number): number | null {
+  for (const run of runsOf(timeline)) {
+    if (run.family === 'never') continue;
+    if (run.end !== null && run.end <= after) continue;
+    const k = periodIndexOf(run.anchorAt, run.family, Math.max(run.start, after)) + 1;
+    const b = periodStartAt(run.anchorAt, run.family, k);
+    if (run.end === null || b < run.end) return b;
+  }
+  return null;
+}

@@ -1,0 +1,140 @@
+/**
+ * The event-store port. Every adapter (SQLite, PostgreSQL, KurrentDB) implements it and
+ * passes the contract suite in ./contract. Vendor errors and revisions are translated
+ * inside the adapter; callers only ever see the types below.
+ */
+
+/** What a caller hands to append: the id must be deterministic (derived from the cause). */
+export interface NewEvent {
+  /** UUID. Deterministic: the same cause always yields the same id. */
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+}
+
+export interface StoredEvent {
+  id: string;
+  streamName: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  /** 0-based position of the event inside its stream. */
+  revision: number;
+  /** Strictly increasing across the whole store, in commit order. Never reused. */
+  globalPosition: bigint;
+  /** When the store recorded it (ISO-8601). Informational only. */
+  recordedAt: string;
+}
+
+/**
+ * Expected state of a stream for an append:
+ *  - 'no_stream': the stream must not exist;
+ *  - 'any': no check (only for streams with a single writer, e.g. the catalog);
+ *  - a number: the exact revision of the stream's last event.
+ */
+export type ExpectedRevision = 'no_stream' | 'any' | number;
+
+export interface AppendResult {
+  /** Revision of the last event in the stream after the append. */
+  nextExpectedRevision: number;
+  /** Global position of the last event appended (or of the already-stored copy). */
+  lastGlobalPosition: bigint;
+  /**
+   * true when every event id of the append was already stored in this stream in the same
+   * order at the end of it (an idempotent retry): nothing was written.
+   */
+  alreadyAppended: boolean;
+}
+
+export interface ReadStreamOptions {
+  /** First revision to return (inclusive). Default 0. */
+  fromRevision?: number;
+  /** Max events to return. Default: all. */
+  maxCount?: number;
+}
+
+export interface ReadAllOptions {
+  /** Return events with globalPosition strictly greater than this. Default: from the start. */
+  after?: bigint;
+  maxCount?: number;
+  /** Only streams whose name starts with this prefix (e.g. 'space-'). */
+  streamPrefix?: string;
+  /** Only these event types. */
+  types?: string[];
+}
+
+export interface Subscription {
+  /** Stops the subscription; resolves once no handler call is running. */
+  stop(): Promise<void>;
+}
+
+export interface SubscribeOptions extends Omit<ReadAllOptions, 'maxCount'> {
+  /** Called with each page of events, in global order. A throw stops the subscription and is passed to onError. */
+  handler: (events: StoredEvent[]) => Promise<void> | void;
+  onError?: (err: unknown) => void;
+  /** Poll interval when caught up (adapters with push may ignore it). Default 200 ms. */
+  pollIntervalMs?: number;
+  batchSize?: number;
+}
+
+/** One stream's part of an `appendMany` batch. */
+export interface AppendRequest {
+  streamName: string;
+  events: NewEvent[];
+  expected: ExpectedRevision;
+}
+
+export interface EventStore {
+  /** Appends atomically (all or none). Throws WrongExpectedRevisionError on a revision mismatch. */
+  append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
+  /**
+   * Optional. Appends to several streams in ONE transaction: every request is written or none
+   * is (any error, e.g. one WrongExpectedRevisionError, writes nothing). Requests are applied in
+   * order, so a stream may appear twice (the second expects the revision left by the first).
+   * Results are in request order; an idempotent retry of one request reports alreadyAppended.
+   */
+  appendMany?(batch: AppendRequest[]): Promise<AppendResult[]>;
+  /** Events of one stream in revision order. Unknown stream: []. */
+  readStream(streamName: string, options?: ReadStreamOptions): Promise<StoredEvent[]>;
+  /** Current revision of a stream, or -1 when it does not exist. */
+  streamRevision(streamName: string): Promise<number>;
+  /** All events in global (commit) order; never skips an event that commits late. */
+  readAll(options?: ReadAllOptions): Promise<StoredEvent[]>;
+  /** Highest global position visible now (0n when empty). */
+  headPosition(): Promise<bigint>;
+  /** Catch-up subscription: reads from `after`, then follows new events. */
+  subscribe(options: SubscribeOptions): Subscription;
+  /** Wakes up subscriptions of this process immediately (after a local append). */
+  notify?(): void;
+  close(): Promise<void>;
+}
+
+export class WrongExpectedRevisionError extends Error {
+  constructor(
+    public readonly streamName: string,
+    public readonly expected: ExpectedRevision,
+    public readonly actual: number,
+  ) {
+    super(`stream ${streamName}: expected revision ${String(expected)}, actual ${actual}`);
+    this.name = 'WrongExpectedRevisionError';
+  }
+}
+
+/** An append reused an event id already stored (and it was not an idempotent retry). */
+export class DuplicateEventIdError extends Error {
+  constructor(public readonly streamName: string, public readonly eventId: string) {
+    super(`stream ${streamName}: event id ${eventId} is already stored`);
+    this.name = 'DuplicateEventIdError';
+  }
+}
+
+/** The store cannot be reached; callers retry later and must not commit offsets. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, public override readonly cause?: unknown) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export const EVENT_STORE = Symbol('EVENT_STORE');
