@@ -1,0 +1,330 @@
+/**
+ * Embedded event store on better-sqlite3 (the default deployment).
+ *
+ * - One `events` table; `global_position` is the AUTOINCREMENT rowid, so positions are never
+ *   reused. SQLite has a single writer and every append runs in a BEGIN IMMEDIATE transaction,
+ *   so positions are assigned and committed in the same order: a reader can never see position
+ *   11 before 10 (no visibility gap, unlike PostgreSQL).
+ * - The app keeps its read models in the same file: pass the same `Database` handle, or use the
+ *   public `db`. An append called inside the app's own `db.transaction(...)` becomes a savepoint
+ *   of it (better-sqlite3 nests transactions), so events and read models commit together.
+ * - better-sqlite3 is synchronous: the async methods run to completion before returning a
+ *   promise; concurrent appends in one process are therefore serialised (and checked against
+ *   the expected revision one after the other). Several processes on the same file are
+ *   serialised by SQLite's write lock (busy_timeout waits for it).
+ */
+import Database from 'better-sqlite3';
+import {
+  AppendRequest,
+  AppendResult,
+  DuplicateEventIdError,
+  EventStore,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  StoreUnavailableError,
+  StoredEvent,
+  SubscribeOptions,
+  Subscription,
+  WrongExpectedRevisionError,
+} from '../port';
+import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
+import { PollingSubscription, Wakers } from '../internal/polling-subscription';
+import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+
+export interface SqliteEventStoreOptions {
+  /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
+  busyTimeoutMs?: number;
+  /**
+   * `NORMAL` (default): in WAL mode a commit survives a process crash; an OS crash or power
+   * loss may roll back the last commits (never corrupts). `FULL`: fsync on every commit, also
+   * survives power loss, slower. Choose FULL when the input offsets are committed elsewhere
+   * (e.g. Kafka) right after an append and the host may lose power.
+   */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+interface EventRow {
+  global_position: bigint;
+  stream_name: string;
+  revision: bigint;
+  event_id: string;
+  type: string;
+  data: string;
+  metadata: string;
+  recorded_at: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream_name     TEXT    NOT NULL,
+  revision        INTEGER NOT NULL,
+  event_id        TEXT    NOT NULL UNIQUE,
+  type            TEXT    NOT NULL,
+  data            TEXT    NOT NULL,
+  metadata        TEXT    NOT NULL,
+  recorded_at     TEXT    NOT NULL,
+  UNIQUE (stream_name, revision)
+);`;
+
+const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
+
+function toStored(row: EventRow): StoredEvent {
+  return {
+    id: row.event_id,
+    streamName: row.stream_name,
+    type: row.type,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    revision: Number(row.revision),
+    globalPosition: row.global_position,
+    recordedAt: row.recorded_at,
+  };
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Lock or I/O trouble: the caller should retry later (and not commit its input offsets). */
+function isTransient(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|NOLFS)/.test(code)
+  );
+}
+
+export class SqliteEventStore implements EventStore {
+  /** The better-sqlite3 handle, shared with the read models. */
+  readonly db: Database.Database;
+  private readonly ownsDb: boolean;
+  private readonly wakers = new Wakers();
+  private readonly subscriptions = new Set<Subscription>();
+  private closed = false;
+  private readonly stmts: ReturnType<SqliteEventStore['prepareStatements']>;
+  private readonly appendTx: (reqs: PreparedRequest[]) => AppendResult[];
+
+  constructor(fileOrDb: string | Database.Database, options: SqliteEventStoreOptions = {}) {
+    try {
+      if (typeof fileOrDb === 'string') {
+        this.db = new Database(fileOrDb);
+        this.ownsDb = true;
+      } else {
+        this.db = fileOrDb;
+        this.ownsDb = false;
+      }
+      const busy = options.busyTimeoutMs ?? 5000;
+      if (!Number.isSafeInteger(busy) || busy < 0) throw new TypeError('busyTimeoutMs must be an integer >= 0');
+      this.db.pragma(`busy_timeout = ${busy}`);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
+      this.db.exec(SCHEMA);
+    } catch (err) {
+      throw this.translate(err);
+    }
+    this.stmts = this.prepareStatements();
+    const tx = this.db.transaction((reqs: PreparedRequest[]) => this.appendInTransaction(reqs));
+    // IMMEDIATE: take the write lock up front, so a concurrent writer in another process waits
+    // (busy_timeout) instead of failing on a read-to-write lock upgrade.
+    this.appendTx = (reqs) => tx.immediate(reqs);
+  }
+
+  private prepareStatements() {
+    const db = this.db;
+    const tip = db
+      .prepare<[string], { revision: bigint; global_position: bigint }>(
+        'SELECT revision, global_position FROM events WHERE stream_name = ? ORDER BY revision DESC LIMIT 1',
+      )
+      .safeIntegers(true);
+    const byIds = db
+      .prepare<[string], { event_id: string; stream_name: string; revision: bigint; global_position: bigint }>(
+        'SELECT event_id, stream_name, revision, global_position FROM events WHERE event_id IN (SELECT value FROM json_each(?))',
+      )
+      .safeIntegers(true);
+    const insert = db
+      .prepare<[string, number, string, string, string, string, string]>(
+        'INSERT INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .safeIntegers(true);
+    const readStream = db
+      .prepare<[string, number, number], EventRow>(
+        `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ? ORDER BY revision LIMIT ?`,
+      )
+      .safeIntegers(true);
+    const readAll = db
+      .prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, EventRow>(
+        `SELECT ${COLUMNS} FROM events
+         WHERE global_position > @after
+           AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
+           AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+         ORDER BY global_position
+         LIMIT @limit`,
+      )
+      .safeIntegers(true);
+    const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
+    return { tip, byIds, insert, readStream, readAll, head };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Writes
+
+  async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    return this.appendSync(streamName, events, expected);
+  }
+
+  /** Appends to several streams in one transaction: all or nothing. */
+  async appendMany(batch: AppendRequest[]): Promise<AppendResult[]> {
+    return this.appendManySync(batch);
+  }
+
+  /**
+   * Synchronous `append`, for use inside the app's own `db.transaction(...)` (it then runs as a
+   * savepoint of that transaction: read-model writes and events commit or roll back together).
+   * Throws the same errors as `append`.
+   */
+  appendSync(streamName: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
+    const req = prepareRequest(streamName, events, expected);
+    const [result] = this.run(() => this.appendTx([req]));
+    if (!result.alreadyAppended && req.events.length > 0) this.notify();
+    return result;
+  }
+
+  /** Synchronous `appendMany` (see `appendSync`). */
+  appendManySync(batch: AppendRequest[]): AppendResult[] {
+    const reqs = prepareBatch(batch);
+    if (reqs.length === 0) return [];
+    const results = this.run(() => this.appendTx(reqs));
+    this.notify();
+    return results;
+  }
+
+  private readTip(streamName: string): StreamTip {
+    const row = this.stmts.tip.get(streamName);
+    return row
+      ? { revision: Number(row.revision), lastGlobalPosition: row.global_position }
+      : { revision: -1, lastGlobalPosition: 0n };
+  }
+
+  private findExisting(ids: string[]): Map<string, ExistingEvent> {
+    const map = new Map<string, ExistingEvent>();
+    if (ids.length === 0) return map;
+    for (const r of this.stmts.byIds.all(JSON.stringify(ids))) {
+      map.set(r.event_id, {
+        id: r.event_id,
+        streamName: r.stream_name,
+        revision: Number(r.revision),
+        globalPosition: r.global_position,
+      });
+    }
+    return map;
+  }
+
+  /** Runs inside the write transaction; any throw rolls the whole batch back. */
+  private appendInTransaction(reqs: PreparedRequest[]): AppendResult[] {
+    const recordedAt = new Date().toISOString();
+    const results: AppendResult[] = [];
+    for (const req of reqs) {
+      // Read inside the transaction (never cached): another handle may have written.
+      const tip = this.readTip(req.streamName);
+      const existing = this.findExisting(req.events.map((e) => e.id));
+      const d = decide(req, tip, existing);
+      if (d.kind !== 'write') {
+        results.push(d.result);
+        continue;
+      }
+      let last = 0n;
+      for (let i = 0; i < req.events.length; i++) {
+        const e = req.events[i];
+        const info = this.stmts.insert.run(req.streamName, d.firstRevision + i, e.id, e.type, e.data, e.metadata, recordedAt);
+        last = BigInt(info.lastInsertRowid);
+      }
+      results.push({ ...d.result, lastGlobalPosition: last });
+    }
+    return results;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Reads
+
+  async readStream(streamName: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
+    const { fromRevision, maxCount } = normaliseReadStream(options);
+    return this.run(() => this.stmts.readStream.all(streamName, fromRevision, maxCount ?? -1).map(toStored));
+  }
+
+  async streamRevision(streamName: string): Promise<number> {
+    return this.run(() => this.readTip(streamName).revision);
+  }
+
+  async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
+    const o = normaliseReadAll(options);
+    return this.run(() =>
+      this.stmts.readAll
+        .all({
+          after: o.after,
+          prefix: o.streamPrefix,
+          types: o.types ? JSON.stringify(o.types) : null,
+          limit: o.maxCount ?? -1,
+        })
+        .map(toStored),
+    );
+  }
+
+  async headPosition(): Promise<bigint> {
+    return this.run(() => this.stmts.head.get()?.head ?? 0n);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Subscriptions
+
+  subscribe(options: SubscribeOptions): Subscription {
+    if (this.closed) throw new Error('event store is closed');
+    normaliseReadAll({ after: options.after, streamPrefix: options.streamPrefix, types: options.types });
+    const sub = new PollingSubscription((o) => this.readAll(o), options, this.wakers);
+    const tracked: Subscription = {
+      stop: async () => {
+        this.subscriptions.delete(tracked);
+        await sub.stop();
+      },
+    };
+    this.subscriptions.add(tracked);
+    return tracked;
+  }
+
+  notify(): void {
+    this.wakers.wakeAll();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.stop()));
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+
+  // ------------------------------------------------------------------------------------------
+
+  private run<T>(fn: () => T): T {
+    if (this.closed) throw new Error('event store is closed');
+    try {
+      return fn();
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  private translate(err: unknown): unknown {
+    if (
+      err instanceof WrongExpectedRevisionError ||
+      err instanceof DuplicateEventIdError ||
+      err instanceof StoreUnavailableError
+    ) {
+      return err;
+    }
+    const code = sqliteCode(err);
+    if (isTransient(code)) return new StoreUnavailableError(`sqlite: ${(err as Error).message}`, err);
+    return err;
+  }
+}

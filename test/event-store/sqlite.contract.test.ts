@@ -1,0 +1,112 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import {
+  SqliteEventStore,
+  StoreUnavailableError,
+  WrongExpectedRevisionError,
+  createEventStore,
+} from '@metering/event-store';
+import { describeEventStoreContract, newEvent } from '@metering/event-store/contract/event-store.contract';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'es-sqlite-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const freshFile = () => path.join(dir, `${randomUUID()}.db`);
+
+describeEventStoreContract('sqlite', async () => {
+  const store = new SqliteEventStore(freshFile());
+  return { store, cleanup: () => store.close() };
+});
+
+describe('SqliteEventStore specifics', () => {
+  test('opens the file in WAL mode with synchronous=NORMAL and a busy timeout', async () => {
+    const store = new SqliteEventStore(freshFile());
+    try {
+      expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(store.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+      expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    } finally {
+      await store.close();
+    }
+    const full = new SqliteEventStore(freshFile(), { synchronous: 'FULL', busyTimeoutMs: 100 });
+    expect(full.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(full.db.pragma('busy_timeout', { simple: true })).toBe(100);
+    await full.close();
+  });
+
+  test('shares an existing handle; appendSync inside the app transaction commits or rolls back with it', async () => {
+    const db = new Database(freshFile());
+    const store = new SqliteEventStore(db);
+    expect(store.db).toBe(db);
+    db.exec('CREATE TABLE rm_counts (stream TEXT PRIMARY KEY, n INTEGER NOT NULL)');
+    const bump = db.prepare('INSERT INTO rm_counts (stream, n) VALUES (?, 1) ON CONFLICT(stream) DO UPDATE SET n = n + 1');
+    const project = db.transaction((stream: string, fail: boolean) => {
+      store.appendSync(stream, [newEvent()], 'any');
+      bump.run(stream);
+      if (fail) throw new Error('read model failed');
+    });
+    project('s', false);
+    expect(() => project('s', true)).toThrow('read model failed');
+    expect(await store.readStream('s')).toHaveLength(1);
+    expect(db.prepare('SELECT n FROM rm_counts').pluck().get()).toBe(1);
+    await store.close();
+    // The store does not close a handle it did not open.
+    expect(db.open).toBe(true);
+    db.close();
+  });
+
+  test('two handles on one file see each other and are checked against the stored revision', async () => {
+    const file = freshFile();
+    const a = new SqliteEventStore(file);
+    const b = new SqliteEventStore(file);
+    try {
+      await a.append('s', [newEvent()], 'no_stream');
+      expect(await b.streamRevision('s')).toBe(0);
+      await b.append('s', [newEvent()], 0);
+      await expect(a.append('s', [newEvent()], 0)).rejects.toMatchObject({ actual: 1 });
+      await expect(a.append('s', [newEvent()], 0)).rejects.toBeInstanceOf(WrongExpectedRevisionError);
+      const r = await a.append('s', [newEvent()], 1);
+      expect(r.nextExpectedRevision).toBe(2);
+      expect((await b.readAll()).map((e) => e.globalPosition)).toEqual([1n, 2n, 3n]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  test('a write lock held elsewhere beyond busy_timeout is StoreUnavailableError and writes nothing', async () => {
+    const file = freshFile();
+    const store = new SqliteEventStore(file, { busyTimeoutMs: 50 });
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const err = await store.append('s', [newEvent()], 'no_stream').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      other.exec('ROLLBACK');
+      expect(await store.readStream('s')).toEqual([]);
+      expect((await store.append('s', [newEvent()], 'no_stream')).nextExpectedRevision).toBe(0);
+    } finally {
+      other.close();
+      await store.close();
+    }
+  });
+
+  test('events survive reopening, and positions are never reused', async () => {
+    const file = freshFile();
+    const first = new SqliteEventStore(file);
+    await first.append('s', [newEvent(), newEvent()], 'no_stream');
+    await first.close();
+    const again = await createEventStore({ kind: 'sqlite', file });
+    try {
+      expect(again).toBeInstanceOf(SqliteEventStore);
+      expect(await again.streamRevision('s')).toBe(1);
+      expect(await again.headPosition()).toBe(2n);
+      const r = await again.append('s', [newEvent()], 1);
+      expect(r.lastGlobalPosition).toBe(3n);
+    } finally {
+      await again.close();
+    }
+  });
+});
