@@ -57,14 +57,14 @@ export function periodContaining(anchor: number, family: ResetFamily, t: number)
   return { start: periodStartAt(anchor, family, k), end: periodStartAt(anchor, family, k + 1) };
 }
 
-/** Parses an ISO-8601 instant with an explicit zone; NaN when it is not one. */
+/** Parses an ISO-8601 instant with an explicit zone, from 1970 on; NaN when it is not one. */
 export function parseInstant(value: unknown): number {
   if (typeof value !== 'string') return Number.NaN;
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.exec(value);
   if (!m) return Number.NaN;
   // Date.parse rolls impossible dates over (Feb 30 -> Mar 1, 24:00 -> next day): refuse them.
   const [year, month, day, hour] = [+m[1], +m[2], +m[3], +m[4]];
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month - 1) || hour > 23) return Number.NaN;
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month - 1) || hour > 23) return Number.NaN;
   return Date.parse(value);
 }
 

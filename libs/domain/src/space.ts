@@ -17,7 +17,7 @@ import {
 import type { BatchExportedV1, GenerationPerformedV1, Rejection, SubscriptionChangedV1 } from './contracts';
 import type { IdentifiedSpaceEvent, SpaceEvent } from './events';
 import { type Period, iso, parseInstant } from './period';
-import { type Segment, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt } from './timeline';
+import { type Segment, insertSegment, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt } from './timeline';
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -30,6 +30,13 @@ export interface PeriodUsage {
   usageEvents: number;
 }
 
+/** One recorded use, kept so usage can be attributed again when a late subscription change moves a period. */
+export interface UsageItem {
+  at: number;
+  pool: Pool;
+  amount: number;
+}
+
 export interface SpaceState {
   spaceId: string;
   /** Number of events folded: the stream's revision + 1. */
@@ -37,7 +44,12 @@ export interface SpaceState {
   /** Inbound event ids already recorded (dedupe). */
   seen: Set<string>;
   timeline: Segment[];
-  /** Usage by period start (epoch ms). */
+  /** Every recorded use, in stream order. */
+  usageItems: UsageItem[];
+  /**
+   * Usage by period start (epoch ms): each item counts in the period of the CURRENT timeline that
+   * contains its occurredAt, whatever order subscriptions and usage arrived in.
+   */
   periods: Map<number, PeriodUsage>;
   /** Thresholds that fired and are not re-armed: `${periodStart}|${pool}|${threshold}`. */
   fired: Set<string>;
@@ -48,7 +60,7 @@ export interface SpaceState {
 export const emptyLimits = (): Limits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
 
 export function initialSpaceState(spaceId: string): SpaceState {
-  return { spaceId, version: 0, seen: new Set(), timeline: [], periods: new Map(), fired: new Set(), lastResetAt: null };
+  return { spaceId, version: 0, seen: new Set(), timeline: [], usageItems: [], periods: new Map(), fired: new Set(), lastResetAt: null };
 }
 
 export function cloneSpaceState(s: SpaceState): SpaceState {
@@ -59,6 +71,7 @@ export function cloneSpaceState(s: SpaceState): SpaceState {
     version: s.version,
     seen: new Set(s.seen),
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
+    usageItems: [...s.usageItems],
     periods,
     fired: new Set(s.fired),
     lastResetAt: s.lastResetAt,
@@ -67,16 +80,22 @@ export function cloneSpaceState(s: SpaceState): SpaceState {
 
 export const firedKey = (periodStart: number, pool: Pool, threshold: number): string => `${periodStart}|${pool}|${threshold}`;
 
-function periodUsage(state: SpaceState, start: number, end: number | null): PeriodUsage {
-  let p = state.periods.get(start);
+function countItem(state: SpaceState, item: UsageItem): void {
+  const period = periodAt(state.timeline, item.at);
+  let p = state.periods.get(period.start);
   if (!p) {
-    p = { start, end, used: emptyLimits(), usageEvents: 0 };
-    state.periods.set(start, p);
-  } else p.end = end;
-  return p;
+    p = { start: period.start, end: period.end, used: emptyLimits(), usageEvents: 0 };
+    state.periods.set(period.start, p);
+  }
+  p.used[item.pool] += item.amount;
+  p.usageEvents += 1;
 }
 
-const parseEnd = (v: string | null): number | null => (v === null ? null : Date.parse(v));
+/** Attributes every recorded use again (after the timeline changed). */
+function reattribute(state: SpaceState): void {
+  state.periods = new Map();
+  for (const item of state.usageItems) countItem(state, item);
+}
 
 /**
  * Folds one event into the state. For speed it updates `state` in place and returns it: clone
@@ -88,33 +107,30 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     case 'SubscriptionChanged': {
       const d = event.data;
       state.seen.add(d.sourceEventId);
-      const seg: Segment = {
+      state.timeline = insertSegment(state.timeline, {
         effectiveAt: Date.parse(d.effectiveAt),
         plan: d.plan,
         cycle: d.cycle,
         limits: { ...d.limits },
-        anchorAt: Date.parse(d.anchorAt),
         family: d.resetFamily,
-      };
-      // Stable insert: after every segment effective at or before it.
-      const at = segmentIndexAt(state.timeline, seg.effectiveAt) + 1;
-      state.timeline.splice(at, 0, seg);
+      });
+      if (state.usageItems.length) reattribute(state);
       return state;
     }
     case 'GenerationRecorded': {
       const d = event.data;
       state.seen.add(d.sourceEventId);
-      const p = periodUsage(state, Date.parse(d.periodStart), parseEnd(d.periodEnd));
-      p.used[d.pool] += d.credits;
-      p.usageEvents += 1;
+      const item: UsageItem = { at: Date.parse(d.occurredAt), pool: d.pool, amount: d.credits };
+      state.usageItems.push(item);
+      countItem(state, item);
       return state;
     }
     case 'BatchExportRecorded': {
       const d = event.data;
       state.seen.add(d.sourceEventId);
-      const p = periodUsage(state, Date.parse(d.periodStart), parseEnd(d.periodEnd));
-      p.used.batch_exports += d.images;
-      p.usageEvents += 1;
+      const item: UsageItem = { at: Date.parse(d.occurredAt), pool: 'batch_exports', amount: d.images };
+      state.usageItems.push(item);
+      countItem(state, item);
       return state;
     }
     case 'PeriodReset': {
@@ -156,6 +172,8 @@ export interface DecideContext {
   catalog: Catalog;
   /** Deterministic id for a name: the same name always yields the same id (e.g. UUID v5). */
   eventId: (name: string) => string;
+  /** How far in the future usage may be dated (default one hour). */
+  maxClockSkewMs?: number;
 }
 
 export type Decision =
@@ -168,6 +186,18 @@ const reject = (field: string, rule: string, message: string): Decision => ({
   events: [],
   rejection: { field, rule, message },
 });
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Usage from further in the future than this is refused: a producer's clock is wrong. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 3_600_000;
+
+function checkSkew(field: string, at: number, ctx: DecideContext): Decision | null {
+  const max = ctx.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+  if (at > ctx.now + max)
+    return reject(field, 'not_in_future', `${field} is ${Math.round((at - ctx.now) / 60_000)} min in the future (at most ${Math.round(max / 60_000)} min of clock skew is accepted)`);
+  return null;
+}
 
 const isPositiveInt = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 1;
 
@@ -243,8 +273,13 @@ function decideGeneration(state: SpaceState, input: GenerationPerformedV1, ctx: 
   const occurredAt = parseInstant(input.occurredAt);
   if (Number.isNaN(occurredAt)) return reject('occurredAt', 'iso_instant', 'occurredAt must be an ISO-8601 instant with a zone');
   if (!isPositiveInt(input.generations)) return reject('generations', 'positive_integer', 'generations must be an integer >= 1');
-  const cv = catalogVersionAt(ctx.catalog, occurredAt);
-  const price = Object.prototype.hasOwnProperty.call(cv.features, input.feature) ? cv.features[input.feature] : undefined;
+  const skew = checkSkew('occurredAt', occurredAt, ctx);
+  if (skew) return skew;
+  // Priced with the version in force when it occurred; a feature that version does not know is
+  // priced with the version in force now (so a dead letter re-driven after a catalog update passes).
+  let cv = catalogVersionAt(ctx.catalog, occurredAt);
+  if (!hasOwn(cv.features, input.feature)) cv = catalogVersionAt(ctx.catalog, ctx.now);
+  const price = hasOwn(cv.features, input.feature) ? cv.features[input.feature] : undefined;
   if (!price)
     return reject('feature', 'known_feature', `unknown feature "${input.feature}" (catalog version ${cv.version} lists: ${Object.keys(cv.features).join(', ')})`);
   if (input.medium !== price.medium)
@@ -285,8 +320,14 @@ function decideGeneration(state: SpaceState, input: GenerationPerformedV1, ctx: 
 function decideBatchExport(state: SpaceState, input: BatchExportedV1, ctx: DecideContext): Decision {
   const occurredAt = parseInstant(input.occurredAt);
   if (Number.isNaN(occurredAt)) return reject('occurredAt', 'iso_instant', 'occurredAt must be an ISO-8601 instant with a zone');
-  const cv = catalogVersionAt(ctx.catalog, occurredAt);
-  const cap = Object.prototype.hasOwnProperty.call(cv.perBatchCap, input.platform) ? cv.perBatchCap[input.platform] : undefined;
+  const skew = checkSkew('occurredAt', occurredAt, ctx);
+  if (skew) return skew;
+  // The version in force when it occurred; if that one refuses the batch, the version in force now
+  // (so a dead letter re-driven after a catalog update passes).
+  let cv = catalogVersionAt(ctx.catalog, occurredAt);
+  const fits = (v: typeof cv) => hasOwn(v.perBatchCap, input.platform) && input.images <= v.perBatchCap[input.platform];
+  if (!fits(cv) && fits(catalogVersionAt(ctx.catalog, ctx.now))) cv = catalogVersionAt(ctx.catalog, ctx.now);
+  const cap = hasOwn(cv.perBatchCap, input.platform) ? cv.perBatchCap[input.platform] : undefined;
   if (cap === undefined)
     return reject('platform', 'known_platform', `unknown platform "${input.platform}" (known: ${Object.keys(cv.perBatchCap).join(', ')})`);
   if (!isPositiveInt(input.images)) return reject('images', 'positive_integer', 'images must be an integer >= 1');

@@ -44,6 +44,23 @@ export function segmentAt(timeline: Timeline, t: number, catalog: Catalog): Segm
   return i < 0 ? implicitFreeSegment(catalog, t) : timeline[i];
 }
 
+/**
+ * Inserts a segment (after every segment effective at or before it) and derives every anchor again:
+ * a segment continues the previous one's anchor when both reset the same way (an upgrade keeps the
+ * period), and starts a new anchor at its effectiveAt otherwise (a change of cycle, leaving or
+ * joining free). Anchors depend only on the set of segments, never on the order they arrived in.
+ */
+export function insertSegment(timeline: Timeline, segment: Omit<Segment, 'anchorAt'> & { anchorAt?: number }): Segment[] {
+  const out = timeline.map((s) => ({ ...s }));
+  out.splice(segmentIndexAt(timeline, segment.effectiveAt) + 1, 0, { ...segment, limits: { ...segment.limits }, anchorAt: segment.effectiveAt });
+  let previous: { family: ResetFamily; anchorAt: number } = { family: 'never', anchorAt: 0 };
+  for (const s of out) {
+    s.anchorAt = s.family === previous.family ? previous.anchorAt : s.effectiveAt;
+    previous = s;
+  }
+  return out;
+}
+
 const sameRun = (a: { anchorAt: number; family: ResetFamily }, b: { anchorAt: number; family: ResetFamily }) =>
   a.anchorAt === b.anchorAt && a.family === b.family;
 

@@ -1,0 +1,87 @@
+/**
+ * Layer rules (dependency-cruiser 18). Run:
+ *   npx depcruise --config .dependency-cruiser.cjs libs apps
+ * (also `npm run lint:layers`). Any "error" makes the command exit non-zero.
+ *
+ * - libs/domain is pure TypeScript: its production code imports only libs/domain itself. Nothing
+ *   from node_modules (@nestjs, kafkajs, pg, better-sqlite3, ...), no node built-in (fs, crypto,
+ *   node:*), nothing from apps/ or other libs. Its specs and test helpers may add the test toolkit.
+ * - libs/event-store imports no app and no NestJS.
+ * - libs never import apps.
+ * - no circular dependencies anywhere.
+ */
+
+/** Test code inside libs/domain: specs and the helpers under src/testing. */
+const DOMAIN_TEST_CODE = ['\\.spec\\.ts$', '^libs/domain/src/testing/'];
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'domain-is-pure',
+      comment:
+        'libs/domain is pure: it may import only other libs/domain modules. No npm package, no node built-in ' +
+        '(fs, crypto, node:*), no app, no other lib. Clock, ids and I/O come in through parameters.',
+      severity: 'error',
+      from: { path: '^libs/domain/', pathNot: DOMAIN_TEST_CODE },
+      to: { pathNot: '^libs/domain/' },
+    },
+    {
+      name: 'domain-tests-stay-pure',
+      comment: 'Domain specs and test helpers may add only the test toolkit (fast-check, @jest/globals) to libs/domain.',
+      severity: 'error',
+      from: { path: DOMAIN_TEST_CODE.map((p) => (p.startsWith('^') ? p : `^libs/domain/.*${p}`)) },
+      to: { pathNot: ['^libs/domain/', '(^|/)node_modules/(fast-check|@jest/globals)/'] },
+    },
+    {
+      name: 'domain-code-not-to-test-code',
+      comment: 'Production domain code must not import specs or test helpers.',
+      severity: 'error',
+      from: { path: '^libs/domain/', pathNot: DOMAIN_TEST_CODE },
+      to: { path: ['\\.spec\\.ts$', '^libs/domain/src/testing/'] },
+    },
+    {
+      name: 'event-store-no-apps-no-nest',
+      comment: 'libs/event-store is a library: no app code and no NestJS (adapters are plain classes; apps wire them).',
+      severity: 'error',
+      from: { path: '^libs/event-store/' },
+      to: { path: ['^apps/', '(^|/)node_modules/@nestjs/', '^@nestjs/'] },
+    },
+    {
+      name: 'libs-not-to-apps',
+      comment: 'Libraries never depend on applications.',
+      severity: 'error',
+      from: { path: '^libs/' },
+      to: { path: '^apps/' },
+    },
+    {
+      name: 'no-circular',
+      comment: 'No circular dependencies.',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'not-to-unresolvable',
+      comment: 'An import that resolves to nothing (missing package or file).',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(dist|\\.tools)/' },
+    // count `import type` too: a type-only import of a framework is still a dependency of the domain
+    tsPreCompilationDeps: true,
+    // resolves the @metering/* path aliases
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['main', 'types', 'typings'],
+      extensions: ['.ts', '.d.ts', '.js', '.cjs', '.mjs', '.json'],
+    },
+    reporterOptions: { text: { highlightFocused: true } },
+  },
+};
