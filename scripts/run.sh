@@ -41,6 +41,7 @@ case "$cmd" in
     install_deps
     ensure_postgres
     if [ -f scripts/kafka/prefetch.mjs ]; then node scripts/kafka/prefetch.mjs >&2; fi
+    npx depcruise --config .dependency-cruiser.cjs libs apps >&2
     npm run --silent build >&2
     exec npx jest --ci "$@"
     ;;

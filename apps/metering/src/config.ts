@@ -1,0 +1,88 @@
+/**
+ * Configuration from the environment, validated at start-up. Every problem is reported at once,
+ * naming the variable and the rule. Secrets only ever come from the environment.
+ */
+import * as path from 'node:path';
+
+export type StoreKind = 'sqlite' | 'postgres' | 'kurrentdb';
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  eventStore: StoreKind;
+  sqliteFile: string;
+  postgresUrl: string | null;
+  postgresSchema: string;
+  kurrentdbUrl: string | null;
+  catalogFile: string | null;
+  schedulerIntervalMs: number;
+  projectionPollMs: number;
+  logLevel: string;
+  maxEventsPerRequest: number;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): AppConfig {
+  const problems: string[] = [];
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return def;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name}="${raw}": must be an integer from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  };
+  const str = (name: string): string | null => (env[name] === undefined || env[name] === '' ? null : (env[name] as string));
+
+  const port = int('PORT', 3000, 0, 65535);
+  const host = str('HOST') ?? '127.0.0.1';
+  const dataDir = path.resolve(cwd, str('DATA_DIR') ?? 'data');
+  const storeRaw = str('EVENT_STORE') ?? 'sqlite';
+  let eventStore: StoreKind = 'sqlite';
+  if (storeRaw === 'sqlite' || storeRaw === 'postgres' || storeRaw === 'kurrentdb') eventStore = storeRaw;
+  else problems.push(`EVENT_STORE="${storeRaw}": must be one of sqlite, postgres, kurrentdb`);
+  const postgresUrl = str('DATABASE_URL') ?? str('PG_URL');
+  const kurrentdbUrl = str('KURRENTDB_URL');
+  if (eventStore === 'postgres' && !postgresUrl) problems.push('DATABASE_URL: required when EVENT_STORE=postgres (e.g. postgres://user@host:5432/db)');
+  if (postgresUrl && !/^postgres(ql)?:\/\//.test(postgresUrl)) problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
+  if (eventStore === 'kurrentdb' && !kurrentdbUrl) problems.push('KURRENTDB_URL: required when EVENT_STORE=kurrentdb (e.g. kurrentdb://host:2113?tls=false)');
+  if (kurrentdbUrl && !/^(kurrentdb|kurrent|esdb|kdb)(\+discover)?:\/\//.test(kurrentdbUrl))
+    problems.push('KURRENTDB_URL: must be a kurrentdb:// connection string');
+  const postgresSchema = str('PG_SCHEMA') ?? 'metering';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(postgresSchema)) problems.push(`PG_SCHEMA="${postgresSchema}": must be a lower-case SQL identifier`);
+  const catalogFile = str('CATALOG_FILE');
+  const logLevel = str('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL="${logLevel}": must be one of ${LOG_LEVELS.join(', ')}`);
+  const schedulerIntervalMs = int('SCHEDULER_INTERVAL_MS', 5000, 100, 86_400_000);
+  const projectionPollMs = int('PROJECTION_POLL_MS', 200, 10, 60_000);
+  const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    port,
+    host,
+    dataDir,
+    eventStore,
+    sqliteFile: path.join(dataDir, 'metering.db'),
+    postgresUrl,
+    postgresSchema,
+    kurrentdbUrl,
+    catalogFile: catalogFile ? path.resolve(cwd, catalogFile) : null,
+    schedulerIntervalMs,
+    projectionPollMs,
+    logLevel,
+    maxEventsPerRequest,
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,195 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  type EntitlementRequest,
+  type InboundEvent,
+  type Limits,
+  NOTIFICATION_EVENT_TYPES,
+  SPACE_STREAM_PREFIX,
+  checkEntitlement,
+  iso,
+  periodAt,
+  spaceStreamName,
+  usageView,
+} from '@metering/domain';
+import { EVENT_STORE, type EventStore, type StoredEvent } from '@metering/event-store';
+import { CatalogService } from '../catalog/catalog.service';
+import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
+import { parseInbound } from '../ingest/inbound.dto';
+import { IngestService, type Outcome } from '../ingest/ingest.service';
+import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { Projector } from '../projection/projector';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { checkSpaceId, intParam, invalid } from './api-errors';
+
+export const serializeStored = (e: StoredEvent) => ({
+  id: e.id,
+  type: e.type,
+  stream: e.streamName,
+  revision: e.revision,
+  position: e.globalPosition.toString(),
+  recordedAt: e.recordedAt,
+  data: e.data,
+});
+
+/** Builds the usage source for a Space from the read model (unknown Space: free, zero usage). */
+export async function readUsageSource(readModel: BalanceReadModel, spaceId: string, now: number) {
+  const row = await readModel.getSpace(spaceId);
+  const timeline = row?.timeline ?? [];
+  const period = periodAt(timeline, now);
+  const used: Limits = await readModel.usedIn(spaceId, period.start);
+  const zero: Limits = { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  return { timeline, usedIn: (start: number) => (start === period.start ? used : zero) };
+}
+
+@Controller('v1')
+export class SpacesController {
+  constructor(
+    @Inject(IngestService) private readonly ingest: IngestService,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(CatalogService) private readonly catalog: CatalogService,
+    @Inject(Projector) private readonly projector: Projector,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(IDS) private readonly ids: IdGenerator,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** One event or an array of inbound events; each gets its own outcome. */
+  @Post('events')
+  @HttpCode(200)
+  async postEvents(@Body() body: unknown) {
+    const items = Array.isArray(body) ? body : [body];
+    if (body === undefined || body === null || (typeof body !== 'object'))
+      throw invalid([{ field: 'body', rule: 'json_object_or_array', message: 'send one event object or an array of them' }], 400);
+    if (items.length === 0 || items.length > this.config.maxEventsPerRequest)
+      throw invalid([{ field: 'body', rule: 'array_size', message: `send 1 to ${this.config.maxEventsPerRequest} events per request` }], 400);
+    const results: (Outcome & { index: number })[] = new Array(items.length);
+    const valid: { index: number; event: InboundEvent }[] = [];
+    items.forEach((raw, index) => {
+      const parsed = parseInbound(raw);
+      if (parsed.ok) valid.push({ index, event: parsed.event });
+      else {
+        const r = raw as Record<string, unknown> | null;
+        results[index] = {
+          index,
+          outcome: 'rejected',
+          eventId: typeof r?.eventId === 'string' ? r.eventId : undefined,
+          spaceId: typeof r?.spaceId === 'string' ? r.spaceId : undefined,
+          errors: parsed.errors,
+        };
+      }
+    });
+    const outcomes = await this.ingest.ingest(valid.map((v) => v.event));
+    outcomes.forEach((o, k) => (results[valid[k].index] = { index: valid[k].index, ...o }));
+    await this.waitForProjection(outcomes);
+    const count = (k: string) => results.filter((r) => r.outcome === k).length;
+    return { accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), results };
+  }
+
+  @Put('spaces/:spaceId/subscription')
+  async putSubscription(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
+    checkSpaceId(spaceId);
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw invalid([{ field: 'body', rule: 'json_object', message: 'send {plan, cycle, effectiveAt?, customLimits?}' }], 400);
+    const raw = {
+      eventId: this.ids.random(),
+      effectiveAt: iso(this.clock.now()),
+      ...body,
+      spaceId,
+      type: 'subscription-changed',
+    };
+    const parsed = parseInbound(raw);
+    if (!parsed.ok) throw invalid(parsed.errors);
+    const [outcome] = await this.ingest.ingest([parsed.event]);
+    if (outcome.outcome === 'rejected') throw invalid(outcome.errors);
+    await this.waitForProjection([outcome]);
+    return { ...outcome, usage: await this.usage(spaceId) };
+  }
+
+  @Get('spaces/:spaceId/usage')
+  async usage(@Param('spaceId') spaceId: string) {
+    checkSpaceId(spaceId);
+    const now = this.clock.now();
+    const source = await readUsageSource(this.readModel, spaceId, now);
+    return usageView(spaceId, source, now, this.catalog.catalog);
+  }
+
+  @Post('spaces/:spaceId/entitlements/check')
+  @HttpCode(200)
+  async check(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
+    checkSpaceId(spaceId);
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    let request: EntitlementRequest;
+    const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+    if (b.feature !== undefined) {
+      if (typeof b.feature !== 'string' || b.feature.length === 0)
+        throw invalid([{ field: 'feature', rule: 'isString', message: 'feature must be a feature id' }], 400);
+      const generations = b.generations === undefined ? 1 : b.generations;
+      if (!isInt(generations)) throw invalid([{ field: 'generations', rule: 'isInt', message: 'generations must be an integer >= 1' }], 400);
+      request = { kind: 'generation', feature: b.feature, generations: generations as number };
+    } else if (b.batchImages !== undefined) {
+      if (!isInt(b.batchImages)) throw invalid([{ field: 'batchImages', rule: 'isInt', message: 'batchImages must be an integer >= 1' }], 400);
+      if (typeof b.platform !== 'string' || b.platform.length === 0)
+        throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
+      request = { kind: 'batch', images: b.batchImages as number, platform: b.platform };
+    } else
+      throw invalid([{ field: 'body', rule: 'one_of', message: 'send {feature, generations} or {batchImages, platform}' }], 400);
+    const now = this.clock.now();
+    const source = await readUsageSource(this.readModel, spaceId, now);
+    const result = checkEntitlement(source, request, now, this.catalog.catalog);
+    if (!result.ok) throw invalid([result.rejection]);
+    return { spaceId, ...result.answer };
+  }
+
+  @Get('spaces/:spaceId/events')
+  async events(@Param('spaceId') spaceId: string, @Query('fromRevision') from?: string, @Query('limit') limit?: string) {
+    checkSpaceId(spaceId);
+    const fromRevision = intParam('fromRevision', from, 0, 0, Number.MAX_SAFE_INTEGER);
+    const max = intParam('limit', limit, 100, 1, 1000);
+    const events = await this.store.readStream(spaceStreamName(spaceId), { fromRevision, maxCount: max });
+    return {
+      spaceId,
+      stream: spaceStreamName(spaceId),
+      events: events.map(serializeStored),
+      nextRevision: events.length === max ? fromRevision + max : null,
+    };
+  }
+
+  /** Threshold and reset events in store order: the outbox every relay reads. */
+  @Get('notifications')
+  async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
+    let after = 0n;
+    if (since !== undefined && since !== '') {
+      if (!/^\d{1,19}$/.test(since)) throw invalid([{ field: 'since', rule: 'position', message: 'since must be a position (a non-negative integer)' }], 400);
+      after = BigInt(since);
+    }
+    const max = intParam('limit', limit, 100, 1, 1000);
+    const events = await this.store.readAll({ after, maxCount: max, streamPrefix: SPACE_STREAM_PREFIX, types: [...NOTIFICATION_EVENT_TYPES] });
+    return {
+      notifications: events.map(serializeStored),
+      next: events.length ? events[events.length - 1].globalPosition.toString() : after.toString(),
+    };
+  }
+
+  private async waitForProjection(outcomes: Outcome[]): Promise<void> {
+    let max = 0n;
+    for (const o of outcomes) if (o.outcome === 'accepted' && BigInt(o.position) > max) max = BigInt(o.position);
+    if (max > 0n) await this.projector.waitFor(max, 5000);
+  }
+}
+
+@Controller()
+export class HealthController {
+  constructor(@Inject(Projector) private readonly projector: Projector, @Inject(EVENT_STORE) private readonly store: EventStore) {}
+
+  @Get('health/live')
+  live() {
+    return { status: 'ok' };
+  }
+
+  @Get('health/ready')
+  async ready() {
+    const head = await this.store.headPosition();
+    return { status: 'ok', store: 'up', projectionCheckpoint: this.projector.checkpoint.toString(), storeHead: head.toString() };
+  }
+}

@@ -1,0 +1,106 @@
+import {
+  type Decision,
+  type InboundEvent,
+  type Rejection,
+  type SpaceCommand,
+  cloneSpaceState,
+  decideAll,
+  spaceStreamName,
+} from '@metering/domain';
+import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
+import type { CatalogService } from '../catalog/catalog.service';
+import type { Clock, IdGenerator } from '../infra/clock';
+import { KeyedMutex } from './keyed-mutex';
+import type { SpaceRepository } from './space-repository';
+
+export type Outcome =
+  | { outcome: 'accepted'; eventId?: string; spaceId: string; position: string; recorded: string[] }
+  | { outcome: 'duplicate'; eventId?: string; spaceId: string }
+  | { outcome: 'rejected'; eventId?: string; spaceId?: string; errors: Rejection[] };
+
+export function commandOf(event: InboundEvent): SpaceCommand {
+  const { type, ...input } = event;
+  switch (type) {
+    case 'generation-performed':
+      return { type: 'RecordGeneration', input: input as never };
+    case 'batch-exported':
+      return { type: 'RecordBatchExport', input: input as never };
+    case 'subscription-changed':
+      return { type: 'ChangeSubscription', input: input as never };
+  }
+}
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * Parse-validate-decide-append for Space commands. Per Space: load state, decide every command in
+ * order, append the decided events in ONE append with the exact expected revision; on a
+ * concurrency conflict reload and decide again (never merge blindly).
+ */
+export class IngestService {
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly spaces: SpaceRepository,
+    private readonly catalog: CatalogService,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+  ) {}
+
+  /** Commands for one Space, decided and appended together. Outcomes in input order. */
+  async executeForSpace(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
+    return this.locks.run(spaceId, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const state = attempt === 1 ? await this.spaces.load(spaceId) : await this.spaces.refresh(spaceId);
+        const work = cloneSpaceState(state);
+        const ctx = { now: this.clock.now(), catalog: this.catalog.catalog, eventId: (n: string) => this.ids.deterministic(n) };
+        const { decisions, events, state: next } = decideAll(work, commands, ctx);
+        if (events.length === 0) return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, '0', []));
+        try {
+          const result = await this.store.append(
+            spaceStreamName(spaceId),
+            events.map((e) => ({ id: e.id, type: e.type, data: e.data as unknown as Record<string, unknown> })),
+            state.version === 0 ? 'no_stream' : state.version - 1,
+          );
+          this.spaces.remember(next);
+          this.store.notify?.();
+          const position = result.lastGlobalPosition.toString();
+          return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, position, d.events.map((e) => e.type)));
+        } catch (err) {
+          this.spaces.invalidate(spaceId);
+          if (err instanceof WrongExpectedRevisionError && attempt < MAX_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, Math.min(100, 2 ** attempt) * Math.random()));
+            continue;
+          }
+          throw err;
+        }
+      }
+    });
+  }
+
+  /** Inbound events for any Spaces: grouped by Space (order kept per Space), Spaces in parallel. */
+  async ingest(events: InboundEvent[]): Promise<Outcome[]> {
+    const bySpace = new Map<string, number[]>();
+    events.forEach((e, i) => {
+      const list = bySpace.get(e.spaceId) ?? [];
+      list.push(i);
+      bySpace.set(e.spaceId, list);
+    });
+    const outcomes = new Array<Outcome>(events.length);
+    await Promise.all(
+      [...bySpace].map(async ([spaceId, idx]) => {
+        const res = await this.executeForSpace(spaceId, idx.map((i) => commandOf(events[i])));
+        res.forEach((o, k) => (outcomes[idx[k]] = o));
+      }),
+    );
+    return outcomes;
+  }
+
+  private outcomeOf(spaceId: string, command: SpaceCommand, d: Decision, position: string, recorded: string[]): Outcome {
+    const eventId = command.type === 'ResetDuePeriods' ? undefined : command.input.eventId;
+    if (d.outcome === 'rejected') return { outcome: 'rejected', eventId, spaceId, errors: [d.rejection] };
+    if (d.outcome === 'duplicate') return { outcome: 'duplicate', eventId, spaceId };
+    return { outcome: 'accepted', eventId, spaceId, position, recorded };
+  }
+}

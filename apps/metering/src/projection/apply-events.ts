@@ -1,0 +1,130 @@
+/**
+ * How stored events change read-model rows, independent of the database: adapters load the rows an
+ * event touches through `RowAccess`, and this code decides the new values. Keeps SQLite and
+ * PostgreSQL read models identical field for field.
+ */
+import {
+  type GenerationRecordedData,
+  type BatchExportRecordedData,
+  type PeriodResetData,
+  type Pool,
+  type SubscriptionChangedData,
+  type ThresholdCrossedData,
+  type ThresholdRearmedData,
+  firstResetAfter,
+  insertSegment,
+  periodAt,
+} from '@metering/domain';
+import type { StoredEvent } from '@metering/event-store';
+import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+
+export interface RowAccess {
+  getSpace(spaceId: string): SpaceRow | null;
+  putSpace(row: SpaceRow): void;
+  getUsage(spaceId: string, periodStart: number): UsageRow | null;
+  putUsage(row: UsageRow): void;
+  putThreshold(row: ThresholdRow): void;
+  /** Every use recorded for the Space (occurredAt, pool, amount), stored and pending. */
+  usageItems(spaceId: string): UsageItemRow[];
+  addUsageItem(row: UsageItemRow): void;
+  /** Replaces all of a Space's per-period usage rows (after its timeline changed). */
+  replaceUsage(spaceId: string, rows: UsageRow[]): void;
+}
+
+export interface UsageItemRow {
+  spaceId: string;
+  /** Global position of the event that recorded it. */
+  position: bigint;
+  occurredAt: number;
+  pool: Pool;
+  amount: number;
+}
+
+/** Per-period usage of a Space from its items, attributed with the Space's current timeline. */
+export function attribute(space: SpaceRow, items: UsageItemRow[]): UsageRow[] {
+  const rows = new Map<number, UsageRow>();
+  for (const item of items) {
+    const period = periodAt(space.timeline, item.occurredAt);
+    let row = rows.get(period.start);
+    if (!row) {
+      row = { spaceId: space.spaceId, periodStart: period.start, periodEnd: period.end, used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 0 };
+      rows.set(period.start, row);
+    }
+    row.used[item.pool] += item.amount;
+    row.usageEvents += 1;
+  }
+  return [...rows.values()].sort((a, b) => a.periodStart - b.periodStart);
+}
+
+const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
+
+export function nextResetOf(row: SpaceRow): number | null {
+  return firstResetAfter(row.timeline, row.lastResetAt ?? Number.NEGATIVE_INFINITY);
+}
+
+export function applyEvent(rows: RowAccess, event: StoredEvent): void {
+  if (!event.streamName.startsWith('space-')) return;
+  const spaceId = (event.data as { spaceId?: string }).spaceId ?? event.streamName.slice('space-'.length);
+  const space = rows.getSpace(spaceId) ?? newSpace(spaceId);
+  space.revision = event.revision;
+  switch (event.type) {
+    case 'SubscriptionChanged': {
+      const d = event.data as unknown as SubscriptionChangedData;
+      space.timeline = insertSegment(space.timeline, {
+        effectiveAt: Date.parse(d.effectiveAt),
+        plan: d.plan,
+        cycle: d.cycle,
+        limits: { ...d.limits },
+        family: d.resetFamily,
+      });
+      // Usage counts in the period of the current timeline that contains its occurredAt.
+      const items = rows.usageItems(spaceId);
+      if (items.length) rows.replaceUsage(spaceId, attribute(space, items));
+      break;
+    }
+    case 'GenerationRecorded':
+    case 'BatchExportRecorded': {
+      const d = event.data as unknown as GenerationRecordedData | BatchExportRecordedData;
+      const occurredAt = Date.parse(d.occurredAt);
+      const pool: Pool = event.type === 'GenerationRecorded' ? (d as GenerationRecordedData).pool : 'batch_exports';
+      const amount = event.type === 'GenerationRecorded' ? (d as GenerationRecordedData).credits : (d as BatchExportRecordedData).images;
+      rows.addUsageItem({ spaceId, position: event.globalPosition, occurredAt, pool, amount });
+      const period = periodAt(space.timeline, occurredAt);
+      const row = rows.getUsage(spaceId, period.start) ?? {
+        spaceId,
+        periodStart: period.start,
+        periodEnd: period.end,
+        used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 },
+        usageEvents: 0,
+      };
+      row.periodEnd = period.end;
+      row.used = { ...row.used, [pool]: row.used[pool] + amount };
+      row.usageEvents += 1;
+      rows.putUsage(row);
+      break;
+    }
+    case 'PeriodReset': {
+      const d = event.data as unknown as PeriodResetData;
+      const start = Date.parse(d.periodStart);
+      space.lastResetAt = space.lastResetAt === null ? start : Math.max(space.lastResetAt, start);
+      break;
+    }
+    case 'ThresholdCrossed':
+    case 'ThresholdRearmed': {
+      const d = event.data as unknown as ThresholdCrossedData | ThresholdRearmedData;
+      rows.putThreshold({
+        spaceId,
+        periodStart: Date.parse(d.periodStart),
+        pool: d.pool,
+        threshold: d.threshold,
+        state: event.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
+        eventId: event.id,
+      });
+      break;
+    }
+    default:
+      break;
+  }
+  space.nextResetAt = nextResetOf(space);
+  rows.putSpace(space);
+}

@@ -1,0 +1,60 @@
+/**
+ * The balance read model: what the usage screen, the entitlement check and the scheduler read.
+ * Every adapter writes the rows and its checkpoint in ONE transaction, so a crash never leaves a
+ * row applied without its checkpoint (or the reverse).
+ */
+import type { Limits, Segment } from '@metering/domain';
+import type { StoredEvent } from '@metering/event-store';
+
+export interface SpaceRow {
+  spaceId: string;
+  timeline: Segment[];
+  lastResetAt: number | null;
+  /** The next reset boundary to append (may be in the past when due). null: never. */
+  nextResetAt: number | null;
+  /** Stream revision of the last event applied. */
+  revision: number;
+}
+
+export interface UsageRow {
+  spaceId: string;
+  periodStart: number;
+  periodEnd: number | null;
+  used: Limits;
+  usageEvents: number;
+}
+
+export interface ThresholdRow {
+  spaceId: string;
+  periodStart: number;
+  pool: string;
+  threshold: number;
+  state: 'fired' | 'rearmed';
+  eventId: string;
+}
+
+export interface ReadModelDump {
+  spaces: SpaceRow[];
+  usage: UsageRow[];
+  thresholds: ThresholdRow[];
+}
+
+export interface BalanceReadModel {
+  init(): Promise<void>;
+  /** Global position of the last event applied (0n when none). */
+  checkpoint(): Promise<bigint>;
+  /** Applies events in global order and moves the checkpoint, atomically. Events at or before the checkpoint are skipped. */
+  apply(events: StoredEvent[]): Promise<void>;
+  getSpace(spaceId: string): Promise<SpaceRow | null>;
+  usedIn(spaceId: string, periodStart: number): Promise<Limits>;
+  usage(spaceId: string): Promise<UsageRow[]>;
+  /** Spaces whose next reset is due at `now`, oldest first. */
+  dueForReset(now: number, limit: number): Promise<string[]>;
+  /** Drops every row and the checkpoint (for a rebuild). */
+  clear(): Promise<void>;
+  /** Everything, in a canonical order (rebuild equality and audits). */
+  dump(): Promise<ReadModelDump>;
+  close(): Promise<void>;
+}
+
+export const BALANCE_READ_MODEL = Symbol('BALANCE_READ_MODEL');

@@ -1,0 +1,103 @@
+import { SPACE_STREAM_PREFIX } from '@metering/domain';
+import type { EventStore, Subscription } from '@metering/event-store';
+import type { BalanceReadModel } from './balance-read-model';
+
+export interface ProjectorLogger {
+  error(obj: unknown, msg?: string): void;
+  info?(obj: unknown, msg?: string): void;
+}
+
+/**
+ * Keeps the balance read model up to date: a catch-up subscription from the read model's own
+ * checkpoint (stored with the rows, in the same transaction). Restarts after an error.
+ */
+export class Projector {
+  private sub: Subscription | null = null;
+  private position = 0n;
+  private waiters: { position: bigint; resolve: () => void }[] = [];
+  private stopped = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly readModel: BalanceReadModel,
+    private readonly logger: ProjectorLogger,
+    private readonly pollIntervalMs = 200,
+    private readonly batchSize = 1000,
+  ) {}
+
+  get checkpoint(): bigint {
+    return this.position;
+  }
+
+  /** Applies everything already stored, then follows new events. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.catchUp();
+    this.follow();
+  }
+
+  /** Reads and applies pages until the head, synchronously with the caller. */
+  async catchUp(): Promise<number> {
+    let applied = 0;
+    this.position = await this.readModel.checkpoint();
+    for (;;) {
+      const page = await this.store.readAll({ after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX });
+      if (page.length === 0) break;
+      await this.readModel.apply(page);
+      applied += page.length;
+      this.advance(page[page.length - 1].globalPosition);
+    }
+    return applied;
+  }
+
+  private follow(): void {
+    this.sub = this.store.subscribe({
+      after: this.position,
+      streamPrefix: SPACE_STREAM_PREFIX,
+      pollIntervalMs: this.pollIntervalMs,
+      batchSize: this.batchSize,
+      handler: async (events) => {
+        await this.readModel.apply(events);
+        this.advance(events[events.length - 1].globalPosition);
+      },
+      onError: (err) => {
+        this.logger.error({ err }, 'projection failed; restarting from its checkpoint in 1 s');
+        this.sub = null;
+        if (!this.stopped)
+          this.restartTimer = setTimeout(() => {
+            this.restartTimer = null;
+            this.start().catch((e) => this.logger.error({ err: e }, 'projection restart failed'));
+          }, 1000);
+      },
+    });
+  }
+
+  private advance(to: bigint): void {
+    if (to > this.position) this.position = to;
+    const ready = this.waiters.filter((w) => w.position <= this.position);
+    this.waiters = this.waiters.filter((w) => w.position > this.position);
+    for (const w of ready) w.resolve();
+  }
+
+  /** Resolves true once the read model has applied `position`, false after the timeout. */
+  waitFor(position: bigint, timeoutMs = 5000): Promise<boolean> {
+    if (position <= this.position) return Promise.resolve(true);
+    this.store.notify?.();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      const waiter = { position, resolve: () => (clearTimeout(timer), resolve(true)) };
+      this.waiters.push(waiter);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.sub?.stop();
+    this.sub = null;
+  }
+}

@@ -1,0 +1,177 @@
+import type { Database } from 'better-sqlite3';
+import type { Limits } from '@metering/domain';
+import type { StoredEvent } from '@metering/event-store';
+import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+import { type RowAccess, type UsageItemRow, applyEvent } from './apply-events';
+
+const CHECKPOINT = 'balances';
+
+interface SpaceDb { space_id: string; timeline: string; last_reset_at: number | null; next_reset_at: number | null; revision: number }
+interface UsageDb { space_id: string; period_start: number; period_end: number | null; ai_image_credits: number; ai_video_credits: number; batch_exports: number; usage_events: number }
+interface ThresholdDb { space_id: string; period_start: number; pool: string; threshold: number; state: 'fired' | 'rearmed'; event_id: string }
+
+const toSpace = (r: SpaceDb): SpaceRow => ({
+  spaceId: r.space_id,
+  timeline: JSON.parse(r.timeline),
+  lastResetAt: r.last_reset_at,
+  nextResetAt: r.next_reset_at,
+  revision: r.revision,
+});
+const toUsage = (r: UsageDb): UsageRow => ({
+  spaceId: r.space_id,
+  periodStart: r.period_start,
+  periodEnd: r.period_end,
+  used: { ai_image_credits: r.ai_image_credits, ai_video_credits: r.ai_video_credits, batch_exports: r.batch_exports },
+  usageEvents: r.usage_events,
+});
+const toThreshold = (r: ThresholdDb): ThresholdRow => ({
+  spaceId: r.space_id, periodStart: r.period_start, pool: r.pool, threshold: r.threshold, state: r.state, eventId: r.event_id,
+});
+
+/** The balance read model in SQLite (the same file as the embedded event store, by default). */
+export class SqliteBalanceReadModel implements BalanceReadModel {
+  constructor(private readonly db: Database, private readonly ownsDb = false) {}
+
+  async init(): Promise<void> {
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS rm_checkpoints (name TEXT PRIMARY KEY, position TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS rm_spaces (
+        space_id TEXT PRIMARY KEY, timeline TEXT NOT NULL, last_reset_at INTEGER, next_reset_at INTEGER, revision INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS rm_spaces_next_reset ON rm_spaces(next_reset_at) WHERE next_reset_at IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS rm_usage (
+        space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
+        ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
+        usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start));
+      CREATE TABLE IF NOT EXISTS rm_usage_items (
+        space_id TEXT NOT NULL, position INTEGER NOT NULL, occurred_at INTEGER NOT NULL, pool TEXT NOT NULL, amount INTEGER NOT NULL,
+        PRIMARY KEY (space_id, position));
+      CREATE TABLE IF NOT EXISTS rm_thresholds (
+        space_id TEXT NOT NULL, period_start INTEGER NOT NULL, pool TEXT NOT NULL, threshold INTEGER NOT NULL,
+        state TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (space_id, period_start, pool, threshold));
+    `);
+  }
+
+  async checkpoint(): Promise<bigint> {
+    const r = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(CHECKPOINT) as { position: string } | undefined;
+    return r ? BigInt(r.position) : 0n;
+  }
+
+  async apply(events: StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const getSpace = this.db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?');
+    const putSpace = this.db.prepare(
+      `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (@space_id, @timeline, @last_reset_at, @next_reset_at, @revision)
+       ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
+         next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
+    );
+    const getUsage = this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?');
+    const putUsage = this.db.prepare(
+      `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
+       VALUES (@space_id, @period_start, @period_end, @ai_image_credits, @ai_video_credits, @batch_exports, @usage_events)
+       ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
+         ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
+    );
+    const putThreshold = this.db.prepare(
+      `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (@space_id, @period_start, @pool, @threshold, @state, @event_id)
+       ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
+    );
+    const getItems = this.db.prepare('SELECT occurred_at, pool, amount, position FROM rm_usage_items WHERE space_id = ? ORDER BY position');
+    const putItem = this.db.prepare('INSERT OR IGNORE INTO rm_usage_items (space_id, position, occurred_at, pool, amount) VALUES (?, ?, ?, ?, ?)');
+    const deleteUsage = this.db.prepare('DELETE FROM rm_usage WHERE space_id = ?');
+    const setCheckpoint = this.db.prepare(
+      'INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position',
+    );
+    // Rows touched in this batch are kept in memory and written once at the end of the transaction.
+    const run = this.db.transaction((batch: StoredEvent[]) => {
+      const cpRow = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(CHECKPOINT) as { position: string } | undefined;
+      let position = cpRow ? BigInt(cpRow.position) : 0n;
+      const spaces = new Map<string, SpaceRow>();
+      const usage = new Map<string, UsageRow>();
+      const thresholds = new Map<string, ThresholdRow>();
+      const newItems: UsageItemRow[] = [];
+      const replaced = new Set<string>();
+      const rows: RowAccess = {
+        getSpace: (id) => {
+          if (spaces.has(id)) return spaces.get(id)!;
+          const r = getSpace.get(id) as SpaceDb | undefined;
+          return r ? toSpace(r) : null;
+        },
+        putSpace: (row) => void spaces.set(row.spaceId, row),
+        getUsage: (id, start) => {
+          const k = `${id}|${start}`;
+          if (usage.has(k)) return usage.get(k)!;
+          if (replaced.has(id)) return null;
+          const r = getUsage.get(id, start) as UsageDb | undefined;
+          return r ? toUsage(r) : null;
+        },
+        putUsage: (row) => void usage.set(`${row.spaceId}|${row.periodStart}`, row),
+        putThreshold: (row) => void thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row),
+        usageItems: (id) => [
+          ...(getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
+            spaceId: id, position: BigInt(r.position), occurredAt: r.occurred_at, pool: r.pool, amount: r.amount,
+          })),
+          ...newItems.filter((i) => i.spaceId === id),
+        ],
+        addUsageItem: (row) => void newItems.push(row),
+        replaceUsage: (id, list) => {
+          replaced.add(id);
+          for (const k of [...usage.keys()]) if (k.startsWith(`${id}|`)) usage.delete(k);
+          for (const row of list) usage.set(`${id}|${row.periodStart}`, row);
+        },
+      };
+      for (const e of batch) {
+        if (e.globalPosition <= position) continue;
+        applyEvent(rows, e);
+        position = e.globalPosition;
+      }
+      for (const id of replaced) deleteUsage.run(id);
+      for (const i of newItems) putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
+      for (const s of spaces.values())
+        putSpace.run({ space_id: s.spaceId, timeline: JSON.stringify(s.timeline), last_reset_at: s.lastResetAt, next_reset_at: s.nextResetAt, revision: s.revision });
+      for (const u of usage.values())
+        putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
+      for (const t of thresholds.values())
+        putThreshold.run({ space_id: t.spaceId, period_start: t.periodStart, pool: t.pool, threshold: t.threshold, state: t.state, event_id: t.eventId });
+      setCheckpoint.run(CHECKPOINT, position.toString());
+    });
+    run.immediate(events);
+  }
+
+  async getSpace(spaceId: string): Promise<SpaceRow | null> {
+    const r = this.db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?').get(spaceId) as SpaceDb | undefined;
+    return r ? toSpace(r) : null;
+  }
+
+  async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
+    const r = this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?').get(spaceId, periodStart) as UsageDb | undefined;
+    return r ? toUsage(r).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  }
+
+  async usage(spaceId: string): Promise<UsageRow[]> {
+    return (this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start').all(spaceId) as UsageDb[]).map(toUsage);
+  }
+
+  async dueForReset(now: number, limit: number): Promise<string[]> {
+    return (
+      this.db
+        .prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?')
+        .all(now, limit) as { space_id: string }[]
+    ).map((r) => r.space_id);
+  }
+
+  async clear(): Promise<void> {
+    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_usage_items; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints;');
+  }
+
+  async dump(): Promise<ReadModelDump> {
+    return {
+      spaces: (this.db.prepare('SELECT * FROM rm_spaces ORDER BY space_id').all() as SpaceDb[]).map(toSpace),
+      usage: (this.db.prepare('SELECT * FROM rm_usage ORDER BY space_id, period_start').all() as UsageDb[]).map(toUsage),
+      thresholds: (this.db.prepare('SELECT * FROM rm_thresholds ORDER BY space_id, period_start, pool, threshold').all() as ThresholdDb[]).map(toThreshold),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDb) this.db.close();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The new-user walk-through of issue 2, against the built service started as a process on the
+ * embedded SQLite default: subscribe to pro monthly two months ago, export 400 images now,
+ * see 400/500 (80 %) and exactly one 80 % notification, resend everything (nothing changes),
+ * and find the two missed resets appended by the scheduler.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { addMonthsClamped } from '@metering/domain';
+import { type RunningApp, api, eventually, startApp } from '../support/app-process';
+
+jest.setTimeout(90_000);
+
+describe('walk-through on the embedded default', () => {
+  let app: RunningApp;
+  const space = `space-${randomUUID().slice(0, 8)}`;
+  const now = Date.now();
+  const effectiveAt = new Date(addMonthsClamped(now, -2) - 3_600_000).toISOString();
+  const exports = Array.from({ length: 4 }, (_, i) => ({
+    type: 'batch-exported',
+    eventId: randomUUID(),
+    spaceId: space,
+    userId: `user-${i}`,
+    batchId: `batch-${i}`,
+    images: 100,
+    platform: 'web',
+    occurredAt: new Date(now).toISOString(),
+  }));
+
+  beforeAll(async () => {
+    app = await startApp({ SCHEDULER_INTERVAL_MS: '200' });
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+    if (app) fs.rmSync(app.dataDir, { recursive: true, force: true });
+  });
+
+  it('an unknown Space reads as free with zero usage', async () => {
+    const r = await api(app.url, 'GET', `/v1/spaces/never-seen-${space}/usage`);
+    expect(r.status).toBe(200);
+    expect(r.body.plan).toBe('free');
+    expect(r.body.nextResetAt).toBeNull();
+    expect(r.body.pools.batch_exports).toEqual({ used: 0, limit: 0, remaining: 0, percent: 0, over: false });
+    expect(r.body.pools.ai_image_credits.used).toBe(0);
+  });
+
+  it('subscribes the Space to pro monthly effective two months ago', async () => {
+    const r = await api(app.url, 'PUT', `/v1/spaces/${space}/subscription`, { plan: 'pro', cycle: 'monthly', effectiveAt });
+    expect(r.status).toBe(200);
+    expect(r.body.outcome).toBe('accepted');
+    expect(r.body.usage.plan).toBe('pro');
+    expect(r.body.usage.pools.batch_exports.limit).toBe(500);
+  });
+
+  it('400 exported images now show as 400 of 500 (80 %) with exactly one 80 % notification', async () => {
+    const r = await api(app.url, 'POST', '/v1/events', exports);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ accepted: 4, duplicates: 0, rejected: 0 });
+
+    const usage = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
+    expect(usage.body.pools.batch_exports).toEqual({ used: 400, limit: 500, remaining: 100, percent: 80, over: false });
+    const periodStart = Date.parse(usage.body.periodStart);
+    expect(periodStart).toBeLessThanOrEqual(now);
+    expect(Date.parse(usage.body.nextResetAt)).toBeGreaterThan(now);
+
+    const n = await api(app.url, 'GET', '/v1/notifications?limit=1000');
+    const crossings = n.body.notifications.filter((x: any) => x.type === 'ThresholdCrossed' && x.data.spaceId === space);
+    expect(crossings).toHaveLength(1);
+    expect(crossings[0].data).toMatchObject({ pool: 'batch_exports', threshold: 80, used: 400, limit: 500 });
+  });
+
+  it('sending the same 400 events again changes nothing', async () => {
+    const before = await api(app.url, 'GET', `/v1/spaces/${space}/events?limit=1000`);
+    const r = await api(app.url, 'POST', '/v1/events', exports);
+    expect(r.body).toMatchObject({ accepted: 0, duplicates: 4, rejected: 0 });
+    const usage = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
+    expect(usage.body.pools.batch_exports.used).toBe(400);
+    const after = await api(app.url, 'GET', `/v1/spaces/${space}/events?limit=1000`);
+    const nonReset = (b: any) => b.events.filter((e: any) => e.type !== 'PeriodReset');
+    expect(nonReset(after.body)).toEqual(nonReset(before.body));
+  });
+
+  it('the scheduler appended both missed resets, in order, once', async () => {
+    const resets = async () =>
+      (await api(app.url, 'GET', `/v1/spaces/${space}/events?limit=1000`)).body.events.filter((e: any) => e.type === 'PeriodReset');
+    const found = await eventually(resets, (r) => r.length >= 2);
+    const anchor = Date.parse(effectiveAt);
+    expect(found.map((e: any) => e.data.periodStart)).toEqual([
+      new Date(addMonthsClamped(anchor, 1)).toISOString(),
+      new Date(addMonthsClamped(anchor, 2)).toISOString(),
+    ]);
+    // Several more scheduler ticks append nothing more.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await resets()).toHaveLength(2);
+    const n = await api(app.url, 'GET', '/v1/notifications?limit=1000');
+    expect(n.body.notifications.filter((x: any) => x.type === 'PeriodReset' && x.data.spaceId === space)).toHaveLength(2);
+  });
+
+  it('rejects bad input with the field and the rule, and keeps the valid events of the same request', async () => {
+    const good = { ...exports[0], eventId: randomUUID(), images: 1 };
+    const r = await api(app.url, 'POST', '/v1/events', [
+      { ...good, eventId: randomUUID(), type: 'generation-performed', feature: 'teleport', medium: 'image', generations: 1, images: undefined, batchId: undefined, platform: undefined },
+      { ...good, eventId: randomUUID(), images: 101 },
+      { ...good, eventId: randomUUID(), occurredAt: 'yesterday' },
+      good,
+    ]);
+    expect(r.status).toBe(200);
+    expect(r.body.results.map((x: any) => x.outcome)).toEqual(['rejected', 'rejected', 'rejected', 'accepted']);
+    expect(r.body.results[0].errors[0]).toMatchObject({ field: 'feature', rule: 'known_feature' });
+    expect(r.body.results[1].errors[0]).toMatchObject({ field: 'images', rule: 'per_batch_cap' });
+    expect(r.body.results[2].errors[0].field).toBe('occurredAt');
+  });
+
+  it('answers the entitlement check and keeps state across a restart', async () => {
+    const ok = await api(app.url, 'POST', `/v1/spaces/${space}/entitlements/check`, { batchImages: 100, platform: 'web' });
+    expect(ok.body).toMatchObject({ allowed: false, reason: 'insufficient_remaining', remaining: 99, cost: 100 });
+    const usageBefore = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
+    await app.stop();
+    app = await startApp({ SCHEDULER_INTERVAL_MS: '200' }, app.dataDir);
+    const usageAfter = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
+    expect({ ...usageAfter.body, asOf: null }).toEqual({ ...usageBefore.body, asOf: null });
+  });
+});
