@@ -23,7 +23,7 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
   switch (config.eventStore) {
     case 'sqlite': {
       fs.mkdirSync(config.dataDir, { recursive: true });
-      const store = new SqliteEventStore(config.sqliteFile);
+      const store = new SqliteEventStore(config.sqliteFile, { synchronous: config.sqliteSynchronous });
       const readModel = new SqliteBalanceReadModel(store.db);
       await readModel.init();
       return { store, readModel };

@@ -20,6 +20,8 @@ export interface AppConfig {
   projectionPollMs: number;
   logLevel: string;
   maxEventsPerRequest: number;
+  /** SQLite durability: FULL syncs every commit (survives power loss); NORMAL may lose the last commits on an OS crash. */
+  sqliteSynchronous: 'FULL' | 'NORMAL';
 }
 
 export class ConfigError extends Error {
@@ -67,6 +69,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const schedulerIntervalMs = int('SCHEDULER_INTERVAL_MS', 5000, 100, 86_400_000);
   const projectionPollMs = int('PROJECTION_POLL_MS', 200, 10, 60_000);
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
+  const syncRaw = (str('SQLITE_SYNCHRONOUS') ?? 'full').toUpperCase();
+  if (syncRaw !== 'FULL' && syncRaw !== 'NORMAL') problems.push(`SQLITE_SYNCHRONOUS="${env.SQLITE_SYNCHRONOUS}": must be full or normal`);
   if (problems.length) throw new ConfigError(problems);
   return {
     port,
@@ -82,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     projectionPollMs,
     logLevel,
     maxEventsPerRequest,
+    sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',
   };
 }
 
