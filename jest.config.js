@@ -26,6 +26,8 @@ const common = {
   rootDir: __dirname,
 };
 module.exports = {
+  // Project configs ignore testTimeout: it is global.
+  testTimeout: 120000,
   projects: [
     {
       ...common,
@@ -36,7 +38,6 @@ module.exports = {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/libs/**/*.int.test.ts'],
-      testTimeout: 120000,
     },
   ],
 };

@@ -1,0 +1,404 @@
+/**
+ * The balance read model in PostgreSQL (by default in the same schema as the PostgreSQL event
+ * store's tables, on the store's pool).
+ *
+ * Same semantics as the SQLite read model, field for field: each `apply` runs in ONE transaction
+ * that locks the checkpoint row, loads every row the batch can touch, lets `applyEvent`
+ * (apply-events.ts) decide the new values in memory through `RowAccess`, writes the touched rows
+ * back and moves the checkpoint. Events at or before the checkpoint are skipped, so a page applied
+ * twice (a projector restart, two projectors at once) changes nothing.
+ *
+ * Tables are created by this file's own migrations (the event store's migration list is a fixed
+ * constant of the library), recorded in `<schema>.read_model_migrations` and applied under a
+ * transaction-scoped advisory lock, so several instances may start at once.
+ *
+ * Canonical order: text keys are ordered with `COLLATE "C"` (byte order), which is SQLite's
+ * default BINARY order for UTF-8 text, so both `dump()`s list rows in the same order whatever
+ * the database's collation.
+ */
+import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import type { Limits, Pool as UsagePool } from '@metering/domain';
+import type { StoredEvent } from '@metering/event-store';
+import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+import { type RowAccess, type UsageItemRow, applyEvent } from './apply-events';
+
+const CHECKPOINT = 'balances';
+const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface ReadModelMigration {
+  version: number;
+  name: string;
+  /** `s` is the already-quoted schema identifier. */
+  sql: (s: string) => string;
+}
+
+/** Never edit an applied migration: add a new one. */
+export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
+  {
+    version: 1,
+    name: 'balance read model: spaces, usage, usage items, thresholds, checkpoint',
+    sql: (s) => `
+      CREATE TABLE ${s}.rm_checkpoints (
+        name     TEXT   PRIMARY KEY,
+        position BIGINT NOT NULL
+      );
+      CREATE TABLE ${s}.rm_spaces (
+        space_id      TEXT    PRIMARY KEY,
+        timeline      JSON    NOT NULL,
+        last_reset_at BIGINT,
+        next_reset_at BIGINT,
+        revision      BIGINT  NOT NULL
+      );
+      CREATE INDEX rm_spaces_next_reset ON ${s}.rm_spaces (next_reset_at) WHERE next_reset_at IS NOT NULL;
+      CREATE TABLE ${s}.rm_usage (
+        space_id         TEXT    NOT NULL,
+        period_start     BIGINT  NOT NULL,
+        period_end       BIGINT,
+        ai_image_credits BIGINT  NOT NULL,
+        ai_video_credits BIGINT  NOT NULL,
+        batch_exports    BIGINT  NOT NULL,
+        usage_events     INTEGER NOT NULL,
+        PRIMARY KEY (space_id, period_start)
+      );
+      CREATE TABLE ${s}.rm_usage_items (
+        space_id    TEXT   NOT NULL,
+        position    BIGINT NOT NULL,
+        occurred_at BIGINT NOT NULL,
+        pool        TEXT   NOT NULL,
+        amount      BIGINT NOT NULL,
+        PRIMARY KEY (space_id, position)
+      );
+      CREATE TABLE ${s}.rm_thresholds (
+        space_id     TEXT    NOT NULL,
+        period_start BIGINT  NOT NULL,
+        pool         TEXT    NOT NULL,
+        threshold    INTEGER NOT NULL,
+        state        TEXT    NOT NULL CHECK (state IN ('fired', 'rearmed')),
+        event_id     TEXT    NOT NULL,
+        PRIMARY KEY (space_id, period_start, pool, threshold)
+      );
+    `,
+  },
+];
+
+export interface PostgresBalanceReadModelOptions {
+  /** An existing pool, e.g. the PostgreSQL event store's `pool` (not closed by `close()`). */
+  pool?: Pool;
+  /** Connection string for a pool of its own (closed by `close()`); ignored when `pool` is given. */
+  url?: string;
+  poolConfig?: PoolConfig;
+  /** Schema of the tables. Default `metering` (the event store's default). */
+  schema?: string;
+}
+
+type Num = string | number;
+interface SpaceDb { space_id: string; timeline: SpaceRow['timeline']; last_reset_at: Num | null; next_reset_at: Num | null; revision: Num }
+interface UsageDb { space_id: string; period_start: Num; period_end: Num | null; ai_image_credits: Num; ai_video_credits: Num; batch_exports: Num; usage_events: Num }
+interface ThresholdDb { space_id: string; period_start: Num; pool: string; threshold: Num; state: 'fired' | 'rearmed'; event_id: string }
+interface ItemDb { space_id: string; position: string; occurred_at: Num; pool: UsagePool; amount: Num }
+
+// BIGINT comes back as text from `pg`: epoch ms and amounts are converted to JS numbers, as SQLite returns them.
+const num = (v: Num): number => Number(v);
+const numOrNull = (v: Num | null): number | null => (v === null ? null : Number(v));
+
+const toSpace = (r: SpaceDb): SpaceRow => ({
+  spaceId: r.space_id,
+  // A JSON column is parsed by `pg`; a string (e.g. a type parser override) is parsed here.
+  timeline: typeof r.timeline === 'string' ? JSON.parse(r.timeline) : r.timeline,
+  lastResetAt: numOrNull(r.last_reset_at),
+  nextResetAt: numOrNull(r.next_reset_at),
+  revision: num(r.revision),
+});
+const toUsage = (r: UsageDb): UsageRow => ({
+  spaceId: r.space_id,
+  periodStart: num(r.period_start),
+  periodEnd: numOrNull(r.period_end),
+  used: { ai_image_credits: num(r.ai_image_credits), ai_video_credits: num(r.ai_video_credits), batch_exports: num(r.batch_exports) },
+  usageEvents: num(r.usage_events),
+});
+const toThreshold = (r: ThresholdDb): ThresholdRow => ({
+  spaceId: r.space_id, periodStart: num(r.period_start), pool: r.pool, threshold: num(r.threshold), state: r.state, eventId: r.event_id,
+});
+
+const cloneSpace = (r: SpaceRow): SpaceRow => ({ ...r, timeline: r.timeline.map((s) => ({ ...s, limits: { ...s.limits } })) });
+const cloneUsage = (r: UsageRow): UsageRow => ({ ...r, used: { ...r.used } });
+
+/** The Space an event's rows belong to, exactly as `applyEvent` derives it (null: not a Space event). */
+function spaceIdOf(e: StoredEvent): string | null {
+  if (!e.streamName.startsWith('space-')) return null;
+  return (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice('space-'.length);
+}
+
+export class PostgresBalanceReadModel implements BalanceReadModel {
+  readonly pool: Pool;
+  readonly schema: string;
+  private readonly ownsPool: boolean;
+  private readonly sql: ReturnType<typeof buildSql>;
+  private readonly q: string;
+
+  constructor(options: PostgresBalanceReadModelOptions) {
+    const schema = options.schema ?? 'metering';
+    if (!SCHEMA_RE.test(schema)) throw new TypeError(`schema "${schema}" must be a lower-case SQL identifier`);
+    this.schema = schema;
+    this.q = `"${schema}"`;
+    this.sql = buildSql(this.q);
+    if (options.pool) {
+      this.pool = options.pool;
+      this.ownsPool = false;
+    } else {
+      if (!options.url) throw new TypeError('PostgresBalanceReadModel: url or pool is required');
+      this.pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
+      this.ownsPool = true;
+      this.pool.on('error', () => undefined);
+    }
+  }
+
+  /** Creates the schema and applies pending migrations; safe when several instances start at once. */
+  async init(): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`metering/read-model/migrate/${this.schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.q}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${this.q}.read_model_migrations (
+           version    INTEGER     PRIMARY KEY,
+           name       TEXT        NOT NULL,
+           applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )`,
+      );
+      const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${this.q}.read_model_migrations`);
+      const applied = new Set(rows.map((r) => r.version));
+      for (const m of [...READ_MODEL_MIGRATIONS].sort((a, b) => a.version - b.version)) {
+        if (applied.has(m.version)) continue;
+        await client.query(m.sql(this.q));
+        await client.query(`INSERT INTO ${this.q}.read_model_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+      }
+    });
+  }
+
+  async checkpoint(): Promise<bigint> {
+    const { rows } = await this.pool.query<{ position: string }>(this.sql.checkpoint, [CHECKPOINT]);
+    return rows.length ? BigInt(rows[0].position) : 0n;
+  }
+
+  async apply(events: StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.transaction(async (client) => {
+      // The checkpoint row lock serialises appliers (SQLite: BEGIN IMMEDIATE). READ COMMITTED: every
+      // statement after it sees what the previous holder committed.
+      await client.query(this.sql.ensureCheckpoint, [CHECKPOINT]);
+      const cp = await client.query<{ position: string }>(this.sql.lockCheckpoint, [CHECKPOINT]);
+      const start = BigInt(cp.rows[0].position);
+      const batch = events.filter((e) => e.globalPosition > start);
+      if (batch.length === 0) return;
+
+      // Load every row the batch can read: the Spaces it touches, all their usage rows, and the
+      // usage items of the Spaces whose timeline changes (re-attribution reads them all).
+      const touched = new Set<string>();
+      const retimed = new Set<string>();
+      for (const e of batch) {
+        const id = spaceIdOf(e);
+        if (id === null) continue;
+        touched.add(id);
+        if (e.type === 'SubscriptionChanged') retimed.add(id);
+      }
+      const ids = [...touched];
+      const loadedSpaces = new Map<string, SpaceRow>();
+      const loadedUsage = new Map<string, UsageRow>();
+      const loadedItems = new Map<string, UsageItemRow[]>();
+      if (ids.length) {
+        for (const r of (await client.query<SpaceDb>(this.sql.spacesIn, [ids])).rows) loadedSpaces.set(r.space_id, toSpace(r));
+        for (const r of (await client.query<UsageDb>(this.sql.usageIn, [ids])).rows) {
+          const u = toUsage(r);
+          loadedUsage.set(`${u.spaceId}|${u.periodStart}`, u);
+        }
+      }
+      if (retimed.size) {
+        for (const id of retimed) loadedItems.set(id, []);
+        for (const r of (await client.query<ItemDb>(this.sql.itemsIn, [[...retimed]])).rows)
+          loadedItems.get(r.space_id)!.push({ spaceId: r.space_id, position: BigInt(r.position), occurredAt: num(r.occurred_at), pool: r.pool, amount: num(r.amount) });
+      }
+
+      // Same in-memory bookkeeping as the SQLite read model: touched rows are written once at the end.
+      const spaces = new Map<string, SpaceRow>();
+      const usage = new Map<string, UsageRow>();
+      const thresholds = new Map<string, ThresholdRow>();
+      const newItems: UsageItemRow[] = [];
+      const replaced = new Set<string>();
+      const rows: RowAccess = {
+        getSpace: (id) => {
+          if (spaces.has(id)) return spaces.get(id)!;
+          const r = loadedSpaces.get(id);
+          return r ? cloneSpace(r) : null;
+        },
+        putSpace: (row) => void spaces.set(row.spaceId, row),
+        getUsage: (id, periodStart) => {
+          const k = `${id}|${periodStart}`;
+          if (usage.has(k)) return usage.get(k)!;
+          if (replaced.has(id)) return null;
+          const r = loadedUsage.get(k);
+          return r ? cloneUsage(r) : null;
+        },
+        putUsage: (row) => void usage.set(`${row.spaceId}|${row.periodStart}`, row),
+        putThreshold: (row) => void thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row),
+        usageItems: (id) => {
+          const stored = loadedItems.get(id);
+          if (!stored) throw new Error(`postgres read model: usage items of Space ${id} were not loaded (bug)`);
+          return [...stored.map((i) => ({ ...i })), ...newItems.filter((i) => i.spaceId === id)];
+        },
+        addUsageItem: (row) => void newItems.push(row),
+        replaceUsage: (id, list) => {
+          replaced.add(id);
+          for (const k of [...usage.keys()]) if (k.startsWith(`${id}|`)) usage.delete(k);
+          for (const row of list) usage.set(`${id}|${row.periodStart}`, row);
+        },
+      };
+      let position = start;
+      for (const e of batch) {
+        applyEvent(rows, e);
+        position = e.globalPosition;
+      }
+
+      if (replaced.size) await client.query(this.sql.deleteUsage, [[...replaced]]);
+      if (newItems.length)
+        await client.query(this.sql.putItems, [
+          newItems.map((i) => i.spaceId),
+          newItems.map((i) => i.position.toString()),
+          newItems.map((i) => i.occurredAt),
+          newItems.map((i) => i.pool),
+          newItems.map((i) => i.amount),
+        ]);
+      if (spaces.size) {
+        const list = [...spaces.values()];
+        await client.query(this.sql.putSpaces, [
+          list.map((s) => s.spaceId),
+          list.map((s) => JSON.stringify(s.timeline)),
+          list.map((s) => s.lastResetAt),
+          list.map((s) => s.nextResetAt),
+          list.map((s) => s.revision),
+        ]);
+      }
+      if (usage.size) {
+        const list = [...usage.values()];
+        await client.query(this.sql.putUsage, [
+          list.map((u) => u.spaceId),
+          list.map((u) => u.periodStart),
+          list.map((u) => u.periodEnd),
+          list.map((u) => u.used.ai_image_credits),
+          list.map((u) => u.used.ai_video_credits),
+          list.map((u) => u.used.batch_exports),
+          list.map((u) => u.usageEvents),
+        ]);
+      }
+      if (thresholds.size) {
+        const list = [...thresholds.values()];
+        await client.query(this.sql.putThresholds, [
+          list.map((t) => t.spaceId),
+          list.map((t) => t.periodStart),
+          list.map((t) => t.pool),
+          list.map((t) => t.threshold),
+          list.map((t) => t.state),
+          list.map((t) => t.eventId),
+        ]);
+      }
+      await client.query(this.sql.setCheckpoint, [CHECKPOINT, position.toString()]);
+    });
+  }
+
+  async getSpace(spaceId: string): Promise<SpaceRow | null> {
+    const { rows } = await this.pool.query<SpaceDb>(this.sql.spacesIn, [[spaceId]]);
+    return rows.length ? toSpace(rows[0]) : null;
+  }
+
+  async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
+    const { rows } = await this.pool.query<UsageDb>(`SELECT * FROM ${this.q}.rm_usage WHERE space_id = $1 AND period_start = $2`, [spaceId, periodStart]);
+    return rows.length ? toUsage(rows[0]).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  }
+
+  async usage(spaceId: string): Promise<UsageRow[]> {
+    const { rows } = await this.pool.query<UsageDb>(`SELECT * FROM ${this.q}.rm_usage WHERE space_id = $1 ORDER BY period_start`, [spaceId]);
+    return rows.map(toUsage);
+  }
+
+  async dueForReset(now: number, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ space_id: string }>(
+      `SELECT space_id FROM ${this.q}.rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= $1
+        ORDER BY next_reset_at, space_id COLLATE "C" LIMIT $2`,
+      [now, limit],
+    );
+    return rows.map((r) => r.space_id);
+  }
+
+  /** Drops every row and the checkpoint. TRUNCATE waits for a running `apply` and is atomic. */
+  async clear(): Promise<void> {
+    await this.pool.query(
+      `TRUNCATE ${this.q}.rm_spaces, ${this.q}.rm_usage, ${this.q}.rm_usage_items, ${this.q}.rm_thresholds, ${this.q}.rm_checkpoints`,
+    );
+  }
+
+  async dump(): Promise<ReadModelDump> {
+    // One snapshot for the three reads.
+    return this.transaction(async (client) => {
+      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const spaces = await client.query<SpaceDb>(`SELECT * FROM ${this.q}.rm_spaces ORDER BY space_id COLLATE "C"`);
+      const usage = await client.query<UsageDb>(`SELECT * FROM ${this.q}.rm_usage ORDER BY space_id COLLATE "C", period_start`);
+      const thresholds = await client.query<ThresholdDb>(
+        `SELECT * FROM ${this.q}.rm_thresholds ORDER BY space_id COLLATE "C", period_start, pool COLLATE "C", threshold`,
+      );
+      return { spaces: spaces.rows.map(toSpace), usage: usage.rows.map(toUsage), thresholds: thresholds.rows.map(toThreshold) };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end();
+  }
+
+  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true; // the connection is unusable: drop it from the pool
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+function buildSql(s: string) {
+  return {
+    checkpoint: `SELECT position::text AS position FROM ${s}.rm_checkpoints WHERE name = $1`,
+    ensureCheckpoint: `INSERT INTO ${s}.rm_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING`,
+    lockCheckpoint: `SELECT position::text AS position FROM ${s}.rm_checkpoints WHERE name = $1 FOR UPDATE`,
+    setCheckpoint: `UPDATE ${s}.rm_checkpoints SET position = $2::bigint WHERE name = $1`,
+    spacesIn: `SELECT * FROM ${s}.rm_spaces WHERE space_id = ANY($1::text[])`,
+    usageIn: `SELECT * FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
+    itemsIn: `SELECT space_id, position::text AS position, occurred_at, pool, amount FROM ${s}.rm_usage_items
+               WHERE space_id = ANY($1::text[]) ORDER BY space_id, position`,
+    deleteUsage: `DELETE FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
+    putItems: `
+      INSERT INTO ${s}.rm_usage_items (space_id, position, occurred_at, pool, amount)
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
+      ON CONFLICT (space_id, position) DO NOTHING`,
+    putSpaces: `
+      INSERT INTO ${s}.rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision)
+      SELECT id, tl::json, lr, nr, rev FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, tl, lr, nr, rev)
+      ON CONFLICT (space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
+        next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
+    putUsage: `
+      INSERT INTO ${s}.rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[])
+      ON CONFLICT (space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
+        ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
+    putThresholds: `
+      INSERT INTO ${s}.rm_thresholds (space_id, period_start, pool, threshold, state, event_id)
+      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[])
+      ON CONFLICT (space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
+  };
+}
