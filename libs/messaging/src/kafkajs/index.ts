@@ -1,0 +1,2 @@
+export { createKafkaJsMessaging, toKafkaJsConfig, type KafkaJsMessagingOptions } from './messaging';
+export type { MinimumLogLevel } from './logging';

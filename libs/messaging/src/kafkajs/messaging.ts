@@ -1,0 +1,47 @@
+import { Kafka, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import type { KafkaConnectionConfig } from '../config';
+import type { Messaging, MessagingLogger } from '../port';
+import { ensureTopicsWith } from './admin';
+import { KafkaJsBatchConsumer } from './batch-consumer';
+import { filtered, kafkaJsLogCreator, stderrErrorLogger, toKafkaJsLevel, type MinimumLogLevel } from './logging';
+import { KafkaJsProducer } from './producer';
+
+export interface KafkaJsMessagingOptions {
+  /** Receives this library's and kafkajs' log lines. Default: errors only, as JSON on stderr. */
+  logger?: MessagingLogger;
+  /** Lowest level passed on. Default 'info' with a logger, 'error' without. */
+  logLevel?: MinimumLogLevel;
+}
+
+/** The Messaging port on kafkajs. One instance per service; producers and consumers share it. */
+export function createKafkaJsMessaging(config: KafkaConnectionConfig, options: KafkaJsMessagingOptions = {}): Messaging {
+  const minimum: MinimumLogLevel = options.logLevel ?? (options.logger ? 'info' : 'error');
+  const log = filtered(options.logger ?? stderrErrorLogger, minimum);
+  const requestTimeoutMs = config.requestTimeoutMs ?? 30_000;
+  const kafka = new Kafka(toKafkaJsConfig(config, minimum, log));
+  return {
+    producer: () => new KafkaJsProducer(kafka, log, requestTimeoutMs),
+    batchConsumer: (consumerOptions) => new KafkaJsBatchConsumer(kafka, consumerOptions, log),
+    ensureTopics: (topics) => ensureTopicsWith(kafka, topics, log),
+  };
+}
+
+export function toKafkaJsConfig(config: KafkaConnectionConfig, minimum: MinimumLogLevel, log: MessagingLogger): KafkaConfig {
+  if (config.brokers.length === 0) throw new Error('Kafka: no brokers configured');
+  const kafkaConfig: KafkaConfig = {
+    clientId: config.clientId,
+    brokers: config.brokers,
+    connectionTimeout: config.connectionTimeoutMs ?? 3_000,
+    requestTimeout: config.requestTimeoutMs ?? 30_000,
+    logLevel: toKafkaJsLevel(minimum),
+    logCreator: kafkaJsLogCreator(log),
+  };
+  if (config.ssl !== undefined && config.ssl !== false) {
+    kafkaConfig.ssl = config.ssl === true ? true : { ...config.ssl };
+  }
+  if (config.sasl) {
+    const { mechanism, username, password } = config.sasl;
+    kafkaConfig.sasl = { mechanism, username, password } as SASLOptions;
+  }
+  return kafkaConfig;
+}
