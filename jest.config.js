@@ -21,6 +21,8 @@ const common = {
     '^@metering/domain/(.*)$': '<rootDir>/libs/domain/src/$1',
     '^@metering/event-store$': '<rootDir>/libs/event-store/src',
     '^@metering/event-store/(.*)$': '<rootDir>/libs/event-store/src/$1',
+    '^@metering/messaging$': '<rootDir>/libs/messaging/src',
+    '^@metering/messaging/(.*)$': '<rootDir>/libs/messaging/src/$1',
   },
   testEnvironment: 'node',
   rootDir: __dirname,
@@ -38,6 +40,16 @@ module.exports = {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/libs/**/*.int.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/', '<rootDir>/test/kafka-service/'],
+    },
+    {
+      // Tests against a real Kafka broker: one broker per run, started by the global setup
+      // (KAFKA_BROKERS overrides it).
+      ...common,
+      displayName: 'kafka',
+      testMatch: ['<rootDir>/test/kafka/**/*.test.ts', '<rootDir>/test/kafka-service/**/*.test.ts'],
+      globalSetup: '<rootDir>/scripts/kafka/jest-global-setup.js',
+      globalTeardown: '<rootDir>/scripts/kafka/jest-global-teardown.js',
     },
   ],
 };

@@ -40,7 +40,8 @@ case "$cmd" in
   test)
     install_deps
     ensure_postgres
-    if [ -f scripts/kafka/prefetch.mjs ]; then node scripts/kafka/prefetch.mjs >&2; fi
+    # The Kafka broker jars (Maven Central) are resolved once into a cache outside the repo.
+    node scripts/kafka/prefetch.js >&2
     npx depcruise --config .dependency-cruiser.cjs libs apps >&2
     npm run --silent build >&2
     exec npx jest --ci "$@"

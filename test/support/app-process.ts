@@ -35,7 +35,11 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export async function startApp(env: Record<string, string> = {}, dataDir = tempDir('metering-e2e-')): Promise<RunningApp> {
+export async function startApp(
+  env: Record<string, string> = {},
+  dataDir = tempDir('metering-e2e-'),
+  onSpawn?: (proc: ChildProcess) => void,
+): Promise<RunningApp> {
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (the test command does)`);
   const port = await freePort();
   let out = '';
@@ -44,6 +48,7 @@ export async function startApp(env: Record<string, string> = {}, dataDir = tempD
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  onSpawn?.(proc);
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const url = `http://127.0.0.1:${port}`;

@@ -22,7 +22,38 @@ import { PostgresBalanceReadModel } from './projection/postgres-balance-read-mod
 import { Projector } from './projection/projector';
 import { SqliteBalanceReadModel } from './projection/sqlite-balance-read-model';
 import { ResetScheduler } from './scheduler/reset-scheduler';
-import { HealthController, SpacesController } from './http/spaces.controller';
+import { HealthController, KAFKA_STATS, SpacesController } from './http/spaces.controller';
+import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
+import { DeadLetterRecorder } from './kafka/dead-letters';
+import { KAFKA_INGRESS, KafkaIngress } from './kafka/kafka-ingress';
+import { KafkaIngest } from './kafka/kafka-ingest';
+import { OutboundRelay } from './kafka/outbound-relay';
+
+/** The Kafka side of the service, present when KAFKA_BROKERS is set. */
+export interface KafkaStats {
+  consumed: number;
+  appended: number;
+  deadLettered: number;
+  duplicates: number;
+  relayed: number;
+}
+
+export class KafkaRuntime {
+  constructor(
+    /** Counts since start, shown by /health/ready. */
+    readonly stats: KafkaStats,
+    readonly messaging: Messaging,
+    readonly ingest: KafkaIngest,
+    readonly relay: OutboundRelay,
+    readonly ingress: KafkaIngress,
+    private readonly closeProducers: () => Promise<void>,
+  ) {}
+
+  async close(): Promise<void> {
+    await this.closeProducers();
+  }
+}
+export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
 
 export interface AppOverrides {
   clock?: Clock;
@@ -167,6 +198,8 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
     @Inject(PinoLogger) private readonly logger: PinoLogger,
+    @Inject(KAFKA_RUNTIME) private readonly kafka: KafkaRuntime | null,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.logger.setContext('lifecycle');
   }
@@ -176,9 +209,29 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     await this.projector.start();
     this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
     this.scheduler.start();
+    if (this.kafka && this.config.kafka) {
+      const k = this.config.kafka;
+      const t = k.topics;
+      await this.kafka.messaging.ensureTopics(
+        [t.generationPerformed, t.batchExported, t.subscriptionChanged, t.thresholdCrossed, t.periodReset, t.deadLetter].map((name) => ({
+          name,
+          partitions: k.partitions,
+          replicationFactor: k.replicationFactor,
+        })),
+      );
+      await this.kafka.relay.start();
+      await this.kafka.ingest.start((err) => {
+        this.logger.fatal({ err }, 'Kafka consumer stopped for good; exiting so the supervisor restarts the service');
+        process.exit(1);
+      });
+      this.logger.info({ brokers: k.connection.brokers, groupId: k.groupId, topics: this.kafka.ingest.topics }, 'consuming from Kafka');
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.kafka?.ingest.stop();
+    await this.kafka?.relay.stop();
+    await this.kafka?.close();
     await this.scheduler.stop();
     await this.projector.stop();
     await this.readModel.close();
@@ -229,6 +282,47 @@ export class AppModule {
           inject: [IngestService, PinoLogger],
           useFactory: (ingest: IngestService, logger: PinoLogger) =>
             new ResetScheduler(storage.readModel, ingest, clock, logger, config.schedulerIntervalMs),
+        },
+        {
+          provide: KAFKA_RUNTIME,
+          inject: [IngestService, PinoLogger],
+          useFactory: (ingest: IngestService, logger: PinoLogger) => {
+            const k = config.kafka;
+            if (!k) return null;
+            const messaging = createKafkaJsMessaging(k.connection, {
+              logger: (r) => logger[r.level === 'debug' ? 'debug' : r.level]({ source: r.source, ...r.fields }, r.message),
+            });
+            const producer = messaging.producer();
+            const relayProducer = messaging.producer();
+            const deadLetters = new DeadLetterRecorder(storage.store, ids, () => clock.now());
+            const stats: KafkaStats = { consumed: 0, appended: 0, deadLettered: 0, duplicates: 0, relayed: 0 };
+            return new KafkaRuntime(
+              stats,
+              messaging,
+              new KafkaIngest(messaging, k, ingest, deadLetters, logger, {
+                consumed: (_t, n) => (stats.consumed += n),
+                appended: (_t, n) => (stats.appended += n),
+                rejected: (_t, n) => (stats.deadLettered += n),
+                duplicates: (n) => (stats.duplicates += n),
+              }),
+              new OutboundRelay(storage.store, storage.readModel, relayProducer, k, logger, (_t, n) => (stats.relayed += n)),
+              new KafkaIngress(producer, k),
+              async () => {
+                await producer.close();
+                await relayProducer.close();
+              },
+            );
+          },
+        },
+        {
+          provide: KAFKA_STATS,
+          inject: [KAFKA_RUNTIME],
+          useFactory: (runtime: KafkaRuntime | null) => runtime?.stats ?? null,
+        },
+        {
+          provide: KAFKA_INGRESS,
+          inject: [KAFKA_RUNTIME],
+          useFactory: (runtime: KafkaRuntime | null) => runtime?.ingress ?? null,
         },
         Lifecycle,
       ],

@@ -3,6 +3,8 @@
  * naming the variable and the rule. Secrets only ever come from the environment.
  */
 import * as path from 'node:path';
+import { MessagingConfigError } from '@metering/messaging';
+import { type KafkaSettings, kafkaSettingsFromEnv } from './kafka/kafka-settings';
 
 export type StoreKind = 'sqlite' | 'postgres' | 'kurrentdb';
 
@@ -22,6 +24,8 @@ export interface AppConfig {
   maxEventsPerRequest: number;
   /** SQLite durability: FULL syncs every commit (survives power loss); NORMAL may lose the last commits on an OS crash. */
   sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** null when KAFKA_BROKERS is not set (embedded mode: HTTP appends directly). */
+  kafka: KafkaSettings | null;
 }
 
 export class ConfigError extends Error {
@@ -71,6 +75,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
   const syncRaw = (str('SQLITE_SYNCHRONOUS') ?? 'full').toUpperCase();
   if (syncRaw !== 'FULL' && syncRaw !== 'NORMAL') problems.push(`SQLITE_SYNCHRONOUS="${env.SQLITE_SYNCHRONOUS}": must be full or normal`);
+  let kafka: KafkaSettings | null = null;
+  try {
+    kafka = kafkaSettingsFromEnv(env);
+  } catch (err) {
+    if (err instanceof MessagingConfigError) problems.push(...err.problems);
+    else throw err;
+  }
   if (problems.length) throw new ConfigError(problems);
   return {
     port,
@@ -87,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel,
     maxEventsPerRequest,
     sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',
+    kafka,
   };
 }
 

@@ -1,4 +1,6 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, HttpStatus, Inject, Param, Post, Put, Query, Res } from '@nestjs/common';
+type Response = { status(code: number): unknown };
+import { KAFKA_INGRESS, type KafkaIngress } from '../kafka/kafka-ingress';
 import {
   type EntitlementRequest,
   type InboundEvent,
@@ -52,12 +54,15 @@ export class SpacesController {
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(IDS) private readonly ids: IdGenerator,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(KAFKA_INGRESS) private readonly kafka: KafkaIngress | null,
   ) {}
 
-  /** One event or an array of inbound events; each gets its own outcome. */
+  /**
+   * One event or an array of inbound events; each gets its own outcome. Embedded: decided and
+   * appended now (200). With Kafka: valid events are published to their topics (202, `queued`).
+   */
   @Post('events')
-  @HttpCode(200)
-  async postEvents(@Body() body: unknown) {
+  async postEvents(@Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const items = Array.isArray(body) ? body : [body];
     if (body === undefined || body === null || (typeof body !== 'object'))
       throw invalid([{ field: 'body', rule: 'json_object_or_array', message: 'send one event object or an array of them' }], 400);
@@ -79,6 +84,14 @@ export class SpacesController {
         };
       }
     });
+    if (this.kafka) {
+      await this.kafka.publish(valid.map((v) => v.event));
+      for (const v of valid) results[v.index] = { index: v.index, outcome: 'queued', eventId: v.event.eventId, spaceId: v.event.spaceId } as never;
+      res.status(HttpStatus.ACCEPTED);
+      const n = (k: string) => results.filter((r) => r.outcome === k).length;
+      return { queued: n('queued'), rejected: n('rejected'), results };
+    }
+    res.status(HttpStatus.OK);
     const outcomes = await this.ingest.ingest(valid.map((v) => v.event));
     outcomes.forEach((o, k) => (results[valid[k].index] = { index: valid[k].index, ...o }));
     await this.waitForProjection(outcomes);
@@ -178,9 +191,15 @@ export class SpacesController {
   }
 }
 
+export const KAFKA_STATS = Symbol('KAFKA_STATS');
+
 @Controller()
 export class HealthController {
-  constructor(@Inject(Projector) private readonly projector: Projector, @Inject(EVENT_STORE) private readonly store: EventStore) {}
+  constructor(
+    @Inject(Projector) private readonly projector: Projector,
+    @Inject(EVENT_STORE) private readonly store: EventStore,
+    @Inject(KAFKA_STATS) private readonly kafkaStats: Record<string, number> | null,
+  ) {}
 
   @Get('health/live')
   live() {
@@ -190,6 +209,12 @@ export class HealthController {
   @Get('health/ready')
   async ready() {
     const head = await this.store.headPosition();
-    return { status: 'ok', store: 'up', projectionCheckpoint: this.projector.checkpoint.toString(), storeHead: head.toString() };
+    return {
+      status: 'ok',
+      store: 'up',
+      projectionCheckpoint: this.projector.checkpoint.toString(),
+      storeHead: head.toString(),
+      ...(this.kafkaStats ? { kafka: this.kafkaStats } : {}),
+    };
   }
 }

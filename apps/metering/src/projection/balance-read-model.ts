@@ -55,6 +55,9 @@ export interface BalanceReadModel {
   /** Everything, in a canonical order (rebuild equality and audits). */
   dump(): Promise<ReadModelDump>;
   close(): Promise<void>;
+  /** Positions of other store readers (e.g. the outbound relay), kept next to the read model. */
+  getPosition(name: string): Promise<bigint>;
+  setPosition(name: string, position: bigint): Promise<void>;
 }
 
 export const BALANCE_READ_MODEL = Symbol('BALANCE_READ_MODEL');

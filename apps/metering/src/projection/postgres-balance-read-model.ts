@@ -328,10 +328,23 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
     return rows.map((r) => r.space_id);
   }
 
-  /** Drops every row and the checkpoint. TRUNCATE waits for a running `apply` and is atomic. */
+  /** Drops every row and the checkpoint (other readers' positions stay). TRUNCATE waits for a running `apply`. */
   async clear(): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query(`TRUNCATE ${this.q}.rm_spaces, ${this.q}.rm_usage, ${this.q}.rm_usage_items, ${this.q}.rm_thresholds`);
+      await client.query(`DELETE FROM ${this.q}.rm_checkpoints WHERE name NOT LIKE 'pos:%'`);
+    });
+  }
+
+  async getPosition(name: string): Promise<bigint> {
+    const { rows } = await this.pool.query<{ position: string }>(`SELECT position::text AS position FROM ${this.q}.rm_checkpoints WHERE name = $1`, [`pos:${name}`]);
+    return rows[0] ? BigInt(rows[0].position) : 0n;
+  }
+
+  async setPosition(name: string, position: bigint): Promise<void> {
     await this.pool.query(
-      `TRUNCATE ${this.q}.rm_spaces, ${this.q}.rm_usage, ${this.q}.rm_usage_items, ${this.q}.rm_thresholds, ${this.q}.rm_checkpoints`,
+      `INSERT INTO ${this.q}.rm_checkpoints (name, position) VALUES ($1, $2::bigint) ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position`,
+      [`pos:${name}`, position.toString()],
     );
   }
 

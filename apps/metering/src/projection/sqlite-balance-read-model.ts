@@ -160,7 +160,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async clear(): Promise<void> {
-    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_usage_items; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints;');
+    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_usage_items; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints WHERE name NOT LIKE \'pos:%\';');
   }
 
   async dump(): Promise<ReadModelDump> {
@@ -169,6 +169,17 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       usage: (this.db.prepare('SELECT * FROM rm_usage ORDER BY space_id, period_start').all() as UsageDb[]).map(toUsage),
       thresholds: (this.db.prepare('SELECT * FROM rm_thresholds ORDER BY space_id, period_start, pool, threshold').all() as ThresholdDb[]).map(toThreshold),
     };
+  }
+
+  async getPosition(name: string): Promise<bigint> {
+    const r = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(`pos:${name}`) as { position: string } | undefined;
+    return r ? BigInt(r.position) : 0n;
+  }
+
+  async setPosition(name: string, position: bigint): Promise<void> {
+    this.db
+      .prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position')
+      .run(`pos:${name}`, position.toString());
   }
 
   async close(): Promise<void> {

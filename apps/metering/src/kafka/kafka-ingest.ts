@@ -1,0 +1,116 @@
+/**
+ * The Kafka consumer side: one consumer group over the three inbound topics. Each batch (one
+ * partition) is parsed and validated, decided and appended once per Space, bad messages are
+ * recorded as dead letters, and only then does the batch resolve, so its offset is committed only
+ * after everything it holds is stored. A store failure throws: nothing is committed and the
+ * partition is delivered again after a backoff; redelivered events are recognised by eventId.
+ */
+import type { InboundEvent, Rejection } from '@metering/domain';
+import type { BatchConsumer, ConsumedMessage, MessageBatch, Messaging } from '@metering/messaging';
+import { parseInbound } from '../ingest/inbound.dto';
+import type { IngestService } from '../ingest/ingest.service';
+import type { DeadLetterData, DeadLetterRecorder } from './dead-letters';
+import { type KafkaSettings, inboundTypeOfTopic } from './kafka-settings';
+
+export interface IngestLogger {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+}
+
+export interface IngestCounters {
+  consumed: (topic: string, n: number) => void;
+  appended: (type: string, n: number) => void;
+  rejected: (topic: string, n: number) => void;
+  duplicates: (n: number) => void;
+}
+
+const noCounters: IngestCounters = { consumed: () => undefined, appended: () => undefined, rejected: () => undefined, duplicates: () => undefined };
+
+export class KafkaIngest {
+  private consumer: BatchConsumer | null = null;
+
+  constructor(
+    private readonly messaging: Messaging,
+    private readonly settings: KafkaSettings,
+    private readonly ingest: IngestService,
+    private readonly deadLetters: DeadLetterRecorder,
+    private readonly logger: IngestLogger,
+    private readonly counters: IngestCounters = noCounters,
+  ) {}
+
+  get topics(): string[] {
+    const t = this.settings.topics;
+    return [t.generationPerformed, t.batchExported, t.subscriptionChanged];
+  }
+
+  async start(onFatal: (err: unknown) => void): Promise<void> {
+    this.consumer = this.messaging.batchConsumer({
+      groupId: this.settings.groupId,
+      topics: this.topics,
+      fromBeginning: true,
+      partitionsConsumedConcurrently: Math.min(4, this.settings.partitions * 3),
+      sessionTimeoutMs: this.settings.sessionTimeoutMs,
+      heartbeatIntervalMs: Math.max(500, Math.floor(this.settings.sessionTimeoutMs / 10)),
+      onHandlerError: (err, info) => this.logger.warn({ err, ...info }, 'batch failed; nothing committed, it will be delivered again'),
+      onFatalError: onFatal,
+    });
+    await this.consumer.run((batch) => this.handle(batch));
+  }
+
+  /** Handles one batch of one partition. Exposed for tests. */
+  async handle(batch: MessageBatch): Promise<void> {
+    const type = inboundTypeOfTopic(this.settings, batch.topic);
+    const dead: DeadLetterData[] = [];
+    const valid: { event: InboundEvent; msg: ConsumedMessage }[] = [];
+    const reject = (msg: ConsumedMessage, errors: Rejection[]) => dead.push(this.deadLetters.letter(batch.topic, batch.partition, msg, errors));
+    this.counters.consumed(batch.topic, batch.messages.length);
+    for (const msg of batch.messages) {
+      if (!type) {
+        reject(msg, [{ field: 'topic', rule: 'known_topic', message: `topic ${batch.topic} is not an inbound topic` }]);
+        continue;
+      }
+      let raw: unknown;
+      try {
+        raw = JSON.parse(msg.value.toString('utf8'));
+      } catch (err) {
+        reject(msg, [{ field: '', rule: 'json', message: `the message is not JSON: ${(err as Error).message}` }]);
+        continue;
+      }
+      if (typeof raw === 'object' && raw !== null && 'type' in raw && (raw as { type: unknown }).type !== type) {
+        reject(msg, [{ field: 'type', rule: 'matches_topic', message: `type must be ${type} on ${batch.topic} (or absent)` }]);
+        continue;
+      }
+      const parsed = parseInbound(raw, type);
+      if (!parsed.ok) {
+        reject(msg, parsed.errors);
+        continue;
+      }
+      if (msg.key !== null && msg.key !== '' && msg.key !== parsed.event.spaceId) {
+        reject(msg, [{ field: 'key', rule: 'key_is_spaceId', message: `messages are keyed by spaceId: key "${msg.key}" differs from spaceId "${parsed.event.spaceId}"` }]);
+        continue;
+      }
+      valid.push({ event: parsed.event, msg });
+    }
+    // Throws when the store is unavailable: the batch is not committed and comes again.
+    const outcomes = valid.length ? await this.ingest.ingest(valid.map((v) => v.event)) : [];
+    let duplicates = 0;
+    outcomes.forEach((o, i) => {
+      if (o.outcome === 'rejected') reject(valid[i].msg, o.errors);
+      else if (o.outcome === 'duplicate') duplicates++;
+      else for (const t of o.recorded) this.counters.appended(t, 1);
+    });
+    if (dead.length) {
+      await this.deadLetters.record(dead);
+      this.counters.rejected(batch.topic, dead.length);
+      for (const d of dead)
+        this.logger.warn({ topic: d.topic, partition: d.partition, offset: d.offset, deadLetterId: d.deadLetterId, reason: d.reason }, 'message dead-lettered');
+    }
+    if (duplicates) this.counters.duplicates(duplicates);
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+    this.consumer = null;
+  }
+}

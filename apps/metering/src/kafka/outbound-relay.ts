@@ -1,0 +1,119 @@
+/**
+ * The outbound relay: reads the store from its own checkpoint and publishes threshold-crossed,
+ * period-reset and dead-letter events to Kafka, keyed by spaceId (dead letters by their original
+ * key), each carrying the stored event's id (header `event-id`) for consumer dedupe. The
+ * checkpoint moves only after the broker acknowledged: at-least-once, never a dual write.
+ */
+import type { EventStore, StoredEvent, Subscription } from '@metering/event-store';
+import type { MessageProducer, OutgoingMessage } from '@metering/messaging';
+import { DEAD_LETTER_RECORDED, type DeadLetterData } from './dead-letters';
+import type { KafkaSettings } from './kafka-settings';
+
+export interface PositionStore {
+  getPosition(name: string): Promise<bigint>;
+  setPosition(name: string, position: bigint): Promise<void>;
+}
+
+export interface RelayLogger {
+  error(obj: unknown, msg?: string): void;
+  info(obj: unknown, msg?: string): void;
+}
+
+export const RELAY_CHECKPOINT = 'relay:kafka';
+const RELAYED_TYPES = ['ThresholdCrossed', 'PeriodReset', DEAD_LETTER_RECORDED];
+
+export function outboundMessage(settings: KafkaSettings, e: StoredEvent): { topic: string; message: OutgoingMessage } {
+  if (e.type === DEAD_LETTER_RECORDED) {
+    const d = e.data as unknown as DeadLetterData;
+    return {
+      topic: settings.topics.deadLetter,
+      message: {
+        key: d.key ?? '',
+        value: Buffer.from(d.value, 'base64'),
+        headers: {
+          ...d.headers,
+          'event-id': e.id,
+          'dlq-reason': d.reason,
+          'dlq-errors': JSON.stringify(d.errors),
+          'dlq-source-topic': d.topic,
+          'dlq-source-partition': String(d.partition),
+          'dlq-source-offset': d.offset,
+          'dlq-source-timestamp': d.timestamp,
+          'dlq-recorded-at': d.recordedAt,
+        },
+      },
+    };
+  }
+  const spaceId = String((e.data as { spaceId?: string }).spaceId ?? e.streamName.replace(/^space-/, ''));
+  return {
+    topic: e.type === 'ThresholdCrossed' ? settings.topics.thresholdCrossed : settings.topics.periodReset,
+    message: {
+      key: spaceId,
+      value: JSON.stringify({ id: e.id, type: e.type, spaceId, position: e.globalPosition.toString(), recordedAt: e.recordedAt, data: e.data }),
+      headers: { 'event-id': e.id, 'event-type': e.type, 'content-type': 'application/json' },
+    },
+  };
+}
+
+export class OutboundRelay {
+  private sub: Subscription | null = null;
+  private stopped = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private failures = 0;
+  private position = 0n;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly positions: PositionStore,
+    private readonly producer: MessageProducer,
+    private readonly settings: KafkaSettings,
+    private readonly logger: RelayLogger,
+    private readonly onPublished: (type: string, n: number) => void = () => undefined,
+    private readonly name = RELAY_CHECKPOINT,
+  ) {}
+
+  get checkpoint(): bigint {
+    return this.position;
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    this.position = await this.positions.getPosition(this.name);
+    this.sub = this.store.subscribe({
+      after: this.position,
+      types: RELAYED_TYPES,
+      batchSize: 500,
+      handler: async (events) => {
+        const byTopic = new Map<string, OutgoingMessage[]>();
+        for (const e of events) {
+          const { topic, message } = outboundMessage(this.settings, e);
+          byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
+        }
+        for (const [topic, messages] of byTopic) await this.producer.send(topic, messages);
+        const last = events[events.length - 1].globalPosition;
+        await this.positions.setPosition(this.name, last);
+        this.position = last;
+        this.failures = 0;
+        for (const e of events) this.onPublished(e.type, 1);
+      },
+      onError: (err) => {
+        this.sub = null;
+        this.failures++;
+        const delay = Math.min(30_000, 250 * 2 ** Math.min(this.failures, 7));
+        this.logger.error({ err, retryInMs: delay }, 'relay failed; it resumes from its checkpoint');
+        if (!this.stopped)
+          this.restartTimer = setTimeout(() => {
+            this.restartTimer = null;
+            this.start().catch((e) => this.logger.error({ err: e }, 'relay restart failed'));
+          }, delay);
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.sub?.stop();
+    this.sub = null;
+  }
+}
