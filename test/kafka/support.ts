@@ -95,3 +95,16 @@ export async function offsets(topic: string, groupId: string): Promise<Map<numbe
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Runs `body`; when it fails, the captured log lines (no debug) are appended to the error. */
+export async function withLogsOnFailure(logs: LogCapture, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const lines = logs.records
+      .filter((r) => r.level !== 'debug' && !/ECONNREFUSED|Failed to connect to seed broker/.test(r.message))
+      .map((r) => `${r.level} ${r.source} ${r.message} ${JSON.stringify(r.fields, (_k, v: unknown) => (v instanceof Error ? `${v.name}: ${v.message}` : v)).slice(0, 300)}`);
+    if (err instanceof Error) err.message += `\n--- messaging log ---\n${lines.join('\n')}`;
+    throw err;
+  }
+}

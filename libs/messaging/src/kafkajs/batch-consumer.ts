@@ -40,6 +40,7 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
   private removeCrashListener: (() => void) | null = null;
   private handler: BatchHandler | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
+  private restarting: Promise<void> | null = null;
   /** Restarts done by this class in a row (kafkajs' own are not counted), reset by a handled batch. */
   private selfRestarts = 0;
 
@@ -99,6 +100,7 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
       this.resumeTimers.clear();
       if (this.restartTimer) clearTimeout(this.restartTimer);
       this.restartTimer = null;
+      await this.restarting; // let a restart in progress see the stop before disconnecting
       const abandonTimer = setTimeout(() => this.abandon(), this.settings.stopTimeoutMs);
       try {
         await this.consumer.disconnect();
@@ -114,8 +116,12 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
   private async startConsumer(): Promise<void> {
     const handler = this.handler;
     if (!handler) return;
+    // stop() may come while this runs (a restart after a crash): never start after it
+    const stillWanted = () => this.state === 'running';
     await this.consumer.connect();
+    if (!stillWanted()) return;
     await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning ?? true });
+    if (!stillWanted()) return;
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -143,14 +149,19 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
       return;
     }
     this.selfRestarts += 1;
-    const delay = backoffDelay(this.selfRestarts, { initialDelayMs: 1_000, maxDelayMs: 30_000 });
-    this.info('error', `consumer crashed and kafkajs gave up on it; restarting it in ${delay} ms (restart ${this.selfRestarts})`, { error });
+    const delay = backoffDelay(this.selfRestarts, { initialDelayMs: 300, maxDelayMs: 30_000 });
+    // seen for real: "Failed to find group coordinator" right after a broker restart
+    this.info('warn', `consumer crashed and kafkajs gave up on it; restarting it in ${delay} ms (restart ${this.selfRestarts} in a row)`, { error });
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.state !== 'running') return;
       // a failure here crashes again (CRASH event) or throws: either way it is retried
-      this.startConsumer().catch((err: unknown) => this.onCrash(err, false));
+      this.restarting = this.startConsumer()
+        .catch((err: unknown) => this.onCrash(err, false))
+        .finally(() => {
+          this.restarting = null;
+        });
     }, delay);
   }
 
