@@ -43,9 +43,13 @@ export async function startApp(
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (the test command does)`);
   const port = await freePort();
   let out = '';
+  // The kafka jest project's global setup puts KAFKA_BROKERS into every worker's environment: a
+  // service started here is embedded unless the test asks for Kafka itself.
+  const inherited: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(inherited)) if (k.startsWith('KAFKA_') || k === 'EVENT_STORE' || k === 'DATABASE_URL') delete inherited[k];
   const proc = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   onSpawn?.(proc);
