@@ -23,6 +23,7 @@ import { Projector } from './projection/projector';
 import { SqliteBalanceReadModel } from './projection/sqlite-balance-read-model';
 import { ResetScheduler } from './scheduler/reset-scheduler';
 import { HealthController, KAFKA_STATS, SpacesController } from './http/spaces.controller';
+import { AdminController } from './admin/admin.controller';
 import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
 import { DeadLetterRecorder } from './kafka/dead-letters';
 import { KAFKA_INGRESS, KafkaIngress } from './kafka/kafka-ingress';
@@ -255,7 +256,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [SpacesController, HealthController],
+      controllers: [SpacesController, HealthController, AdminController],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock },

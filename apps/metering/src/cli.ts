@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+/** Entry of the `metering` ops CLI (package.json "bin"). The commands live in ./cli/. */
+import 'reflect-metadata';
+import { runCli } from './cli/program';
+
+runCli(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`metering: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
