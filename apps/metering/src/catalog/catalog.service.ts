@@ -20,6 +20,8 @@ export const CATALOG_VERSION_PUBLISHED = 'CatalogVersionPublished';
 export class CatalogService {
   private current: Catalog;
   private revision = -1;
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -89,6 +91,19 @@ export class CatalogService {
     await this.append([next], this.revision);
     await this.refresh();
     return updated;
+  }
+
+  /**
+   * Picks up versions published by other processes (e.g. `metering catalog publish`), at most
+   * once per `maxAgeMs`; concurrent callers share one read.
+   */
+  async refreshIfStale(now: number, maxAgeMs = 1000): Promise<void> {
+    if (now - this.refreshedAt < maxAgeMs) return;
+    this.refreshing ??= this.refresh().finally(() => {
+      this.refreshing = null;
+      this.refreshedAt = now;
+    });
+    await this.refreshing;
   }
 
   /** Picks up versions published by other processes. */

@@ -50,6 +50,7 @@ export class IngestService {
 
   /** Commands for one Space, decided and appended together. Outcomes in input order. */
   async executeForSpace(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
+    await this.catalog.refreshIfStale(this.clock.now());
     return this.locks.run(spaceId, async () => {
       for (let attempt = 1; ; attempt++) {
         const state = attempt === 1 ? await this.spaces.load(spaceId) : await this.spaces.refresh(spaceId);
