@@ -16,14 +16,13 @@
  * default BINARY order for UTF-8 text, so both `dump()`s list rows in the same order whatever
  * the database's collation.
  */
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Limits, Pool as UsagePool } from '@metering/domain';
-import type { StoredEvent } from '@metering/event-store';
+import { type StoredEvent, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { type RowAccess, type UsageItemRow, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
-const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface ReadModelMigration {
   version: number;
@@ -137,20 +136,9 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
   private readonly q: string;
 
   constructor(options: PostgresBalanceReadModelOptions) {
-    const schema = options.schema ?? 'metering';
-    if (!SCHEMA_RE.test(schema)) throw new TypeError(`schema "${schema}" must be a lower-case SQL identifier`);
-    this.schema = schema;
-    this.q = `"${schema}"`;
+    const c = pgConnection(options, 'PostgresBalanceReadModel');
+    [this.schema, this.q, this.pool, this.ownsPool] = [c.schema, c.quoted, c.pool, c.ownsPool];
     this.sql = buildSql(this.q);
-    if (options.pool) {
-      this.pool = options.pool;
-      this.ownsPool = false;
-    } else {
-      if (!options.url) throw new TypeError('PostgresBalanceReadModel: url or pool is required');
-      this.pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
-      this.ownsPool = true;
-      this.pool.on('error', () => undefined);
-    }
   }
 
   /** Creates the schema and applies pending migrations; safe when several instances start at once. */

@@ -138,3 +138,19 @@ export class PollingSubscription implements Subscription {
     return this.done;
   }
 }
+
+/**
+ * Starts a polling subscription over `read` and tracks it in `registry` (the store stops every
+ * tracked subscription on close). Stopping it removes it from the registry.
+ */
+export function startTrackedPolling(read: ReadPage, options: SubscribeOptions, wakers: Wakers, registry: Set<Subscription>): Subscription {
+  const sub = new PollingSubscription(read, options, wakers);
+  const tracked: Subscription = {
+    stop: async () => {
+      registry.delete(tracked);
+      await sub.stop();
+    },
+  };
+  registry.add(tracked);
+  return tracked;
+}

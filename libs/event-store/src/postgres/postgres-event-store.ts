@@ -63,7 +63,7 @@ import {
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
-import { PollingSubscription, Wakers } from '../internal/polling-subscription';
+import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { MIGRATIONS } from './migrations';
 
@@ -79,6 +79,24 @@ export interface PostgresEventStoreOptions {
 }
 
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * A schema name checked and quoted, and a pool: the caller's (shared, not owned) or a new one from
+ * the URL. Shared by the event store and the read models that live next to it.
+ */
+export function pgConnection(
+  options: { schema?: string; url?: string; pool?: Pool; poolConfig?: PoolConfig },
+  who: string,
+): { schema: string; quoted: string; pool: Pool; ownsPool: boolean } {
+  const schema = options.schema ?? 'metering';
+  if (!SCHEMA_RE.test(schema)) throw new TypeError(`schema "${schema}" must be a lower-case SQL identifier`);
+  if (options.pool) return { schema, quoted: `"${schema}"`, pool: options.pool, ownsPool: false };
+  if (!options.url) throw new TypeError(`${who}: url or pool is required`);
+  const pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
+  // An idle client losing its connection must not crash the process; the pool drops it.
+  pool.on('error', () => undefined);
+  return { schema, quoted: `"${schema}"`, pool, ownsPool: true };
+}
 /** Attempts for an append that lost a race on a unique key (re-planned each time). */
 const MAX_APPEND_ATTEMPTS = 8;
 
@@ -165,21 +183,9 @@ export class PostgresEventStore implements EventStore {
   private closed = false;
 
   constructor(options: PostgresEventStoreOptions) {
-    const schema = options.schema ?? 'metering';
-    if (!SCHEMA_RE.test(schema)) throw new TypeError(`schema "${schema}" must be a lower-case SQL identifier`);
-    this.schema = schema;
-    this.q = `"${schema}"`;
+    const c = pgConnection(options, 'PostgresEventStore');
+    [this.schema, this.q, this.pool, this.ownsPool] = [c.schema, c.quoted, c.pool, c.ownsPool];
     this.sql = buildSql(this.q);
-    if (options.pool) {
-      this.pool = options.pool;
-      this.ownsPool = false;
-    } else {
-      if (!options.url) throw new TypeError('PostgresEventStore: url or pool is required');
-      this.pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
-      this.ownsPool = true;
-      // An idle client losing its connection must not crash the process; the pool drops it.
-      this.pool.on('error', () => undefined);
-    }
   }
 
   /** Creates the schema and applies pending migrations; safe to run from several processes at once. */
@@ -422,15 +428,7 @@ export class PostgresEventStore implements EventStore {
   subscribe(options: SubscribeOptions): Subscription {
     this.assertOpen();
     normaliseReadAll({ after: options.after, streamPrefix: options.streamPrefix, types: options.types });
-    const sub = new PollingSubscription((o) => this.readAll(o), options, this.wakers);
-    const tracked: Subscription = {
-      stop: async () => {
-        this.subscriptions.delete(tracked);
-        await sub.stop();
-      },
-    };
-    this.subscriptions.add(tracked);
-    return tracked;
+    return startTrackedPolling((o) => this.readAll(o), options, this.wakers, this.subscriptions);
   }
 
   notify(): void {

@@ -30,7 +30,7 @@ import {
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
-import { PollingSubscription, Wakers } from '../internal/polling-subscription';
+import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 
 export interface SqliteEventStoreOptions {
@@ -282,15 +282,7 @@ export class SqliteEventStore implements EventStore {
   subscribe(options: SubscribeOptions): Subscription {
     if (this.closed) throw new Error('event store is closed');
     normaliseReadAll({ after: options.after, streamPrefix: options.streamPrefix, types: options.types });
-    const sub = new PollingSubscription((o) => this.readAll(o), options, this.wakers);
-    const tracked: Subscription = {
-      stop: async () => {
-        this.subscriptions.delete(tracked);
-        await sub.stop();
-      },
-    };
-    this.subscriptions.add(tracked);
-    return tracked;
+    return startTrackedPolling((o) => this.readAll(o), options, this.wakers, this.subscriptions);
   }
 
   notify(): void {
