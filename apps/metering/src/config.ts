@@ -58,7 +58,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   let eventStore: StoreKind = 'sqlite';
   if (storeRaw === 'sqlite' || storeRaw === 'postgres' || storeRaw === 'kurrentdb') eventStore = storeRaw;
   else problems.push(`EVENT_STORE="${storeRaw}": must be one of sqlite, postgres, kurrentdb`);
-  const postgresUrl = str('DATABASE_URL') ?? str('PG_URL');
+  // PG_URL is the test suite's variable, never read by the service: only DATABASE_URL configures it.
+  const postgresUrl = str('DATABASE_URL');
   const kurrentdbUrl = str('KURRENTDB_URL');
   if (eventStore === 'postgres' && !postgresUrl) problems.push('DATABASE_URL: required when EVENT_STORE=postgres (e.g. postgres://user@host:5432/db)');
   if (postgresUrl && !/^postgres(ql)?:\/\//.test(postgresUrl)) problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
