@@ -83,3 +83,33 @@ it('read model = domain fold, with subscriptions arriving late, and rebuild = li
   await store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+it('a subscription change decided ahead wakes the scheduler when it takes effect, once', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-'));
+  const store = new SqliteEventStore(path.join(dir, 'm.db'));
+  let now = Date.parse('2025-03-05T00:00:00Z');
+  const clock = { now: () => now };
+  const catalog = new CatalogService(store, systemIds, null);
+  await catalog.init();
+  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
+  const readModel = new SqliteBalanceReadModel(store.db);
+  await readModel.init();
+  const project = () => new Projector(store, readModel, silent).catchUp();
+  const sub = (eventId: string, plan: 'pro' | 'max', effectiveAt: string): InboundEvent => ({
+    type: 'subscription-changed', eventId, spaceId: 'fut', plan, cycle: 'weekly', effectiveAt,
+  });
+  await ingest.ingest([sub('pro', 'pro', '2025-03-03T00:00:00Z'), sub('max', 'max', '2025-03-06T00:00:00Z')]);
+  await project();
+  // Next reset of pro weekly is Mar 10; the upgrade takes effect on Mar 6: the scheduler wakes then.
+  expect((await readModel.getSpace('fut'))?.nextResetAt).toBe(Date.parse('2025-03-06T00:00:00Z'));
+  expect(await readModel.dueForReset(now, 10)).toEqual([]);
+  now = Date.parse('2025-03-06T00:00:01Z');
+  expect(await readModel.dueForReset(now, 10)).toEqual(['fut']);
+  const [outcome] = await ingest.executeForSpace('fut', [{ type: 'ResetDuePeriods', spaceId: 'fut' }]);
+  expect(outcome).toMatchObject({ outcome: 'accepted', recorded: ['SubscriptionActivated'] });
+  await project();
+  expect((await readModel.getSpace('fut'))?.nextResetAt).toBe(Date.parse('2025-03-10T00:00:00Z'));
+  expect(await readModel.dueForReset(now, 10)).toEqual([]);
+  await store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

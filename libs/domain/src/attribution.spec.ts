@@ -8,7 +8,7 @@
 import { foldSpace, decideAll, type SpaceCommand, type SpaceState } from './space';
 import { usageView, usageSourceOf } from './usage';
 import { catalogWithVersion2 } from './testing/catalogs';
-import { SPACE_ID, at, contextFor, defaultCatalog, exportBatch, generate, given, history, subscribe } from './testing/given-when-then';
+import { SPACE_ID, at, contextFor, defaultCatalog, exportBatch, generate, given, history, resetDue, subscribe } from './testing/given-when-then';
 
 function run(commands: SpaceCommand[], now: string, catalog = defaultCatalog()): SpaceState {
   return decideAll(foldSpace(SPACE_ID, []), commands, contextFor({ now, catalog })).state;
@@ -101,3 +101,49 @@ describe('clock skew', () => {
 
 // Keeps `history` referenced for readers looking for the builder of valid histories.
 void history;
+
+describe('a subscription change decided before it takes effect', () => {
+  // pro weekly from Mar 3 (Monday); 25 ai_shadows credits used of 30 -> 80 % fired.
+  const base = () =>
+    history([
+      subscribe('pro', 'weekly', '2025-03-03T00:00:00Z', { eventId: 'pro' }),
+      generate({ eventId: 'g1', feature: 'ai_shadows', generations: 25, occurredAt: '2025-03-04T00:00:00Z' }),
+    ]);
+  const upgrade = subscribe('max', 'weekly', '2025-03-06T00:00:00Z', { eventId: 'max' }); // 90 credits
+
+  it('changes nothing about thresholds when decided, and re-arms them when the scheduler activates it', () => {
+    const decided = given(base())
+      .when(upgrade, { now: '2025-03-05T00:00:00Z' })
+      .thenMatch([{ type: 'SubscriptionChanged', data: { plan: 'max', decidedAt: '2025-03-05T00:00:00.000Z' } }]);
+    expect(decided.state.timeline.at(-1)?.pendingSourceEventId).toBe('max');
+    // Before it takes effect the scheduler has nothing to do.
+    given(decided.history).when(resetDue(), { now: '2025-03-05T12:00:00Z' }).thenNothing();
+    // Once in force: activated, and 25 of 90 is under 80 %: re-armed.
+    const activated = given(decided.history)
+      .when(resetDue(), { now: '2025-03-06T00:00:01Z' })
+      .thenMatch([
+        { type: 'SubscriptionActivated', data: { sourceEventId: 'max', effectiveAt: '2025-03-06T00:00:00.000Z' } },
+        { type: 'ThresholdRearmed', data: { pool: 'ai_image_credits', threshold: 80, used: 25, limit: 90, causationId: 'max' } },
+      ]);
+    expect(activated.state.timeline.some((s) => s.pendingSourceEventId !== undefined)).toBe(false);
+    // Activated once: the next pass appends nothing.
+    given(activated.history).when(resetDue(), { now: '2025-03-06T00:01:00Z' }).thenNothing();
+    // And the 80 % of the new limit fires again later in the same period.
+    given(activated.history)
+      .when(generate({ eventId: 'g2', feature: 'ai_shadows', generations: 50, occurredAt: '2025-03-06T01:00:00Z' }), { now: '2025-03-06T01:00:00Z' })
+      .thenMatch([{ type: 'GenerationRecorded' }, { type: 'ThresholdCrossed', data: { threshold: 80, used: 75, limit: 90 } }]);
+  });
+
+  it('a downgrade decided ahead fires the thresholds it reaches when it takes effect', () => {
+    const h = history([
+      subscribe('max', 'weekly', '2025-03-03T00:00:00Z', { eventId: 'max0' }),
+      generate({ eventId: 'g1', feature: 'ai_shadows', generations: 28, occurredAt: '2025-03-04T00:00:00Z' }), // 28 of 90
+    ]);
+    const decided = given(h).when(subscribe('pro', 'weekly', '2025-03-06T00:00:00Z', { eventId: 'down' }), { now: '2025-03-05T00:00:00Z' }).then([
+      expect.objectContaining({ type: 'SubscriptionChanged' }),
+    ]);
+    given(decided.history)
+      .when(resetDue(), { now: '2025-03-06T00:00:01Z' })
+      .thenMatch([{ type: 'SubscriptionActivated' }, { type: 'ThresholdCrossed', data: { threshold: 80, used: 28, limit: 30, causationId: 'down' } }]);
+  });
+});

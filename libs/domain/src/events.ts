@@ -22,6 +22,18 @@ export interface SubscriptionChangedData {
   /** true when this change started a new period (cycle change, leaving or joining free). */
   reanchored: boolean;
   previous: { plan: Plan; cycle: Cycle } | null;
+  /**
+   * When it was decided. A change decided before its effectiveAt is pending until the scheduler
+   * activates it (SubscriptionActivated), which re-evaluates the thresholds under its limits.
+   */
+  decidedAt?: string;
+}
+
+export interface SubscriptionActivatedData {
+  spaceId: string;
+  /** The subscription change that took effect. */
+  sourceEventId: string;
+  effectiveAt: string;
 }
 
 export interface GenerationRecordedData {
@@ -96,7 +108,8 @@ export type SpaceEvent =
   | { type: 'BatchExportRecorded'; data: BatchExportRecordedData }
   | { type: 'PeriodReset'; data: PeriodResetData }
   | { type: 'ThresholdCrossed'; data: ThresholdCrossedData }
-  | { type: 'ThresholdRearmed'; data: ThresholdRearmedData };
+  | { type: 'ThresholdRearmed'; data: ThresholdRearmedData }
+  | { type: 'SubscriptionActivated'; data: SubscriptionActivatedData };
 
 export type SpaceEventType = SpaceEvent['type'];
 
@@ -110,6 +123,7 @@ export const SPACE_EVENT_TYPES: readonly SpaceEventType[] = [
   'PeriodReset',
   'ThresholdCrossed',
   'ThresholdRearmed',
+  'SubscriptionActivated',
 ];
 
 /** Events the notification service receives. */

@@ -64,6 +64,7 @@ describe('Space decider', () => {
               resetFamily: 'monthly',
               reanchored: true,
               previous: null,
+              decidedAt: '2025-01-31T10:00:00.000Z',
             },
           },
         ]);

@@ -107,14 +107,26 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     case 'SubscriptionChanged': {
       const d = event.data;
       state.seen.add(d.sourceEventId);
+      const effectiveAt = Date.parse(d.effectiveAt);
+      const pending = d.decidedAt !== undefined && Date.parse(d.decidedAt) < effectiveAt;
       state.timeline = insertSegment(state.timeline, {
-        effectiveAt: Date.parse(d.effectiveAt),
+        effectiveAt,
         plan: d.plan,
         cycle: d.cycle,
         limits: { ...d.limits },
         family: d.resetFamily,
+        ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
       });
       if (state.usageItems.length) reattribute(state);
+      return state;
+    }
+    case 'SubscriptionActivated': {
+      const id = event.data.sourceEventId;
+      state.timeline = state.timeline.map((s) => {
+        if (s.pendingSourceEventId !== id) return s;
+        const { pendingSourceEventId: _done, ...rest } = s;
+        return rest;
+      });
       return state;
     }
     case 'GenerationRecorded': {
@@ -405,32 +417,44 @@ function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx
       resetFamily: family,
       reanchored,
       previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
+      decidedAt: iso(ctx.now),
     },
   };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
+  // A change dated in the future is re-evaluated when the scheduler activates it.
   if (effectiveAt <= ctx.now) {
     const after = evolve(cloneSpaceState(state), changed);
-    const period = periodAt(after.timeline, ctx.now);
-    const inForce = limitsFor(after.timeline, period, ctx.now, ctx.catalog);
-    if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle) {
-      const thresholds = catalogVersionAt(ctx.catalog, ctx.now).thresholds;
-      const used = after.periods.get(period.start)?.used ?? emptyLimits();
-      for (const pool of POOLS) {
-        for (const threshold of thresholds) {
-          if (after.fired.has(firedKey(period.start, pool, threshold)) && !reaches(used[pool], limits[pool], threshold)) {
-            events.push({
-              id: ctx.eventId(`${state.spaceId}/rearm/${iso(period.start)}/${pool}/${threshold}/${input.eventId}`),
-              type: 'ThresholdRearmed',
-              data: { spaceId: state.spaceId, pool, threshold, periodStart: iso(period.start), used: used[pool], limit: limits[pool], causationId: input.eventId },
-            });
-          }
-        }
-        events.push(...crossedThresholds(after, period, pool, used[pool], limits[pool], thresholds, input.eventId, iso(effectiveAt), ctx));
-      }
-    }
+    const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
+    if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
+      events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
   }
   return { outcome: 'accepted', events };
+}
+
+/**
+ * After the limits in force changed: re-arms thresholds the running period's usage is now under,
+ * and fires thresholds it now reaches (each at most once until re-armed).
+ */
+function reevaluateThresholds(state: SpaceState, causationId: string, occurredAt: string, ctx: DecideContext): IdentifiedSpaceEvent[] {
+  const events: IdentifiedSpaceEvent[] = [];
+  const period = periodAt(state.timeline, ctx.now);
+  const limits = limitsFor(state.timeline, period, ctx.now, ctx.catalog).limits;
+  const thresholds = catalogVersionAt(ctx.catalog, ctx.now).thresholds;
+  const used = state.periods.get(period.start)?.used ?? emptyLimits();
+  for (const pool of POOLS) {
+    for (const threshold of thresholds) {
+      if (state.fired.has(firedKey(period.start, pool, threshold)) && !reaches(used[pool], limits[pool], threshold)) {
+        events.push({
+          id: ctx.eventId(`${state.spaceId}/rearm/${iso(period.start)}/${pool}/${threshold}/${causationId}`),
+          type: 'ThresholdRearmed',
+          data: { spaceId: state.spaceId, pool, threshold, periodStart: iso(period.start), used: used[pool], limit: limits[pool], causationId },
+        });
+      }
+    }
+    events.push(...crossedThresholds(state, period, pool, used[pool], limits[pool], thresholds, causationId, occurredAt, ctx));
+  }
+  return events;
 }
 
 function decideResets(state: SpaceState, ctx: DecideContext): Decision {
@@ -454,6 +478,21 @@ function decideResets(state: SpaceState, ctx: DecideContext): Decision {
       },
     };
   });
+  // Subscription changes decided before they took effect: activate those now in force, and
+  // re-evaluate the thresholds under the limits they brought.
+  const due = state.timeline.filter((seg) => seg.pendingSourceEventId !== undefined && seg.effectiveAt <= ctx.now);
+  if (due.length) {
+    for (const seg of due)
+      events.push({
+        id: ctx.eventId(`${state.spaceId}/activation/${seg.pendingSourceEventId}`),
+        type: 'SubscriptionActivated',
+        data: { spaceId: state.spaceId, sourceEventId: seg.pendingSourceEventId!, effectiveAt: iso(seg.effectiveAt) },
+      });
+    const after = cloneSpaceState(state);
+    for (const e of events) evolve(after, e);
+    const last = due[due.length - 1];
+    events.push(...reevaluateThresholds(after, last.pendingSourceEventId!, iso(last.effectiveAt), ctx));
+  }
   return { outcome: 'accepted', events };
 }
 

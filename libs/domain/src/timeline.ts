@@ -14,6 +14,8 @@ export interface Segment {
   limits: Limits;
   anchorAt: number;
   family: ResetFamily;
+  /** Set while a change decided before its effectiveAt waits to be activated by the scheduler. */
+  pendingSourceEventId?: string;
 }
 
 export type Timeline = readonly Segment[];
@@ -149,4 +151,19 @@ export function firstResetAfter(timeline: Timeline, after: number): number | nul
     if (run.end === null || b < run.end) return b;
   }
   return null;
+}
+
+/** The earliest pending activation, or null. */
+export function firstPendingActivation(timeline: Timeline): Segment | null {
+  let first: Segment | null = null;
+  for (const s of timeline) if (s.pendingSourceEventId !== undefined && (first === null || s.effectiveAt < first.effectiveAt)) first = s;
+  return first;
+}
+
+/** The instant the scheduler must next look at a Space: its next reset or pending activation. */
+export function nextWakeUp(timeline: Timeline, lastResetAt: number | null): number | null {
+  const reset = firstResetAfter(timeline, lastResetAt ?? Number.NEGATIVE_INFINITY);
+  const pending = firstPendingActivation(timeline);
+  if (pending === null) return reset;
+  return reset === null ? pending.effectiveAt : Math.min(reset, pending.effectiveAt);
 }

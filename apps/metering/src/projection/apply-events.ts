@@ -11,8 +11,9 @@ import {
   type SubscriptionChangedData,
   type ThresholdCrossedData,
   type ThresholdRearmedData,
-  firstResetAfter,
+  type SubscriptionActivatedData,
   insertSegment,
+  nextWakeUp,
   periodAt,
 } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
@@ -58,8 +59,9 @@ export function attribute(space: SpaceRow, items: UsageItemRow[]): UsageRow[] {
 
 const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
 
+/** When the scheduler must next look at the Space: its next reset or a pending activation. */
 export function nextResetOf(row: SpaceRow): number | null {
-  return firstResetAfter(row.timeline, row.lastResetAt ?? Number.NEGATIVE_INFINITY);
+  return nextWakeUp(row.timeline, row.lastResetAt);
 }
 
 export function applyEvent(rows: RowAccess, event: StoredEvent): void {
@@ -70,12 +72,15 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   switch (event.type) {
     case 'SubscriptionChanged': {
       const d = event.data as unknown as SubscriptionChangedData;
+      const effectiveAt = Date.parse(d.effectiveAt);
+      const pending = d.decidedAt !== undefined && Date.parse(d.decidedAt) < effectiveAt;
       space.timeline = insertSegment(space.timeline, {
-        effectiveAt: Date.parse(d.effectiveAt),
+        effectiveAt,
         plan: d.plan,
         cycle: d.cycle,
         limits: { ...d.limits },
         family: d.resetFamily,
+        ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
       });
       // Usage counts in the period of the current timeline that contains its occurredAt.
       const items = rows.usageItems(spaceId);
@@ -101,6 +106,15 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       row.used = { ...row.used, [pool]: row.used[pool] + amount };
       row.usageEvents += 1;
       rows.putUsage(row);
+      break;
+    }
+    case 'SubscriptionActivated': {
+      const id = (event.data as unknown as SubscriptionActivatedData).sourceEventId;
+      space.timeline = space.timeline.map((seg) => {
+        if (seg.pendingSourceEventId !== id) return seg;
+        const { pendingSourceEventId: _done, ...rest } = seg;
+        return rest;
+      });
       break;
     }
     case 'PeriodReset': {

@@ -8,8 +8,9 @@ export interface SchedulerLogger {
 }
 
 /**
- * Appends period resets at their boundaries. Each tick asks the read model which Spaces have a
- * reset due and lets the domain decide every missed boundary, in order. The domain knows the last
+ * Appends period resets at their boundaries, and activates subscription changes that were decided
+ * before they took effect (re-evaluating thresholds under their limits). Each tick asks the read
+ * model which Spaces are due and lets the domain decide every missed boundary, in order. The domain knows the last
  * reset recorded and ids are deterministic, so a reset is never appended twice, even by several
  * schedulers at once (optimistic concurrency on the Space stream).
  */
@@ -58,7 +59,7 @@ export class ResetScheduler {
         const [outcome] = await this.ingest.executeForSpace(spaceId, [{ type: 'ResetDuePeriods', spaceId }]);
         if (outcome.outcome === 'accepted' && outcome.recorded.length) {
           total++;
-          this.logger.info({ spaceId, resets: outcome.recorded.length }, 'period reset appended');
+          this.logger.info({ spaceId, recorded: outcome.recorded }, 'scheduled events appended (resets, activations)');
         }
       }
     }
