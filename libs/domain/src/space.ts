@@ -17,7 +17,7 @@ import {
 import type { BatchExportedV1, GenerationPerformedV1, Rejection, SubscriptionChangedV1 } from './contracts';
 import type { IdentifiedSpaceEvent, SpaceEvent } from './events';
 import { type Period, iso, parseInstant } from './period';
-import { type Segment, insertSegment, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt } from './timeline';
+import { type Segment, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withActivation, withSubscriptionChange } from './timeline';
 
 // ---------------------------------------------------------------------------------------------
 // State
@@ -80,6 +80,15 @@ export function cloneSpaceState(s: SpaceState): SpaceState {
 
 export const firedKey = (periodStart: number, pool: Pool, threshold: number): string => `${periodStart}|${pool}|${threshold}`;
 
+/** The use a usage event records: credits of its pool, or exported images. */
+export function usageItemOf(
+  event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
+): UsageItem {
+  return event.type === 'GenerationRecorded'
+    ? { at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
+    : { at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+}
+
 function countItem(state: SpaceState, item: UsageItem): void {
   const period = periodAt(state.timeline, item.at);
   let p = state.periods.get(period.start);
@@ -107,40 +116,18 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     case 'SubscriptionChanged': {
       const d = event.data;
       state.seen.add(d.sourceEventId);
-      const effectiveAt = Date.parse(d.effectiveAt);
-      const pending = d.decidedAt !== undefined && Date.parse(d.decidedAt) < effectiveAt;
-      state.timeline = insertSegment(state.timeline, {
-        effectiveAt,
-        plan: d.plan,
-        cycle: d.cycle,
-        limits: { ...d.limits },
-        family: d.resetFamily,
-        ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
-      });
+      state.timeline = withSubscriptionChange(state.timeline, d);
       if (state.usageItems.length) reattribute(state);
       return state;
     }
     case 'SubscriptionActivated': {
-      const id = event.data.sourceEventId;
-      state.timeline = state.timeline.map((s) => {
-        if (s.pendingSourceEventId !== id) return s;
-        const { pendingSourceEventId: _done, ...rest } = s;
-        return rest;
-      });
+      state.timeline = withActivation(state.timeline, event.data.sourceEventId);
       return state;
     }
-    case 'GenerationRecorded': {
-      const d = event.data;
-      state.seen.add(d.sourceEventId);
-      const item: UsageItem = { at: Date.parse(d.occurredAt), pool: d.pool, amount: d.credits };
-      state.usageItems.push(item);
-      countItem(state, item);
-      return state;
-    }
+    case 'GenerationRecorded':
     case 'BatchExportRecorded': {
-      const d = event.data;
-      state.seen.add(d.sourceEventId);
-      const item: UsageItem = { at: Date.parse(d.occurredAt), pool: 'batch_exports', amount: d.images };
+      state.seen.add(event.data.sourceEventId);
+      const item = usageItemOf(event);
       state.usageItems.push(item);
       countItem(state, item);
       return state;
@@ -511,10 +498,6 @@ export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideCont
     case 'ChangeSubscription':
       return decideSubscription(state, command.input, ctx);
   }
-}
-
-export interface HandledCommand {
-  decision: Decision;
 }
 
 /**

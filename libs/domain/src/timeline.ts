@@ -5,6 +5,7 @@
  * inside a run from its anchor and cut where the run ends.
  */
 import { type Catalog, type Cycle, type Limits, type Plan, catalogVersionAt } from './catalog/catalog';
+import type { SubscriptionChangedData } from './events';
 import { type Period, type ResetFamily, periodContaining, periodIndexOf, periodStartAt } from './period';
 
 export interface Segment {
@@ -61,6 +62,32 @@ export function insertSegment(timeline: Timeline, segment: Omit<Segment, 'anchor
     previous = s;
   }
   return out;
+}
+
+/**
+ * The timeline after a SubscriptionChanged event. A change decided before its effectiveAt stays
+ * pending until it is activated (see `withActivation`).
+ */
+export function withSubscriptionChange(timeline: Timeline, d: SubscriptionChangedData): Segment[] {
+  const effectiveAt = Date.parse(d.effectiveAt);
+  const pending = d.decidedAt !== undefined && Date.parse(d.decidedAt) < effectiveAt;
+  return insertSegment(timeline, {
+    effectiveAt,
+    plan: d.plan,
+    cycle: d.cycle,
+    limits: { ...d.limits },
+    family: d.resetFamily,
+    ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
+  });
+}
+
+/** The timeline after a SubscriptionActivated event: the change is no longer pending. */
+export function withActivation(timeline: Timeline, sourceEventId: string): Segment[] {
+  return timeline.map((s) => {
+    if (s.pendingSourceEventId !== sourceEventId) return s;
+    const { pendingSourceEventId: _done, ...rest } = s;
+    return rest;
+  });
 }
 
 const sameRun = (a: { anchorAt: number; family: ResetFamily }, b: { anchorAt: number; family: ResetFamily }) =>

@@ -4,17 +4,18 @@
  * PostgreSQL read models identical field for field.
  */
 import {
-  type GenerationRecordedData,
-  type BatchExportRecordedData,
   type PeriodResetData,
   type Pool,
+  type SpaceEvent,
+  type SubscriptionActivatedData,
   type SubscriptionChangedData,
   type ThresholdCrossedData,
   type ThresholdRearmedData,
-  type SubscriptionActivatedData,
-  insertSegment,
   nextWakeUp,
   periodAt,
+  usageItemOf,
+  withActivation,
+  withSubscriptionChange,
 } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
@@ -71,17 +72,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   space.revision = event.revision;
   switch (event.type) {
     case 'SubscriptionChanged': {
-      const d = event.data as unknown as SubscriptionChangedData;
-      const effectiveAt = Date.parse(d.effectiveAt);
-      const pending = d.decidedAt !== undefined && Date.parse(d.decidedAt) < effectiveAt;
-      space.timeline = insertSegment(space.timeline, {
-        effectiveAt,
-        plan: d.plan,
-        cycle: d.cycle,
-        limits: { ...d.limits },
-        family: d.resetFamily,
-        ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
-      });
+      space.timeline = withSubscriptionChange(space.timeline, event.data as unknown as SubscriptionChangedData);
       // Usage counts in the period of the current timeline that contains its occurredAt.
       const items = rows.usageItems(spaceId);
       if (items.length) rows.replaceUsage(spaceId, attribute(space, items));
@@ -89,10 +80,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
     }
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
-      const d = event.data as unknown as GenerationRecordedData | BatchExportRecordedData;
-      const occurredAt = Date.parse(d.occurredAt);
-      const pool: Pool = event.type === 'GenerationRecorded' ? (d as GenerationRecordedData).pool : 'batch_exports';
-      const amount = event.type === 'GenerationRecorded' ? (d as GenerationRecordedData).credits : (d as BatchExportRecordedData).images;
+      const { at: occurredAt, pool, amount } = usageItemOf({ type: event.type, data: event.data } as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
       rows.addUsageItem({ spaceId, position: event.globalPosition, occurredAt, pool, amount });
       const period = periodAt(space.timeline, occurredAt);
       const row = rows.getUsage(spaceId, period.start) ?? {
@@ -109,12 +97,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       break;
     }
     case 'SubscriptionActivated': {
-      const id = (event.data as unknown as SubscriptionActivatedData).sourceEventId;
-      space.timeline = space.timeline.map((seg) => {
-        if (seg.pendingSourceEventId !== id) return seg;
-        const { pendingSourceEventId: _done, ...rest } = seg;
-        return rest;
-      });
+      space.timeline = withActivation(space.timeline, (event.data as unknown as SubscriptionActivatedData).sourceEventId);
       break;
     }
     case 'PeriodReset': {
