@@ -42,6 +42,66 @@ export interface UsageItemRow {
   amount: number;
 }
 
+/** How an adapter reads stored rows; each call returns a fresh object the batch may change. */
+export interface StoredRows {
+  space(spaceId: string): SpaceRow | null;
+  usage(spaceId: string, periodStart: number): UsageRow | null;
+  items(spaceId: string): UsageItemRow[];
+}
+
+/**
+ * The rows one `apply` batch touches, kept in memory so each is written once at the end of the
+ * batch's transaction. Both read models use it; they differ only in how stored rows are loaded
+ * and how the result is written.
+ */
+export class BatchRows implements RowAccess {
+  readonly spaces = new Map<string, SpaceRow>();
+  readonly usage = new Map<string, UsageRow>();
+  readonly thresholds = new Map<string, ThresholdRow>();
+  readonly newItems: UsageItemRow[] = [];
+  /** Spaces whose usage rows were all replaced (their stored rows are deleted before writing). */
+  readonly replaced = new Set<string>();
+
+  constructor(private readonly stored: StoredRows) {}
+
+  getSpace(spaceId: string): SpaceRow | null {
+    return this.spaces.get(spaceId) ?? this.stored.space(spaceId);
+  }
+
+  putSpace(row: SpaceRow): void {
+    this.spaces.set(row.spaceId, row);
+  }
+
+  getUsage(spaceId: string, periodStart: number): UsageRow | null {
+    const k = `${spaceId}|${periodStart}`;
+    if (this.usage.has(k)) return this.usage.get(k)!;
+    if (this.replaced.has(spaceId)) return null;
+    return this.stored.usage(spaceId, periodStart);
+  }
+
+  putUsage(row: UsageRow): void {
+    this.usage.set(`${row.spaceId}|${row.periodStart}`, row);
+  }
+
+  putThreshold(row: ThresholdRow): void {
+    this.thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row);
+  }
+
+  usageItems(spaceId: string): UsageItemRow[] {
+    return [...this.stored.items(spaceId), ...this.newItems.filter((i) => i.spaceId === spaceId)];
+  }
+
+  addUsageItem(row: UsageItemRow): void {
+    this.newItems.push(row);
+  }
+
+  replaceUsage(spaceId: string, rows: UsageRow[]): void {
+    this.replaced.add(spaceId);
+    for (const k of [...this.usage.keys()]) if (k.startsWith(`${spaceId}|`)) this.usage.delete(k);
+    for (const row of rows) this.usage.set(`${spaceId}|${row.periodStart}`, row);
+  }
+}
+
 /** Per-period usage of a Space from its items, attributed with the Space's current timeline. */
 export function attribute(space: SpaceRow, items: UsageItemRow[]): UsageRow[] {
   const rows = new Map<number, UsageRow>();

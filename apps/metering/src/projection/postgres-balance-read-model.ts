@@ -20,7 +20,7 @@ import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Limits, Pool as UsagePool } from '@metering/domain';
 import { type StoredEvent, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { type RowAccess, type UsageItemRow, applyEvent } from './apply-events';
+import { BatchRows, type UsageItemRow, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -206,46 +206,29 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           loadedItems.get(r.space_id)!.push({ spaceId: r.space_id, position: BigInt(r.position), occurredAt: num(r.occurred_at), pool: r.pool, amount: num(r.amount) });
       }
 
-      // Same in-memory bookkeeping as the SQLite read model: touched rows are written once at the end.
-      const spaces = new Map<string, SpaceRow>();
-      const usage = new Map<string, UsageRow>();
-      const thresholds = new Map<string, ThresholdRow>();
-      const newItems: UsageItemRow[] = [];
-      const replaced = new Set<string>();
-      const rows: RowAccess = {
-        getSpace: (id) => {
-          if (spaces.has(id)) return spaces.get(id)!;
+      // Rows were loaded above in three queries; the batch's bookkeeping is shared with SQLite.
+      const rows = new BatchRows({
+        space: (id) => {
           const r = loadedSpaces.get(id);
           return r ? cloneSpace(r) : null;
         },
-        putSpace: (row) => void spaces.set(row.spaceId, row),
-        getUsage: (id, periodStart) => {
-          const k = `${id}|${periodStart}`;
-          if (usage.has(k)) return usage.get(k)!;
-          if (replaced.has(id)) return null;
-          const r = loadedUsage.get(k);
+        usage: (id, periodStart) => {
+          const r = loadedUsage.get(`${id}|${periodStart}`);
           return r ? cloneUsage(r) : null;
         },
-        putUsage: (row) => void usage.set(`${row.spaceId}|${row.periodStart}`, row),
-        putThreshold: (row) => void thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row),
-        usageItems: (id) => {
+        items: (id) => {
           const stored = loadedItems.get(id);
           if (!stored) throw new Error(`postgres read model: usage items of Space ${id} were not loaded (bug)`);
-          return [...stored.map((i) => ({ ...i })), ...newItems.filter((i) => i.spaceId === id)];
+          return stored.map((i) => ({ ...i }));
         },
-        addUsageItem: (row) => void newItems.push(row),
-        replaceUsage: (id, list) => {
-          replaced.add(id);
-          for (const k of [...usage.keys()]) if (k.startsWith(`${id}|`)) usage.delete(k);
-          for (const row of list) usage.set(`${id}|${row.periodStart}`, row);
-        },
-      };
+      });
       let position = start;
       for (const e of batch) {
         applyEvent(rows, e);
         position = e.globalPosition;
       }
 
+      const { spaces, usage, thresholds, newItems, replaced } = rows;
       if (replaced.size) await client.query(this.sql.deleteUsage, [[...replaced]]);
       if (newItems.length)
         await client.query(this.sql.putItems, [

@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import type { Limits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { type RowAccess, type UsageItemRow, applyEvent } from './apply-events';
+import { BatchRows, type UsageItemRow, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -85,45 +85,26 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const run = this.db.transaction((batch: StoredEvent[]) => {
       const cpRow = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(CHECKPOINT) as { position: string } | undefined;
       let position = cpRow ? BigInt(cpRow.position) : 0n;
-      const spaces = new Map<string, SpaceRow>();
-      const usage = new Map<string, UsageRow>();
-      const thresholds = new Map<string, ThresholdRow>();
-      const newItems: UsageItemRow[] = [];
-      const replaced = new Set<string>();
-      const rows: RowAccess = {
-        getSpace: (id) => {
-          if (spaces.has(id)) return spaces.get(id)!;
+      const rows = new BatchRows({
+        space: (id) => {
           const r = getSpace.get(id) as SpaceDb | undefined;
           return r ? toSpace(r) : null;
         },
-        putSpace: (row) => void spaces.set(row.spaceId, row),
-        getUsage: (id, start) => {
-          const k = `${id}|${start}`;
-          if (usage.has(k)) return usage.get(k)!;
-          if (replaced.has(id)) return null;
+        usage: (id, start) => {
           const r = getUsage.get(id, start) as UsageDb | undefined;
           return r ? toUsage(r) : null;
         },
-        putUsage: (row) => void usage.set(`${row.spaceId}|${row.periodStart}`, row),
-        putThreshold: (row) => void thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row),
-        usageItems: (id) => [
-          ...(getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
+        items: (id) =>
+          (getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
             spaceId: id, position: BigInt(r.position), occurredAt: r.occurred_at, pool: r.pool, amount: r.amount,
           })),
-          ...newItems.filter((i) => i.spaceId === id),
-        ],
-        addUsageItem: (row) => void newItems.push(row),
-        replaceUsage: (id, list) => {
-          replaced.add(id);
-          for (const k of [...usage.keys()]) if (k.startsWith(`${id}|`)) usage.delete(k);
-          for (const row of list) usage.set(`${id}|${row.periodStart}`, row);
-        },
-      };
+      });
       for (const e of batch) {
         if (e.globalPosition <= position) continue;
         applyEvent(rows, e);
         position = e.globalPosition;
       }
+      const { spaces, usage, thresholds, newItems, replaced } = rows;
       for (const id of replaced) deleteUsage.run(id);
       for (const i of newItems) putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
       for (const s of spaces.values())
