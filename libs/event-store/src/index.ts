@@ -2,6 +2,7 @@ export * from './port';
 export { SqliteEventStore } from './sqlite/sqlite-event-store';
 export type { SqliteEventStoreOptions } from './sqlite/sqlite-event-store';
 export { PostgresEventStore, pgConnection } from './postgres/postgres-event-store';
+export { applyMigrations, type Migration } from './postgres/migrations';
 export type { PostgresEventStoreOptions } from './postgres/postgres-event-store';
 export { KurrentDbEventStore } from './kurrentdb/kurrentdb-event-store';
 export type { KurrentDbEventStoreOptions } from './kurrentdb/kurrentdb-event-store';

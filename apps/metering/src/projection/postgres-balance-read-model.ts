@@ -18,21 +18,14 @@
  */
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Limits, Pool as UsagePool } from '@metering/domain';
-import { type StoredEvent, pgConnection } from '@metering/event-store';
+import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { BatchRows, type UsageItemRow, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
-export interface ReadModelMigration {
-  version: number;
-  name: string;
-  /** `s` is the already-quoted schema identifier. */
-  sql: (s: string) => string;
-}
-
 /** Never edit an applied migration: add a new one. */
-export const READ_MODEL_MIGRATIONS: readonly ReadModelMigration[] = [
+export const READ_MODEL_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'balance read model: spaces, usage, usage items, thresholds, checkpoint',
@@ -143,24 +136,14 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
 
   /** Creates the schema and applies pending migrations; safe when several instances start at once. */
   async init(): Promise<void> {
-    await this.transaction(async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`metering/read-model/migrate/${this.schema}`]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.q}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.q}.read_model_migrations (
-           version    INTEGER     PRIMARY KEY,
-           name       TEXT        NOT NULL,
-           applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )`,
-      );
-      const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${this.q}.read_model_migrations`);
-      const applied = new Set(rows.map((r) => r.version));
-      for (const m of [...READ_MODEL_MIGRATIONS].sort((a, b) => a.version - b.version)) {
-        if (applied.has(m.version)) continue;
-        await client.query(m.sql(this.q));
-        await client.query(`INSERT INTO ${this.q}.read_model_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
-      }
-    });
+    await this.transaction((client) =>
+      applyMigrations(client, {
+        quotedSchema: this.q,
+        table: 'read_model_migrations',
+        lockKey: `metering/read-model/migrate/${this.schema}`,
+        migrations: READ_MODEL_MIGRATIONS,
+      }),
+    );
   }
 
   async checkpoint(): Promise<bigint> {

@@ -1,3 +1,5 @@
+import type { ClientBase } from 'pg';
+
 /**
  * Schema migrations of the PostgreSQL event store, applied in order by `PostgresEventStore.migrate()`
  * and recorded in `<schema>.schema_migrations`. Never edit an applied migration: add a new one.
@@ -7,6 +9,34 @@ export interface Migration {
   version: number;
   name: string;
   sql: (s: string) => string;
+}
+
+/**
+ * Applies the migrations not yet recorded in `<schema>.<table>`, in version order, inside the
+ * caller's open transaction. An advisory lock on `lockKey` (released at COMMIT/ROLLBACK)
+ * serialises concurrent migrators, so several instances may start at once.
+ */
+export async function applyMigrations(
+  client: ClientBase,
+  options: { quotedSchema: string; table: string; lockKey: string; migrations: readonly Migration[] },
+): Promise<void> {
+  const { quotedSchema: q, table, lockKey, migrations } = options;
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [lockKey]);
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${q}`);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${q}.${table} (
+       version    INTEGER     PRIMARY KEY,
+       name       TEXT        NOT NULL,
+       applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     )`,
+  );
+  const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${q}.${table}`);
+  const applied = new Set(rows.map((r) => r.version));
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (applied.has(m.version)) continue;
+    await client.query(m.sql(q));
+    await client.query(`INSERT INTO ${q}.${table} (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+  }
 }
 
 export const MIGRATIONS: readonly Migration[] = [

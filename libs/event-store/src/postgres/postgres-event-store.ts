@@ -65,7 +65,7 @@ import {
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
-import { MIGRATIONS } from './migrations';
+import { MIGRATIONS, applyMigrations } from './migrations';
 
 export interface PostgresEventStoreOptions {
   /** Connection string; ignored when `pool` is given. */
@@ -194,23 +194,12 @@ export class PostgresEventStore implements EventStore {
     let broken = false;
     try {
       await client.query('BEGIN');
-      // Serialises concurrent migrators of this schema; released at COMMIT/ROLLBACK.
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`metering/event-store/migrate/${this.schema}`]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.q}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.q}.schema_migrations (
-           version    INTEGER     PRIMARY KEY,
-           name       TEXT        NOT NULL,
-           applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )`,
-      );
-      const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${this.q}.schema_migrations`);
-      const applied = new Set(rows.map((r) => r.version));
-      for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
-        if (applied.has(m.version)) continue;
-        await client.query(m.sql(this.q));
-        await client.query(`INSERT INTO ${this.q}.schema_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
-      }
+      await applyMigrations(client, {
+        quotedSchema: this.q,
+        table: 'schema_migrations',
+        lockKey: `metering/event-store/migrate/${this.schema}`,
+        migrations: MIGRATIONS,
+      });
       await client.query('COMMIT');
     } catch (err) {
       broken = isConnectionError(err);
