@@ -149,10 +149,28 @@ export interface TopicAdmin {
   ensureTopics(topics: TopicSpec[]): Promise<EnsuredTopic[]>;
 }
 
+/** How far a consumer group is behind on one partition. */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** Offset of the next message the group will read (its committed offset; the low watermark when it has none). */
+  committed: string;
+  /** Offset the next published message will get (high watermark). */
+  high: string;
+  /** high - committed, never negative: messages published and not yet consumed. */
+  lag: number;
+}
+
 /** One connection to the messaging system, handing out producers and consumers. */
 export interface Messaging extends TopicAdmin {
   producer(): MessageProducer;
   batchConsumer(options: BatchConsumerOptions): BatchConsumer;
+  /**
+   * Optional (the kafkajs adapter has it). The lag of `groupId` on every partition of `topics`,
+   * for metrics; a topic that does not exist yet is left out. Rejects when the cluster cannot be
+   * asked; callers bound it with a timeout.
+   */
+  consumerLag?(groupId: string, topics: string[]): Promise<PartitionLag[]>;
 }
 
 export type MessagingLogLevel = 'error' | 'warn' | 'info' | 'debug';

@@ -1,5 +1,31 @@
 import type { Kafka } from 'kafkajs';
-import type { EnsuredTopic, MessagingLogger, TopicSpec } from '../port';
+import type { EnsuredTopic, MessagingLogger, PartitionLag, TopicSpec } from '../port';
+
+/** See Messaging.consumerLag. */
+export async function consumerLagWith(kafka: Kafka, groupId: string, topics: string[]): Promise<PartitionLag[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const present = topics.filter((t) => existing.has(t));
+    if (present.length === 0) return [];
+    const committed = await admin.fetchOffsets({ groupId, topics: present });
+    const out: PartitionLag[] = [];
+    for (const topic of present) {
+      const marks = await admin.fetchTopicOffsets(topic);
+      const group = new Map((committed.find((c) => c.topic === topic)?.partitions ?? []).map((p) => [p.partition, p.offset]));
+      for (const m of marks) {
+        const c = group.get(m.partition);
+        const from = c === undefined || BigInt(c) < 0n ? BigInt(m.low) : BigInt(c);
+        const lag = BigInt(m.high) - from;
+        out.push({ topic, partition: m.partition, committed: from.toString(), high: m.high, lag: lag > 0n ? Number(lag) : 0 });
+      }
+    }
+    return out.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 /** See TopicAdmin.ensureTopics. */
 export async function ensureTopicsWith(kafka: Kafka, topics: TopicSpec[], log: MessagingLogger): Promise<EnsuredTopic[]> {

@@ -1,7 +1,7 @@
 import { Kafka, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { KafkaConnectionConfig } from '../config';
 import type { Messaging, MessagingLogger } from '../port';
-import { ensureTopicsWith } from './admin';
+import { consumerLagWith, ensureTopicsWith } from './admin';
 import { KafkaJsBatchConsumer } from './batch-consumer';
 import { filtered, kafkaJsLogCreator, stderrErrorLogger, toKafkaJsLevel, type MinimumLogLevel } from './logging';
 import { KafkaJsProducer } from './producer';
@@ -23,6 +23,7 @@ export function createKafkaJsMessaging(config: KafkaConnectionConfig, options: K
     producer: () => new KafkaJsProducer(kafka, log, requestTimeoutMs),
     batchConsumer: (consumerOptions) => new KafkaJsBatchConsumer(kafka, consumerOptions, log),
     ensureTopics: (topics) => ensureTopicsWith(kafka, topics, log),
+    consumerLag: (groupId, topics) => consumerLagWith(kafka, groupId, topics),
   };
 }
 
