@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Pool as PgPool } from 'pg';
 import { type DynamicModule, Inject, Injectable, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, PinoLogger } from 'nestjs-pino';
 import {
   EVENT_STORE,
@@ -22,13 +24,20 @@ import { PostgresBalanceReadModel } from './projection/postgres-balance-read-mod
 import { Projector } from './projection/projector';
 import { SqliteBalanceReadModel } from './projection/sqlite-balance-read-model';
 import { ResetScheduler } from './scheduler/reset-scheduler';
-import { HealthController, KAFKA_STATS, SpacesController } from './http/spaces.controller';
+import { SpacesController } from './http/spaces.controller';
+import { HealthController, KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from './http/health.controller';
 import { AdminController } from './admin/admin.controller';
 import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
 import { DeadLetterRecorder } from './kafka/dead-letters';
 import { KAFKA_INGRESS, KafkaIngress } from './kafka/kafka-ingress';
 import { KafkaIngest } from './kafka/kafka-ingest';
-import { OutboundRelay } from './kafka/outbound-relay';
+import { inboundTypeOfTopic } from './kafka/kafka-settings';
+import { OutboundRelay, RELAY_CHECKPOINT, RELAYED_TYPES } from './kafka/outbound-relay';
+import { type Lease, LocalLease, PostgresAdvisoryLease } from './infra/lease';
+import { METRICS, Metrics, cachedProbe } from './observability/metrics';
+import { pinoHttpOptions } from './observability/logging';
+import { timedEventStore } from './observability/timed-event-store';
+import { ApiKeyGuard } from './security/api-keys';
 
 /** The Kafka side of the service, present when KAFKA_BROKERS is set. */
 export interface KafkaStats {
@@ -48,6 +57,8 @@ export class KafkaRuntime {
     readonly relay: OutboundRelay,
     readonly ingress: KafkaIngress,
     private readonly closeProducers: () => Promise<void>,
+    /** Only its holder runs the relay (several instances on one PostgreSQL database). */
+    readonly relayLease: Lease,
   ) {}
 
   async close(): Promise<void> {
@@ -59,6 +70,8 @@ export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
 export interface AppOverrides {
   clock?: Clock;
   ids?: IdGenerator;
+  /** Metrics of this app instance (default: a new registry). */
+  metrics?: Metrics;
 }
 
 /**
@@ -206,10 +219,14 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    const roles = this.config.roles;
+    this.logger.info({ roles: [...roles] }, 'roles of this instance');
     await this.catalog.init();
-    await this.projector.start();
-    this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
-    this.scheduler.start();
+    if (roles.has('projector')) {
+      await this.projector.start();
+      this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
+    }
+    if (roles.has('scheduler')) this.scheduler.start();
     if (this.kafka && this.config.kafka) {
       const k = this.config.kafka;
       const t = k.topics;
@@ -220,17 +237,26 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
           replicationFactor: k.replicationFactor,
         })),
       );
-      await this.kafka.relay.start();
-      await this.kafka.ingest.start((err) => {
-        this.logger.fatal({ err }, 'Kafka consumer stopped for good; exiting so the supervisor restarts the service');
-        process.exit(1);
-      });
-      this.logger.info({ brokers: k.connection.brokers, groupId: k.groupId, topics: this.kafka.ingest.topics }, 'consuming from Kafka');
+      if (roles.has('projector')) {
+        const relay = this.kafka.relay;
+        await this.kafka.relayLease.start(
+          () => relay.start(),
+          () => relay.stop(),
+        );
+      }
+      if (roles.has('ingest')) {
+        await this.kafka.ingest.start((err) => {
+          this.logger.fatal({ err }, 'Kafka consumer stopped for good; exiting so the supervisor restarts the service');
+          process.exit(1);
+        });
+        this.logger.info({ brokers: k.connection.brokers, groupId: k.groupId, topics: this.kafka.ingest.topics }, 'consuming from Kafka');
+      }
     }
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.kafka?.ingest.stop();
+    await this.kafka?.relayLease.stop();
     await this.kafka?.relay.stop();
     await this.kafka?.close();
     await this.scheduler.stop();
@@ -245,22 +271,21 @@ export class AppModule {
   static forRoot(config: AppConfig, storage: { store: EventStore; readModel: BalanceReadModel }, overrides: AppOverrides = {}): DynamicModule {
     const clock = overrides.clock ?? systemClock;
     const ids = overrides.ids ?? systemIds;
+    const metrics = overrides.metrics ?? new Metrics();
+    // Appends are timed for /metrics; everything else reaches the adapter unchanged.
+    const store = timedEventStore(storage.store, metrics.appendLatency);
+    storage = { store, readModel: storage.readModel };
+    const api = config.roles.has('api');
     return {
       module: AppModule,
-      imports: [
-        LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.logLevel,
-            autoLogging: false,
-            redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
-          },
-        }),
-      ],
-      controllers: [SpacesController, HealthController, AdminController],
+      imports: [LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }), TerminusModule.forRoot({ errorLogStyle: 'json' })],
+      controllers: [HealthController, ...(api ? [SpacesController, AdminController] : [])],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock },
         { provide: IDS, useValue: ids },
+        { provide: METRICS, useValue: metrics },
+        { provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.apiKeys) },
         { provide: EVENT_STORE, useValue: storage.store },
         { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
         { provide: SpaceRepository, useFactory: () => new SpaceRepository(storage.store) },
@@ -275,19 +300,36 @@ export class AppModule {
           inject: [PinoLogger],
           useFactory: (logger: PinoLogger) => {
             logger.setContext('projection');
-            return new Projector(storage.store, storage.readModel, logger, config.projectionPollMs);
+            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs);
+            metrics.setProjectionLag(
+              cachedProbe(
+                async () => {
+                  const head = await storage.store.headPosition();
+                  const at = config.roles.has('projector') ? projector.checkpoint : await storage.readModel.checkpoint();
+                  return Number(head > at ? head - at : 0n);
+                },
+                1000,
+                3000,
+              ),
+            );
+            return projector;
           },
         },
         {
           provide: ResetScheduler,
           inject: [IngestService, PinoLogger],
-          useFactory: (ingest: IngestService, logger: PinoLogger) =>
-            new ResetScheduler(storage.readModel, ingest, clock, logger, config.schedulerIntervalMs),
+          useFactory: (ingest: IngestService, logger: PinoLogger) => {
+            logger.setContext('scheduler');
+            return new ResetScheduler(storage.readModel, ingest, clock, logger, config.schedulerIntervalMs, undefined, (types) => {
+              for (const type of types) metrics.appended.inc({ type, source: 'scheduler' });
+            });
+          },
         },
         {
           provide: KAFKA_RUNTIME,
           inject: [IngestService, PinoLogger],
           useFactory: (ingest: IngestService, logger: PinoLogger) => {
+            logger.setContext('kafka');
             const k = config.kafka;
             if (!k) return null;
             const messaging = createKafkaJsMessaging(k.connection, {
@@ -297,21 +339,59 @@ export class AppModule {
             const relayProducer = messaging.producer();
             const deadLetters = new DeadLetterRecorder(storage.store, ids, () => clock.now());
             const stats: KafkaStats = { consumed: 0, appended: 0, deadLettered: 0, duplicates: 0, relayed: 0 };
+            const typeOf = (topic: string) => inboundTypeOfTopic(k, topic) ?? 'unknown';
+            const relay = new OutboundRelay(storage.store, storage.readModel, relayProducer, k, logger, (t, n) => {
+              stats.relayed += n;
+              metrics.relayed.inc({ type: t }, n);
+            });
+            if (config.roles.has('projector'))
+              metrics.setRelayLag(
+                cachedProbe(
+                  async () => {
+                    const at = await storage.readModel.getPosition(RELAY_CHECKPOINT);
+                    return (await storage.store.readAll({ after: at, types: RELAYED_TYPES, maxCount: 10_000 })).length;
+                  },
+                  5000,
+                  3000,
+                ),
+              );
+            if (config.roles.has('ingest') && messaging.consumerLag) {
+              const lagOf = messaging.consumerLag.bind(messaging);
+              const topics = [k.topics.generationPerformed, k.topics.batchExported, k.topics.subscriptionChanged];
+              metrics.setConsumerLag(cachedProbe(() => lagOf(k.groupId, topics), 5000, 5000));
+            }
+            let lease: Lease = new LocalLease();
+            if (config.postgresUrl && (config.eventStore === 'postgres' || config.eventStore === 'kurrentdb'))
+              lease = new PostgresAdvisoryLease(config.postgresUrl, `${config.postgresSchema}:${RELAY_CHECKPOINT}`, logger, config.relayLeaseCheckMs);
             return new KafkaRuntime(
               stats,
               messaging,
               new KafkaIngest(messaging, k, ingest, deadLetters, logger, {
-                consumed: (_t, n) => (stats.consumed += n),
-                appended: (_t, n) => (stats.appended += n),
-                rejected: (_t, n) => (stats.deadLettered += n),
-                duplicates: (n) => (stats.duplicates += n),
+                consumed: (t, n) => {
+                  stats.consumed += n;
+                  metrics.consumed.inc({ type: typeOf(t) }, n);
+                },
+                appended: (t, n) => {
+                  stats.appended += n;
+                  metrics.appended.inc({ type: t, source: 'kafka' }, n);
+                },
+                rejected: (t, n) => {
+                  stats.deadLettered += n;
+                  metrics.rejected.inc({ type: typeOf(t), source: 'kafka' }, n);
+                  metrics.deadLetters.inc({ topic: t }, n);
+                },
+                duplicates: (n) => {
+                  stats.duplicates += n;
+                  metrics.duplicates.inc({ source: 'kafka' }, n);
+                },
               }),
-              new OutboundRelay(storage.store, storage.readModel, relayProducer, k, logger, (_t, n) => (stats.relayed += n)),
+              relay,
               new KafkaIngress(producer, k),
               async () => {
                 await producer.close();
                 await relayProducer.close();
               },
+              lease,
             );
           },
         },
@@ -324,6 +404,19 @@ export class AppModule {
           provide: KAFKA_INGRESS,
           inject: [KAFKA_RUNTIME],
           useFactory: (runtime: KafkaRuntime | null) => runtime?.ingress ?? null,
+        },
+        {
+          provide: KAFKA_PROBE,
+          inject: [KAFKA_RUNTIME],
+          useFactory: (runtime: KafkaRuntime | null): KafkaProbe | null => {
+            if (!runtime || !config.kafka) return null;
+            const k = config.kafka;
+            // Reaches the cluster (metadata and the group's offsets); the health check caches it for 5 s.
+            return async () => {
+              if (runtime.messaging.consumerLag) await runtime.messaging.consumerLag(k.groupId, [k.topics.generationPerformed]);
+              return { brokers: k.connection.brokers.length };
+            };
+          },
         },
         Lifecycle,
       ],

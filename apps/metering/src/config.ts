@@ -5,8 +5,14 @@
 import * as path from 'node:path';
 import { MessagingConfigError } from '@metering/messaging';
 import { type KafkaSettings, kafkaSettingsFromEnv } from './kafka/kafka-settings';
+import { type ApiKey, isLoopbackHost, parseApiKeys } from './security/api-keys';
+import { secretValues } from './observability/logging';
 
 export type StoreKind = 'sqlite' | 'postgres' | 'kurrentdb';
+
+/** What one process runs (ROLES). Every role serves /health/* and /metrics. */
+export type Role = 'ingest' | 'projector' | 'scheduler' | 'api';
+export const ROLES: readonly Role[] = ['ingest', 'projector', 'scheduler', 'api'];
 
 export interface AppConfig {
   port: number;
@@ -26,6 +32,16 @@ export interface AppConfig {
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /** null when KAFKA_BROKERS is not set (embedded mode: HTTP appends directly). */
   kafka: KafkaSettings | null;
+  /** ROLES: ingest (Kafka consumer), projector (balance projection + outbound relay), scheduler (resets), api (/v1). */
+  roles: ReadonlySet<Role>;
+  /** API_KEYS; empty = the API is open (allowed only on a loopback HOST). */
+  apiKeys: ApiKey[];
+  /** MAX_BODY_BYTES: largest request body (413 beyond). */
+  maxBodyBytes: number;
+  /** RELAY_LEASE_CHECK_MS: how often a relay instance checks or tries to take the relay lease (PostgreSQL). */
+  relayLeaseCheckMs: number;
+  /** Secret values (API keys, passwords) scrubbed from every log line. Never logged. */
+  secrets: string[];
 }
 
 export class ConfigError extends Error {
@@ -76,6 +92,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
   const syncRaw = (str('SQLITE_SYNCHRONOUS') ?? 'full').toUpperCase();
   if (syncRaw !== 'FULL' && syncRaw !== 'NORMAL') problems.push(`SQLITE_SYNCHRONOUS="${env.SQLITE_SYNCHRONOUS}": must be full or normal`);
+  const rolesRaw = str('ROLES');
+  const roles = new Set<Role>();
+  if (rolesRaw === null) ROLES.forEach((r) => roles.add(r));
+  else {
+    const parts = rolesRaw.split(',').map((r) => r.trim().toLowerCase());
+    const unknown = parts.filter((r) => !(ROLES as readonly string[]).includes(r));
+    if (unknown.length || parts.length === 0)
+      problems.push(`ROLES="${rolesRaw}": a comma-separated list of ${ROLES.join(', ')} (unknown: ${unknown.map((u) => `"${u}"`).join(', ') || 'none'}); unset runs every role`);
+    else parts.forEach((r) => roles.add(r as Role));
+  }
+  const maxBodyBytes = int('MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600);
+  const relayLeaseCheckMs = int('RELAY_LEASE_CHECK_MS', 2000, 100, 60_000);
+  const keys = parseApiKeys(str('API_KEYS'));
+  problems.push(...keys.problems);
+  // Without keys the /v1 API is open: allowed on a loopback HOST only (a process without the api
+  // role serves nothing but /health and /metrics, which are open anyway).
+  if (keys.problems.length === 0 && keys.keys.length === 0 && roles.has('api') && !isLoopbackHost(host))
+    problems.push(
+      `API_KEYS: required when HOST="${host}" is not a loopback address (127.0.0.1, ::1, localhost): without keys the API is open, which is allowed on localhost only`,
+    );
   let kafka: KafkaSettings | null = null;
   try {
     kafka = kafkaSettingsFromEnv(env);
@@ -100,6 +136,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     maxEventsPerRequest,
     sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',
     kafka,
+    roles,
+    apiKeys: keys.keys,
+    maxBodyBytes,
+    relayLeaseCheckMs,
+    secrets: secretValues(env),
   };
 }
 

@@ -1,9 +1,8 @@
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger } from 'nestjs-pino';
-import { AppModule, openStorage } from './app.module';
+import { openStorage } from './app.module';
 import { ConfigError, loadConfig } from './config';
+import { createHttpApp } from './http/bootstrap';
 
 async function main(): Promise<void> {
   let config;
@@ -17,13 +16,19 @@ async function main(): Promise<void> {
     throw err;
   }
   const storage = await openStorage(config);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, storage), { bufferLogs: true });
-  app.useLogger(app.get(Logger));
+  const app = await createHttpApp(config, storage);
   app.enableShutdownHooks();
-  app.useBodyParser('json', { limit: '5mb' });
   await app.listen(config.port, config.host);
   const url = await app.getUrl();
-  app.get(Logger).log(`metering listening on ${url} (store: ${config.eventStore}${config.eventStore === 'sqlite' ? ` at ${config.sqliteFile}` : ''})`);
+  const logger = app.get(Logger);
+  logger.log(
+    `metering listening on ${url} (store: ${config.eventStore}${config.eventStore === 'sqlite' ? ` at ${config.sqliteFile}` : ''}; roles: ${[...config.roles].join(',')})`,
+  );
+  if (config.apiKeys.length === 0 && config.roles.has('api'))
+    logger.warn(
+      `the API is OPEN: API_KEYS is not set, so every /v1 route answers without a key. This is allowed only because HOST=${config.host} is a loopback address; set API_KEYS (e.g. API_KEYS=read+ingest=<key>,admin=<key>) before exposing it`,
+    );
+  else if (config.roles.has('api')) logger.log(`API keys: ${config.apiKeys.length} configured; /v1 needs a key with the route's scope`);
 }
 
 main().catch((err) => {

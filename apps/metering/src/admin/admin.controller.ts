@@ -1,4 +1,6 @@
 import { Controller, Get, Inject, Param, Query } from '@nestjs/common';
+import { ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { Scoped } from '../security/scoped';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
 import { checkSpaceId, invalid } from '../http/api-errors';
@@ -7,6 +9,8 @@ import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance
 import { auditSpace, balanceAt, parseCliInstant } from './audit';
 
 /** Ops endpoints: the same audit and point-in-time balance as the `metering` CLI. Read-only. */
+@ApiTags('admin')
+@Scoped('admin')
 @Controller('v1/admin')
 export class AdminController {
   constructor(
@@ -28,6 +32,10 @@ export class AdminController {
 
   /** Replays the Space's stream and compares it with the read model; `consistent` false lists every difference. */
   @Get('spaces/:spaceId/audit')
+  @ApiOperation({ summary: "Replays the Space's stream and lists every difference from the read model" })
+  @ApiParam({ name: 'spaceId' })
+  @ApiQuery({ name: 'from', required: false, description: 'ISO-8601 instant or epoch ms' })
+  @ApiQuery({ name: 'to', required: false, description: 'ISO-8601 instant or epoch ms' })
   async audit(@Param('spaceId') spaceId: string, @Query('from') from?: string, @Query('to') to?: string) {
     checkSpaceId(spaceId);
     await this.catalog.refresh();
@@ -40,6 +48,9 @@ export class AdminController {
 
   /** The usage view as of `at`, folded from the stream (usage at occurredAt, subscriptions at effectiveAt). */
   @Get('spaces/:spaceId/balance')
+  @ApiOperation({ summary: 'The usage view as of `at`, folded from the stream' })
+  @ApiParam({ name: 'spaceId' })
+  @ApiQuery({ name: 'at', required: true, description: 'ISO-8601 instant or epoch ms' })
   async balance(@Param('spaceId') spaceId: string, @Query('at') at?: string) {
     checkSpaceId(spaceId);
     const t = this.instant('at', at, true) as number;

@@ -1,4 +1,19 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Inject, Param, Post, Put, Query, Res } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiPayloadTooLargeResponse,
+  ApiQuery,
+  ApiTags,
+  ApiUnprocessableEntityResponse,
+} from '@nestjs/swagger';
+import { PinoLogger } from 'nestjs-pino';
+/** The reply of either HTTP platform, as far as this controller uses it. */
 type Response = { status(code: number): unknown };
 import { KAFKA_INGRESS, type KafkaIngress } from '../kafka/kafka-ingress';
 import {
@@ -22,6 +37,18 @@ import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance
 import { Projector } from '../projection/projector';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid } from './api-errors';
+import {
+  BatchExportedDoc,
+  EntitlementAnswerDoc,
+  EntitlementCheckDoc,
+  ErrorDoc,
+  GenerationPerformedDoc,
+  POST_EVENTS_BODY,
+  SubscriptionBodyDoc,
+  SubscriptionChangedDoc,
+} from './api-docs.dto';
+import { METRICS, type Metrics } from '../observability/metrics';
+import { Scoped } from '../security/scoped';
 
 export const serializeStored = (e: StoredEvent) => ({
   id: e.id,
@@ -43,8 +70,16 @@ export async function readUsageSource(readModel: BalanceReadModel, spaceId: stri
   return { timeline, usedIn: (start: number) => (start === period.start ? used : zero) };
 }
 
+const INBOUND_TYPES = new Set(['generation-performed', 'batch-exported', 'subscription-changed']);
+const SPACE_PARAM = { name: 'spaceId', description: '1-128 letters, digits and . _ : @ -', example: 'acme' };
+
+@ApiTags('spaces')
+@ApiExtraModels(GenerationPerformedDoc, BatchExportedDoc, SubscriptionChangedDoc, ErrorDoc)
+@ApiBadRequestResponse({ type: ErrorDoc, description: 'a malformed request: the body names the field and the rule' })
 @Controller('v1')
 export class SpacesController {
+  private readonly waitInProcess: boolean;
+
   constructor(
     @Inject(IngestService) private readonly ingest: IngestService,
     @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
@@ -55,13 +90,24 @@ export class SpacesController {
     @Inject(IDS) private readonly ids: IdGenerator,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(KAFKA_INGRESS) private readonly kafka: KafkaIngress | null,
-  ) {}
+    @Inject(METRICS) private readonly metrics: Metrics,
+    @Inject(PinoLogger) private readonly logger: PinoLogger,
+  ) {
+    this.logger.setContext('api');
+    this.waitInProcess = config.roles.has('projector');
+  }
 
   /**
    * One event or an array of inbound events; each gets its own outcome. Embedded: decided and
    * appended now (200). With Kafka: valid events are published to their topics (202, `queued`).
    */
   @Post('events')
+  @Scoped('ingest')
+  @ApiOperation({ summary: 'Record one inbound event or an array of them; each gets its own outcome (accepted, duplicate, rejected; queued with Kafka)' })
+  @ApiBody({ schema: POST_EVENTS_BODY })
+  @ApiOkResponse({ description: 'embedded: every event decided and appended (or rejected with field and rule)' })
+  @ApiAcceptedResponse({ description: 'with Kafka: valid events published to their inbound topics (outcome queued)' })
+  @ApiPayloadTooLargeResponse({ type: ErrorDoc, description: 'the body is larger than MAX_BODY_BYTES' })
   async postEvents(@Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const items = Array.isArray(body) ? body : [body];
     if (body === undefined || body === null || (typeof body !== 'object'))
@@ -82,6 +128,8 @@ export class SpacesController {
           spaceId: typeof r?.spaceId === 'string' ? r.spaceId : undefined,
           errors: parsed.errors,
         };
+        const t = typeof r?.type === 'string' && INBOUND_TYPES.has(r.type) ? r.type : 'unknown';
+        this.rejected(results[index] as Outcome, 'http', t);
       }
     });
     if (this.kafka) {
@@ -93,13 +141,24 @@ export class SpacesController {
     }
     res.status(HttpStatus.OK);
     const outcomes = await this.ingest.ingest(valid.map((v) => v.event));
-    outcomes.forEach((o, k) => (results[valid[k].index] = { index: valid[k].index, ...o }));
+    outcomes.forEach((o, k) => {
+      results[valid[k].index] = { index: valid[k].index, ...o };
+      if (o.outcome === 'accepted') for (const t of o.recorded) this.metrics.appended.inc({ type: t, source: 'http' });
+      else if (o.outcome === 'duplicate') this.metrics.duplicates.inc({ source: 'http' });
+      else this.rejected(o, 'http', valid[k].event.type);
+    });
     await this.waitForProjection(outcomes);
     const count = (k: string) => results.filter((r) => r.outcome === k).length;
     return { accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), results };
   }
 
   @Put('spaces/:spaceId/subscription')
+  @Scoped('ingest')
+  @ApiOperation({ summary: "Change a Space's subscription (plan, cycle); effectiveAt defaults to now" })
+  @ApiParam(SPACE_PARAM)
+  @ApiBody({ type: SubscriptionBodyDoc })
+  @ApiOkResponse({ description: 'the outcome and the usage view after it' })
+  @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'refused by the rules (e.g. a plan/cycle pair that does not exist)' })
   async putSubscription(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
     checkSpaceId(spaceId);
     if (typeof body !== 'object' || body === null || Array.isArray(body))
@@ -112,14 +171,24 @@ export class SpacesController {
       type: 'subscription-changed',
     };
     const parsed = parseInbound(raw);
-    if (!parsed.ok) throw invalid(parsed.errors);
+    if (!parsed.ok) {
+      this.rejected({ outcome: 'rejected', eventId: String(raw.eventId), spaceId, errors: parsed.errors }, 'http', 'subscription-changed');
+      throw invalid(parsed.errors);
+    }
     const [outcome] = await this.ingest.ingest([parsed.event]);
-    if (outcome.outcome === 'rejected') throw invalid(outcome.errors);
+    if (outcome.outcome === 'rejected') {
+      this.rejected(outcome, 'http', 'subscription-changed');
+      throw invalid(outcome.errors);
+    }
+    if (outcome.outcome === 'accepted') for (const t of outcome.recorded) this.metrics.appended.inc({ type: t, source: 'http' });
     await this.waitForProjection([outcome]);
     return { ...outcome, usage: await this.usage(spaceId) };
   }
 
   @Get('spaces/:spaceId/usage')
+  @Scoped('read')
+  @ApiOperation({ summary: 'Plan, cycle, period, next reset and, per pool, used, limit, remaining, percent, over' })
+  @ApiParam(SPACE_PARAM)
   async usage(@Param('spaceId') spaceId: string) {
     checkSpaceId(spaceId);
     const now = this.clock.now();
@@ -127,8 +196,18 @@ export class SpacesController {
     return usageView(spaceId, source, now, this.catalog.catalog);
   }
 
+  /**
+   * Scope `read`: the check changes nothing and tells no more than the usage view does; callers
+   * that also report usage (AI services) hold `read+ingest`.
+   */
   @Post('spaces/:spaceId/entitlements/check')
   @HttpCode(200)
+  @Scoped('read')
+  @ApiOperation({ summary: 'May this Space spend N credits on feature F (or export a batch of N images)?' })
+  @ApiParam(SPACE_PARAM)
+  @ApiBody({ type: EntitlementCheckDoc })
+  @ApiOkResponse({ type: EntitlementAnswerDoc })
+  @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'an unknown feature or platform' })
   async check(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
     checkSpaceId(spaceId);
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
@@ -155,6 +234,11 @@ export class SpacesController {
   }
 
   @Get('spaces/:spaceId/events')
+  @Scoped('read')
+  @ApiOperation({ summary: "The Space's stream, paged, for audits" })
+  @ApiParam(SPACE_PARAM)
+  @ApiQuery({ name: 'fromRevision', required: false, type: Number })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
   async events(@Param('spaceId') spaceId: string, @Query('fromRevision') from?: string, @Query('limit') limit?: string) {
     checkSpaceId(spaceId);
     const fromRevision = intParam('fromRevision', from, 0, 0, Number.MAX_SAFE_INTEGER);
@@ -170,6 +254,10 @@ export class SpacesController {
 
   /** Threshold and reset events in store order: the outbox every relay reads. */
   @Get('notifications')
+  @Scoped('read')
+  @ApiOperation({ summary: 'Threshold-crossed and period-reset events in store order; `next` is the `since` of the next page' })
+  @ApiQuery({ name: 'since', required: false, type: String, description: 'a global position' })
+  @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
   async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
     let after = 0n;
     if (since !== undefined && since !== '') {
@@ -184,37 +272,24 @@ export class SpacesController {
     };
   }
 
+  /** Counts and logs (with spaceId and eventId) an event the API refused. */
+  private rejected(o: Outcome, source: string, type?: string): void {
+    if (o.outcome !== 'rejected') return;
+    this.metrics.rejected.inc({ type: type ?? 'unknown', source });
+    this.logger.info({ spaceId: o.spaceId, eventId: o.eventId, errors: o.errors }, 'event rejected');
+  }
+
+  /** Read-your-writes: waits (up to 5 s) until the balance projection has applied these outcomes. */
   private async waitForProjection(outcomes: Outcome[]): Promise<void> {
     let max = 0n;
     for (const o of outcomes) if (o.outcome === 'accepted' && BigInt(o.position) > max) max = BigInt(o.position);
-    if (max > 0n) await this.projector.waitFor(max, 5000);
-  }
-}
-
-export const KAFKA_STATS = Symbol('KAFKA_STATS');
-
-@Controller()
-export class HealthController {
-  constructor(
-    @Inject(Projector) private readonly projector: Projector,
-    @Inject(EVENT_STORE) private readonly store: EventStore,
-    @Inject(KAFKA_STATS) private readonly kafkaStats: Record<string, number> | null,
-  ) {}
-
-  @Get('health/live')
-  live() {
-    return { status: 'ok' };
-  }
-
-  @Get('health/ready')
-  async ready() {
-    const head = await this.store.headPosition();
-    return {
-      status: 'ok',
-      store: 'up',
-      projectionCheckpoint: this.projector.checkpoint.toString(),
-      storeHead: head.toString(),
-      ...(this.kafkaStats ? { kafka: this.kafkaStats } : {}),
-    };
+    if (max === 0n) return;
+    if (this.waitInProcess) {
+      await this.projector.waitFor(max, 5000);
+      return;
+    }
+    // The projector runs in another process (ROLES without projector): poll the read model's checkpoint.
+    const deadline = Date.now() + 5000;
+    while ((await this.readModel.checkpoint()) < max && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
 }

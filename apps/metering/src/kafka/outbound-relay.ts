@@ -20,7 +20,7 @@ export interface RelayLogger {
 }
 
 export const RELAY_CHECKPOINT = 'relay:kafka';
-const RELAYED_TYPES = ['ThresholdCrossed', 'PeriodReset', DEAD_LETTER_RECORDED];
+export const RELAYED_TYPES = ['ThresholdCrossed', 'PeriodReset', DEAD_LETTER_RECORDED];
 
 export function outboundMessage(settings: KafkaSettings, e: StoredEvent): { topic: string; message: OutgoingMessage } {
   if (e.type === DEAD_LETTER_RECORDED) {
@@ -53,6 +53,12 @@ export function outboundMessage(settings: KafkaSettings, e: StoredEvent): { topi
       headers: { 'event-id': e.id, 'event-type': e.type, 'content-type': 'application/json' },
     },
   };
+}
+
+function spaceIdOf(e: StoredEvent): string | undefined {
+  const d = e.data as { spaceId?: unknown };
+  if (typeof d.spaceId === 'string') return d.spaceId;
+  return e.streamName.startsWith('space-') ? e.streamName.slice('space-'.length) : undefined;
 }
 
 export class OutboundRelay {
@@ -95,6 +101,15 @@ export class OutboundRelay {
         this.position = last;
         this.failures = 0;
         for (const e of events) this.onPublished(e.type, 1);
+        // One line per published page, naming each event (capped: a catch-up page holds up to 500).
+        this.logger.info(
+          {
+            count: events.length,
+            checkpoint: last.toString(),
+            events: events.slice(0, 20).map((e) => ({ eventId: e.id, spaceId: spaceIdOf(e), type: e.type })),
+          },
+          'relayed to Kafka',
+        );
       },
       onError: (err) => {
         this.sub = null;

@@ -1,3 +1,4 @@
+import { DuplicateEventIdError, WrongExpectedRevisionError } from '@metering/event-store';
 import type { BalanceReadModel } from '../projection/balance-read-model';
 import type { Clock } from '../infra/clock';
 import type { IngestService } from '../ingest/ingest.service';
@@ -25,6 +26,8 @@ export class ResetScheduler {
     private readonly logger: SchedulerLogger,
     private readonly intervalMs: number,
     private readonly pageSize = 500,
+    /** Told the types of the events each tick appended (metrics). */
+    private readonly onRecorded: (types: string[]) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -52,18 +55,50 @@ export class ResetScheduler {
     const seen = new Set<string>();
     for (;;) {
       const now = this.clock.now();
-      const due = (await this.readModel.dueForReset(now, this.pageSize)).filter((s) => !seen.has(s));
+      // The read model may not have applied this tick's resets yet, so the Spaces already handled
+      // can come back first: ask for them plus a page (dueForReset has no cursor), and stop once a
+      // page holds nothing new and is not full.
+      const limit = seen.size + this.pageSize;
+      const page = await this.readModel.dueForReset(now, limit);
+      const due = page.filter((s) => !seen.has(s));
       if (due.length === 0) break;
       for (const spaceId of due) {
         seen.add(spaceId);
-        const [outcome] = await this.ingest.executeForSpace(spaceId, [{ type: 'ResetDuePeriods', spaceId }]);
+        let outcome;
+        try {
+          outcome = await this.resetSpace(spaceId);
+        } catch (err) {
+          // One Space failing (store error) does not hold back the others; it is due again next tick.
+          this.logger.error({ err, spaceId }, 'scheduled reset failed; retried next tick');
+          continue;
+        }
         if (outcome.outcome === 'accepted' && outcome.recorded.length) {
           total++;
-          this.logger.info({ spaceId, recorded: outcome.recorded }, 'scheduled events appended (resets, activations)');
+          this.onRecorded(outcome.recorded);
+          this.logger.info({ spaceId, recorded: outcome.recorded, position: outcome.position }, 'scheduled events appended (resets, activations)');
         }
       }
     }
     return total;
+  }
+
+  /**
+   * Decides and appends the Space's due resets. Another scheduler replica may have appended some of
+   * them since this one last read the stream: the ingest service re-decides on a revision conflict,
+   * and a decision made on a state that misses a reset already stored (the same deterministic id)
+   * is refused by the store as a duplicate id, which means the same: read again and decide again.
+   */
+  private async resetSpace(spaceId: string) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [outcome] = await this.ingest.executeForSpace(spaceId, [{ type: 'ResetDuePeriods', spaceId }]);
+        return outcome;
+      } catch (err) {
+        const conflict = err instanceof DuplicateEventIdError || err instanceof WrongExpectedRevisionError;
+        if (!conflict || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 5 * attempt * Math.random()));
+      }
+    }
   }
 
   async stop(): Promise<void> {

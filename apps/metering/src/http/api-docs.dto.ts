@@ -1,0 +1,91 @@
+/**
+ * OpenAPI shapes of the /v1 bodies. Documentation only: requests are validated by the inbound
+ * contracts (ingest/inbound.dto.ts) and the domain, which answer with field and rule.
+ */
+import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
+import { CYCLES, PLANS } from '@metering/domain';
+
+export class ErrorItemDoc {
+  @ApiProperty({ example: 'cycle' }) field!: string;
+  @ApiProperty({ example: 'plan_cycle_exists' }) rule!: string;
+  @ApiProperty({ example: 'plan ultra has no weekly cycle (catalog version 1)' }) message!: string;
+}
+
+export class ErrorDoc {
+  @ApiProperty({ example: 'rejected', description: 'bad_request, rejected, payload_too_large, unauthorized, forbidden, ...' }) error!: string;
+  @ApiPropertyOptional({ type: [ErrorItemDoc] }) errors?: ErrorItemDoc[];
+  @ApiPropertyOptional({ description: 'for 401/403: what to send' }) message?: string;
+  @ApiPropertyOptional({ enum: ['read', 'ingest', 'admin'] }) requiredScope?: string;
+}
+
+export class GenerationPerformedDoc {
+  @ApiProperty({ enum: ['generation-performed'] }) type!: string;
+  @ApiProperty({ example: '5b0e6c1e-1' }) eventId!: string;
+  @ApiProperty({ example: 'acme' }) spaceId!: string;
+  @ApiProperty({ example: 'ann' }) userId!: string;
+  @ApiProperty({ example: 'ai_backgrounds', description: 'feature id from the catalog' }) feature!: string;
+  @ApiProperty({ enum: ['image', 'video'] }) medium!: string;
+  @ApiProperty({ minimum: 1, maximum: 10000, example: 2 }) generations!: number;
+  @ApiProperty({ format: 'date-time', example: '2026-11-23T10:00:00Z' }) occurredAt!: string;
+  @ApiPropertyOptional() batchId?: string;
+  @ApiPropertyOptional({ example: 'web' }) platform?: string;
+}
+
+export class BatchExportedDoc {
+  @ApiProperty({ enum: ['batch-exported'] }) type!: string;
+  @ApiProperty() eventId!: string;
+  @ApiProperty() spaceId!: string;
+  @ApiProperty() userId!: string;
+  @ApiProperty() batchId!: string;
+  @ApiProperty({ minimum: 1, example: 100 }) images!: number;
+  @ApiProperty({ example: 'web', description: 'web, desktop, mobile, ios, android' }) platform!: string;
+  @ApiProperty({ format: 'date-time' }) occurredAt!: string;
+}
+
+export class SubscriptionChangedDoc {
+  @ApiProperty({ enum: ['subscription-changed'] }) type!: string;
+  @ApiProperty() eventId!: string;
+  @ApiProperty() spaceId!: string;
+  @ApiProperty({ enum: PLANS as unknown as string[] }) plan!: string;
+  @ApiProperty({ enum: CYCLES as unknown as string[] }) cycle!: string;
+  @ApiProperty({ format: 'date-time' }) effectiveAt!: string;
+  @ApiPropertyOptional({ description: 'enterprise: {ai_image_credits, ai_video_credits, batch_exports}' }) customLimits?: Record<string, number>;
+}
+
+export const INBOUND_EVENT_SCHEMA = {
+  oneOf: [
+    { $ref: getSchemaPath(GenerationPerformedDoc) },
+    { $ref: getSchemaPath(BatchExportedDoc) },
+    { $ref: getSchemaPath(SubscriptionChangedDoc) },
+  ],
+};
+
+export const POST_EVENTS_BODY = {
+  oneOf: [INBOUND_EVENT_SCHEMA, { type: 'array', maxItems: 10000, items: INBOUND_EVENT_SCHEMA }],
+};
+
+export class SubscriptionBodyDoc {
+  @ApiProperty({ enum: PLANS as unknown as string[], example: 'pro' }) plan!: string;
+  @ApiProperty({ enum: CYCLES as unknown as string[], example: 'monthly' }) cycle!: string;
+  @ApiPropertyOptional({ format: 'date-time', description: 'default: now' }) effectiveAt?: string;
+  @ApiPropertyOptional() customLimits?: Record<string, number>;
+  @ApiPropertyOptional({ description: 'default: a random id' }) eventId?: string;
+}
+
+export class EntitlementCheckDoc {
+  @ApiPropertyOptional({ example: 'virtual_model', description: 'with generations; or send batchImages and platform' }) feature?: string;
+  @ApiPropertyOptional({ minimum: 1, default: 1 }) generations?: number;
+  @ApiPropertyOptional({ minimum: 1 }) batchImages?: number;
+  @ApiPropertyOptional({ example: 'web' }) platform?: string;
+}
+
+export class EntitlementAnswerDoc {
+  @ApiProperty() spaceId!: string;
+  @ApiProperty() allowed!: boolean;
+  @ApiProperty({ example: 'ai_image_credits' }) pool!: string;
+  @ApiProperty() cost!: number;
+  @ApiProperty() used!: number;
+  @ApiProperty() limit!: number;
+  @ApiProperty() remaining!: number;
+  @ApiPropertyOptional() reason?: string;
+}

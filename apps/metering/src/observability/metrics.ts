@@ -1,0 +1,141 @@
+/**
+ * Prometheus metrics, on a registry per app instance (several apps may live in one process, e.g.
+ * in tests). Counters are bumped by callbacks (IngestCounters of KafkaIngest, the relay, the HTTP
+ * ingest); lags are computed when /metrics is scraped, never on the request path.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Something that answers a lag when scraped; null when it does not apply (role off, Kafka off). */
+export type LagSource = () => Promise<number | null>;
+export type PartitionLagSource = () => Promise<{ topic: string; partition: number; lag: number }[] | null>;
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly consumed: Counter<'type'>;
+  readonly appended: Counter<'type' | 'source'>;
+  readonly rejected: Counter<'type' | 'source'>;
+  readonly duplicates: Counter<'source'>;
+  readonly deadLetters: Counter<'topic'>;
+  readonly relayed: Counter<'type'>;
+  readonly appendLatency: Histogram<'op' | 'outcome'>;
+  private projectionLag: LagSource = async () => null;
+  private relayLag: LagSource = async () => null;
+  private consumerLag: PartitionLagSource = async () => null;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'metering_' });
+    this.consumed = new Counter({
+      name: 'metering_events_consumed_total',
+      help: 'Inbound messages consumed from Kafka, by inbound event type (topic not inbound: "unknown")',
+      labelNames: ['type'],
+      registers,
+    });
+    this.appended = new Counter({
+      name: 'metering_events_appended_total',
+      help: 'Events appended to Space streams, by stored event type and source (kafka, http, scheduler)',
+      labelNames: ['type', 'source'],
+      registers,
+    });
+    this.rejected = new Counter({
+      name: 'metering_events_rejected_total',
+      help: 'Inbound events rejected (dead-lettered when from Kafka), by inbound event type and source (kafka, http)',
+      labelNames: ['type', 'source'],
+      registers,
+    });
+    this.duplicates = new Counter({
+      name: 'metering_events_duplicate_total',
+      help: 'Inbound events recognised by eventId as already recorded (redeliveries)',
+      labelNames: ['source'],
+      registers,
+    });
+    this.deadLetters = new Counter({
+      name: 'metering_dead_letters_total',
+      help: 'Dead letters recorded in the store since start (relayed to the dead-letter topic), by source topic',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.relayed = new Counter({
+      name: 'metering_relay_published_total',
+      help: 'Events published to Kafka by the outbound relay, by stored event type',
+      labelNames: ['type'],
+      registers,
+    });
+    this.appendLatency = new Histogram({
+      name: 'metering_event_store_append_duration_seconds',
+      help: 'Latency of event-store appends (append, appendMany), by outcome (ok, conflict, error)',
+      labelNames: ['op', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'metering_projection_lag_events',
+      help: 'Store head position minus the balance projection checkpoint (global positions)',
+      registers,
+      async collect() {
+        const v = await self.projectionLag().catch(() => null);
+        if (v !== null) this.set(v);
+      },
+    });
+    new Gauge({
+      name: 'metering_relay_lag_events',
+      help: 'Events waiting to be published by the outbound relay (threshold, reset, dead letter), capped at 10000',
+      registers,
+      async collect() {
+        const v = await self.relayLag().catch(() => null);
+        if (v !== null) this.set(v);
+      },
+    });
+    new Gauge({
+      name: 'metering_consumer_lag_messages',
+      help: 'Kafka consumer-group lag (high watermark minus committed offset), by inbound topic and partition',
+      labelNames: ['topic', 'partition'],
+      registers,
+      async collect() {
+        const v = await self.consumerLag().catch(() => null);
+        this.reset();
+        if (v) for (const p of v) this.set({ topic: p.topic, partition: String(p.partition) }, p.lag);
+      },
+    });
+  }
+
+  setProjectionLag(source: LagSource): void {
+    this.projectionLag = source;
+  }
+
+  setRelayLag(source: LagSource): void {
+    this.relayLag = source;
+  }
+
+  setConsumerLag(source: PartitionLagSource): void {
+    this.consumerLag = source;
+  }
+}
+
+export const METRICS = Symbol('METRICS');
+
+/** Caches an async probe for `ttlMs` and bounds it by `timeoutMs` (a slow broker never hangs a scrape). */
+export function cachedProbe<T>(probe: () => Promise<T>, ttlMs: number, timeoutMs: number): () => Promise<T | null> {
+  let last: { at: number; value: T | null } | null = null;
+  let running: Promise<T | null> | null = null;
+  return async () => {
+    if (last && Date.now() - last.at < ttlMs) return last.value;
+    if (!running) {
+      let timer: NodeJS.Timeout | undefined;
+      running = Promise.race([
+        probe().catch(() => null),
+        new Promise<null>((resolve) => {
+          timer = setTimeout(() => resolve(null), timeoutMs);
+          timer.unref();
+        }),
+      ]).then((value) => {
+        clearTimeout(timer);
+        last = { at: Date.now(), value };
+        running = null;
+        return value;
+      });
+    }
+    return running;
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Issue 8 item 3, ROLES: the built service split in two processes on one PostgreSQL store, one
+ * with `api`, one with `projector,scheduler`. The API answers with read-your-writes (it waits for
+ * the other process's projection), the scheduler there appends the missed resets, and both serve
+ * /health/* and /metrics; the non-api process has no /v1 route.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { Client } from 'pg';
+import { api, eventually, startApp } from '../support/app-process';
+
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+jest.setTimeout(120_000);
+
+test('api and projector+scheduler in two processes on one store', async () => {
+  const schema = `roles_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const env = { EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema, LOG_LEVEL: 'warn', SCHEDULER_INTERVAL_MS: '200' };
+  const worker = await startApp({ ...env, ROLES: 'projector,scheduler' });
+  const front = await startApp({ ...env, ROLES: 'api' });
+  try {
+    const space = `r-${randomUUID().slice(0, 8)}`;
+    const effectiveAt = new Date(Date.now() - 70 * 86_400_000).toISOString();
+    const sub = await api(front.url, 'PUT', `/v1/spaces/${space}/subscription`, { plan: 'pro', cycle: 'monthly', effectiveAt });
+    expect(sub.status).toBe(200);
+    // Read-your-writes across processes: the usage in the answer already shows the new plan.
+    expect(sub.body.usage.plan).toBe('pro');
+    const posted = await api(front.url, 'POST', '/v1/events', {
+      type: 'generation-performed', eventId: randomUUID(), spaceId: space, userId: 'u', feature: 'ai_backgrounds', medium: 'image', generations: 2, occurredAt: new Date().toISOString(),
+    });
+    expect(posted.body.accepted).toBe(1);
+    expect((await api(front.url, 'GET', `/v1/spaces/${space}/usage`)).body.pools.ai_image_credits.used).toBeGreaterThan(0);
+
+    // The scheduler in the worker appends the two missed resets.
+    const resets = await eventually(
+      async () => ((await api(front.url, 'GET', `/v1/spaces/${space}/events?limit=100`)).body.events as { type: string }[]).filter((e) => e.type === 'PeriodReset').length,
+      (n) => n >= 2,
+    );
+    expect(resets).toBe(2);
+
+    expect((await fetch(`${worker.url}/v1/spaces/${space}/usage`)).status).toBe(404);
+    for (const app of [worker, front]) {
+      expect((await fetch(`${app.url}/health/live`)).status).toBe(200);
+      expect((await fetch(`${app.url}/metrics`)).status).toBe(200);
+    }
+    expect((await api(worker.url, 'GET', '/health/ready')).body.roles).toEqual(['projector', 'scheduler']);
+    expect((await api(front.url, 'GET', '/health/ready')).body.roles).toEqual(['api']);
+    expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/metering_events_appended_total\{type="PeriodReset",source="scheduler"\} 2/);
+  } finally {
+    await front.stop();
+    await worker.stop();
+    for (const d of [front.dataDir, worker.dataDir]) fs.rmSync(d, { recursive: true, force: true });
+    const c = new Client({ connectionString: PG_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await c.end();
+  }
+});

@@ -1,0 +1,99 @@
+/**
+ * Issue 8 item 3: the reset scheduler is safe with several replicas. Two schedulers, each with its
+ * own connections and its own ingest service (as two processes would have), tick at the same time
+ * on one PostgreSQL store while boundaries fall due: every Space gets exactly one PeriodReset per
+ * boundary (deterministic ids + exact expected revisions; the loser of a race re-decides and
+ * finds nothing left to do).
+ */
+import { PostgresEventStore } from '@metering/event-store';
+import { spaceStreamName } from '@metering/domain';
+import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
+import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
+import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
+import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
+import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
+import { Projector } from '../../apps/metering/src/projection/projector';
+import { ResetScheduler } from '../../apps/metering/src/scheduler/reset-scheduler';
+import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+
+jest.setTimeout(120_000);
+const quiet = { error: (obj: unknown) => console.error('scheduler test', obj), info: () => undefined };
+
+class MovableClock implements Clock {
+  constructor(public t: number) {}
+  now(): number {
+    return this.t;
+  }
+}
+
+async function replica(schema: string, clock: Clock) {
+  const store = new PostgresEventStore({ url: PG_URL, schema });
+  await store.migrate();
+  const readModel = new PostgresBalanceReadModel({ url: PG_URL, schema });
+  await readModel.init();
+  const catalog = new CatalogService(store, systemIds, null);
+  await catalog.init();
+  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
+  const scheduler = new ResetScheduler(readModel, ingest, clock, quiet, 60_000, 7);
+  return { store, readModel, ingest, scheduler, close: async () => (await readModel.close(), await store.close()) };
+}
+
+test('two schedulers on one PostgreSQL store append exactly one PeriodReset per Space per boundary', async () => {
+  const schema = freshSchemaName('sched2');
+  const clock = new MovableClock(Date.parse('2026-01-20T00:00:00Z'));
+  const a = await replica(schema, clock);
+  const b = await replica(schema, clock);
+  const projector = new Projector(a.store, a.readModel, quiet, 20);
+  try {
+    const spaces = Array.from({ length: 40 }, (_, i) => `sched-${i}`);
+    const subs = await a.ingest.ingest(
+      spaces.map((spaceId, i) => ({
+        type: 'subscription-changed' as const,
+        eventId: `sub-${spaceId}`,
+        spaceId,
+        plan: 'pro',
+        cycle: (i % 4 === 0 ? 'weekly' : 'monthly') as 'weekly' | 'monthly',
+        effectiveAt: '2026-01-15T09:00:00Z',
+      })),
+    );
+    expect(subs.every((o) => o.outcome === 'accepted')).toBe(true);
+    await projector.start();
+
+    // Boundaries fall due in three steps; each time both replicas tick at once, several times,
+    // while the projection follows (so the read model may still list a Space as due).
+    let resetSpaces = 0;
+    for (const at of ['2026-02-16T00:00:00Z', '2026-03-16T00:00:00Z', '2026-04-16T00:00:00Z']) {
+      clock.t = Date.parse(at);
+      for (let round = 0; round < 3; round++) {
+        const [x, y] = await Promise.all([a.scheduler.tick(), b.scheduler.tick()]);
+        resetSpaces += x + y;
+      }
+      await projector.catchUp();
+      const left = await a.readModel.dueForReset(clock.t, 100);
+      expect(left).toEqual([]);
+    }
+    expect(resetSpaces).toBeGreaterThan(0);
+
+    const anchor = Date.parse('2026-01-15T09:00:00Z');
+    for (const [i, spaceId] of spaces.entries()) {
+      const events = await a.store.readStream(spaceStreamName(spaceId));
+      const resets = events.filter((e) => e.type === 'PeriodReset');
+      const starts = resets.map((e) => (e.data as { periodStart: string }).periodStart);
+      // Exactly one per boundary, in order, none twice.
+      expect(new Set(starts).size).toBe(starts.length);
+      expect(new Set(resets.map((e) => e.id)).size).toBe(resets.length);
+      if (i % 4 === 0) {
+        const weeks = Math.floor((Date.parse('2026-04-16T00:00:00Z') - anchor) / (7 * 86_400_000));
+        expect(resets).toHaveLength(weeks);
+      } else expect(starts).toEqual(['2026-02-15T09:00:00.000Z', '2026-03-15T09:00:00.000Z', '2026-04-15T09:00:00.000Z']);
+      expect(events.map((e) => e.revision)).toEqual(events.map((_, k) => k));
+    }
+  } finally {
+    await projector.stop();
+    await a.scheduler.stop();
+    await b.scheduler.stop();
+    await a.close();
+    await b.close();
+    await dropSchema(schema);
+  }
+});
