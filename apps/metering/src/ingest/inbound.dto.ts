@@ -130,7 +130,12 @@ export function parseInbound(raw: unknown, type?: InboundType): ParsedInbound {
   delete body.type;
   if (typeof t !== 'string' || !(t in INBOUND_DTOS))
     return { ok: false, errors: [{ field: 'type', rule: 'isIn', message: `type must be one of ${INBOUND_TYPES.join(', ')}` }] };
-  const dto = plainToInstance(INBOUND_DTOS[t as InboundType], body);
+  // Only customLimits is nested (it needs class-transformer to become a LimitsDto); a flat body
+  // only needs the DTO's prototype for class-validator to find its rules, which is much cheaper.
+  const Dto = INBOUND_DTOS[t as InboundType];
+  // (Object.assign would run the __proto__ setter for a JSON key "__proto__": not on that path.)
+  const flat = body.customLimits === undefined && !Object.prototype.hasOwnProperty.call(body, '__proto__');
+  const dto = flat ? Object.assign(Object.create(Dto.prototype) as object, body) : plainToInstance(Dto, body);
   const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
   if (errors.length) return { ok: false, errors: toRejections(errors) };
   return { ok: true, event: { type: t, ...body } as InboundEvent };
