@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
-import { INBOUND_DTOS, type InboundType, parseInbound, toRejections } from './inbound.dto';
+import { INBOUND_DTOS, type InboundType, certainlyValid, parseInbound, toRejections } from './inbound.dto';
 
 /** What parseInbound did before its fast path: class-transformer for every body. */
 function reference(raw: Record<string, unknown>, type: InboundType) {
@@ -52,6 +52,34 @@ describe('parseInbound', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+
+  test('the fast check accepts only what class-validator accepts, and does accept the common valid bodies', () => {
+    const instants = fc.oneof(
+      fc.date({ min: new Date('1900-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }), fc.constantFrom('Z', '+01:00', '-23:59', '+24:00', '', 'z', '+0100'), fc.constantFrom('', '.5', '.123456789', '.1234567890', ','))
+        .map(([y, mo, d, h, mi, z, f]) => `${String(y).padStart(4, '0')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}T${String(h).padStart(2, '0')}:${String(mi).padStart(2, '0')}:${String(mi).padStart(2, '0')}${f}${z}`),
+      oddValue,
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom<InboundType>('generation-performed', 'batch-exported'),
+        fc.array(fc.tuple(fc.constantFrom('eventId', 'spaceId', 'userId', 'feature', 'medium', 'generations', 'batchId', 'platform', 'images', 'extra'), oddValue), { maxLength: 3 }),
+        instants,
+        (type, changes, occurredAt) => {
+          const body: Record<string, unknown> = { ...JSON.parse(JSON.stringify(valid[type])), occurredAt };
+          for (const [k, v] of changes) {
+            if (v === undefined) delete body[k];
+            else body[k] = v;
+          }
+          if (certainlyValid(body, type)) expect(reference(body, type)).toEqual({ ok: true });
+        },
+      ),
+      { numRuns: 5000 },
+    );
+    expect(certainlyValid(valid['generation-performed'], 'generation-performed')).toBe(true);
+    expect(certainlyValid(valid['batch-exported'], 'batch-exported')).toBe(true);
+    expect(certainlyValid(valid['subscription-changed'], 'subscription-changed')).toBe(false); // always class-validator
   });
 
   test('names the field and the rule', () => {
