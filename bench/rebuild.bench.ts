@@ -11,6 +11,7 @@
  *   node -r @swc-node/register bench/rebuild.bench.ts [--smoke]
  *   env: BENCH_REBUILD_EVENTS, BENCH_REBUILD_SPACES, BENCH_REBUILD_BATCH
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SqliteEventStore } from '@metering/event-store';
 import { SqliteBalanceReadModel } from '../apps/metering/src/projection/sqlite-balance-read-model';
@@ -23,15 +24,20 @@ export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rat
   const N = Number(process.env.BENCH_REBUILD_EVENTS ?? (smoke ? 3_000 : 300_000));
   const S = Number(process.env.BENCH_REBUILD_SPACES ?? (smoke ? 100 : 10_000));
   const batch = Number(process.env.BENCH_REBUILD_BATCH ?? 5000);
-  const file = path.join(tempDir('rebuild'), 'metering.db');
+  // BENCH_REBUILD_FILE: keep the seeded file there and reuse it on later runs (for profiling).
+  const reuse = process.env.BENCH_REBUILD_FILE;
+  const file = reuse ?? path.join(tempDir('rebuild'), 'metering.db');
+  const seedIt = !reuse || !fs.existsSync(reuse);
   const store = new SqliteEventStore(file, { synchronous: 'FULL' });
   const readModel = new SqliteBalanceReadModel(store.db);
   await readModel.init();
   try {
-    log(`seeding ${fmt(N)} inbound events over ${fmt(S)} Spaces`);
-    const t0 = performance.now();
-    const seeded = await seedStore(store, N, S);
-    log(`seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${fmt(seeded.accepted)} accepted, ${seeded.rejected} rejected)`);
+    if (seedIt) {
+      log(`seeding ${fmt(N)} inbound events over ${fmt(S)} Spaces`);
+      const t0 = performance.now();
+      const seeded = await seedStore(store, N, S);
+      log(`seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${fmt(seeded.accepted)} accepted, ${seeded.rejected} rejected)`);
+    }
 
     // Raw: the same rows, read in order, JSON parsed.
     const rawStmt = store.db.prepare(

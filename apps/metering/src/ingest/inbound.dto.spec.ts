@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
-import { INBOUND_DTOS, type InboundType, certainlyValid, parseInbound, toRejections } from './inbound.dto';
+import type { InboundType } from '@metering/domain';
+import { INBOUND_DTOS, certainlyValid, parseInbound, toRejections } from './inbound.dto';
 
 /** What parseInbound did before its fast path: class-transformer for every body. */
 function reference(raw: Record<string, unknown>, type: InboundType) {

@@ -81,6 +81,13 @@ export class BatchRows implements RowAccess {
     this.spaces.set(row.spaceId, row);
   }
 
+  /** The Space rows to write, each with its derived nextResetAt brought up to date. */
+  spacesToWrite(): SpaceRow[] {
+    const out = [...this.spaces.values()];
+    for (const row of out) row.nextResetAt = nextResetOf(row);
+    return out;
+  }
+
   getUsage(spaceId: string, periodStart: number): UsageRow | null {
     const k = `${spaceId}|${periodStart}`;
     const row = this.usage.get(k);
@@ -203,6 +210,6 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
     default:
       break;
   }
-  space.nextResetAt = nextResetOf(space);
+  // nextResetAt is derived: BatchRows.spacesToWrite() sets it once per Space per batch.
   rows.putSpace(space);
 }

@@ -120,7 +120,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const { spaces, usage, thresholds, newItems, replaced } = rows;
     for (const id of replaced) st.deleteUsage.run(id);
     for (const i of newItems) st.putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
-    for (const sp of spaces.values())
+    for (const sp of rows.spacesToWrite())
       st.putSpace.run({ space_id: sp.spaceId, timeline: JSON.stringify(sp.timeline), last_reset_at: sp.lastResetAt, next_reset_at: sp.nextResetAt, revision: sp.revision });
     for (const u of usage.values())
       st.putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
