@@ -82,6 +82,8 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
         `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (@space_id, @period_start, @pool, @threshold, @state, @event_id)
          ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
       ),
+      usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
+      due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
       getItems: db.prepare('SELECT occurred_at, pool, amount, position FROM rm_usage_items WHERE space_id = ? ORDER BY position'),
       putItem: db.prepare('INSERT OR IGNORE INTO rm_usage_items (space_id, position, occurred_at, pool, amount) VALUES (?, ?, ?, ?, ?)'),
       deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ?'),
@@ -191,24 +193,22 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async getSpace(spaceId: string): Promise<SpaceRow | null> {
-    const r = this.db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?').get(spaceId) as SpaceDb | undefined;
+    const r = this.stmts.getSpace.get(spaceId) as SpaceDb | undefined;
     return r ? toSpace(r) : null;
   }
 
   async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
-    const r = this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?').get(spaceId, periodStart) as UsageDb | undefined;
+    const r = this.stmts.getUsage.get(spaceId, periodStart) as UsageDb | undefined;
     return r ? toUsage(r).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
   }
 
   async usage(spaceId: string): Promise<UsageRow[]> {
-    return (this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start').all(spaceId) as UsageDb[]).map(toUsage);
+    return (this.stmts.usageOf.all(spaceId) as UsageDb[]).map(toUsage);
   }
 
   async dueForReset(now: number, limit: number): Promise<string[]> {
     return (
-      this.db
-        .prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?')
-        .all(now, limit) as { space_id: string }[]
+      this.stmts.due.all(now, limit) as { space_id: string }[]
     ).map((r) => r.space_id);
   }
 
@@ -225,14 +225,12 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async getPosition(name: string): Promise<bigint> {
-    const r = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(`pos:${name}`) as { position: string } | undefined;
+    const r = this.stmts.getCheckpoint.get(`pos:${name}`) as { position: string } | undefined;
     return r ? BigInt(r.position) : 0n;
   }
 
   async setPosition(name: string, position: bigint): Promise<void> {
-    this.db
-      .prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position')
-      .run(`pos:${name}`, position.toString());
+    this.stmts.setCheckpoint.run(`pos:${name}`, position.toString());
   }
 
   async close(): Promise<void> {
