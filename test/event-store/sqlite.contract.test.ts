@@ -76,6 +76,32 @@ describe('SqliteEventStore specifics', () => {
     }
   });
 
+  test('appends requested together are group-committed in one transaction; a conflict fails that append alone', async () => {
+    const store = new SqliteEventStore(freshFile());
+    try {
+      await store.append('a', [newEvent()], 'no_stream');
+      const results = await Promise.allSettled([
+        store.append('a', [newEvent()], 0), // ok: revision 1
+        store.append('a', [newEvent()], 0), // conflict: a is at 1 now
+        store.append('b', [newEvent(), newEvent()], 'no_stream'), // ok
+        store.append('c', [{ id: 'not-a-uuid', type: 'X', data: {} }], 'no_stream'), // bad request
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected']);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(WrongExpectedRevisionError);
+      const positions = (await store.readAll()).map((e) => [e.streamName, e.revision, e.globalPosition]);
+      expect(positions).toEqual([
+        ['a', 0, 1n],
+        ['a', 1, 2n],
+        ['b', 0, 3n],
+        ['b', 1, 4n],
+      ]);
+      // Nothing is pending afterwards and an append outside a group still works alone.
+      expect((await store.append('b', [newEvent()], 1)).nextExpectedRevision).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a write lock held elsewhere beyond busy_timeout is StoreUnavailableError and writes nothing', async () => {
     const file = freshFile();
     const store = new SqliteEventStore(file, { busyTimeoutMs: 50 });

@@ -50,11 +50,23 @@ export function periodIndexOf(anchor: number, family: Exclude<ResetFamily, 'neve
   return k;
 }
 
+/** The last monthly period computed per anchor: most lookups fall in the same period again. */
+const lastMonthly = new Map<number, { start: number; end: number }>();
+
 /** The period, anchored at `anchor`, that contains t. */
 export function periodContaining(anchor: number, family: ResetFamily, t: number): Period {
   if (family === 'never') return { start: anchor, end: null };
+  if (family === 'monthly') {
+    const hit = lastMonthly.get(anchor);
+    if (hit && hit.start <= t && t < hit.end) return { start: hit.start, end: hit.end };
+  }
   const k = periodIndexOf(anchor, family, t);
-  return { start: periodStartAt(anchor, family, k), end: periodStartAt(anchor, family, k + 1) };
+  const period = { start: periodStartAt(anchor, family, k), end: periodStartAt(anchor, family, k + 1) };
+  if (family === 'monthly') {
+    if (lastMonthly.size >= 100_000) lastMonthly.clear();
+    lastMonthly.set(anchor, { start: period.start, end: period.end });
+  }
+  return period;
 }
 
 /** Parses an ISO-8601 instant with an explicit zone, from 1970 on; NaN when it is not one. */

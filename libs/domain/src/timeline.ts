@@ -120,8 +120,15 @@ export function runsOf(timeline: Timeline): Run[] {
   return runs;
 }
 
+/** runsOf per timeline: timelines are immutable (`readonly`), so their runs can be kept. */
+const runsCache = new WeakMap<Timeline, Run[]>();
+
 function runAt(timeline: Timeline, t: number): Run {
-  const runs = runsOf(timeline);
+  let runs = runsCache.get(timeline);
+  if (!runs) {
+    runs = runsOf(timeline);
+    runsCache.set(timeline, runs);
+  }
   let found = runs[0];
   for (const r of runs) if (r.start <= t) found = r;
   return found;

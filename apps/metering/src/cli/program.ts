@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { type Catalog, type CatalogVersion, SPACE_STREAM_PREFIX } from '@metering/domain';
+import type { Catalog, CatalogVersion } from '@metering/domain';
 import type { EventStore } from '@metering/event-store';
 import { createKafkaJsMessaging } from '@metering/messaging';
 import { openStorage } from '../app.module';
@@ -15,6 +15,7 @@ import { CatalogService } from '../catalog/catalog.service';
 import { type AppConfig, ConfigError, loadConfig } from '../config';
 import { systemIds } from '../infra/clock';
 import type { BalanceReadModel } from '../projection/balance-read-model';
+import { type RebuildProgress, rebuildBalances } from '../projection/rebuild';
 import { type AuditReport, auditSpace, balanceAt, listSpaceIds, parseCliInstant, poolsOf } from '../admin/audit';
 import { type DeadLetterEntry, findDeadLetter, listDeadLetters, redrive } from '../admin/dead-letter-ops';
 
@@ -192,33 +193,29 @@ export function buildProgram(io: CliIo = defaultIo()): Command {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidArgumentError('--batch must be an integer from 1 to 100000');
       return n;
-    }, 1000)
+    }, 5000)
     .action(async (o: { batch: number }) => {
       await withStorage(io, async ({ store, readModel }) => {
         const started = Date.now();
-        const head = await store.headPosition();
-        await readModel.clear();
-        let after = 0n;
-        let applied = 0;
         let lastLine = 0;
-        const line = (final: boolean) => {
+        const line = (p: RebuildProgress, final: boolean) => {
           const secs = Math.max(0.001, (Date.now() - started) / 1000);
-          const text = `rebuild: ${applied} events, position ${after}/${head}, ${Math.round(applied / secs)} events/s, ${secs.toFixed(1)} s`;
+          const text = `rebuild: ${p.applied} events, position ${p.position}/${p.head}, ${Math.round(p.applied / secs)} events/s, ${secs.toFixed(1)} s`;
           if (io.errIsTty) io.err(`\r${text}${final ? '\n' : ''}`);
           else if (final || Date.now() - lastLine >= 2000) {
             io.err(`${text}\n`);
             lastLine = Date.now();
           }
         };
-        for (;;) {
-          const page = await store.readAll({ after, maxCount: o.batch, streamPrefix: SPACE_STREAM_PREFIX });
-          if (page.length === 0) break;
-          await readModel.apply(page);
-          applied += page.length;
-          after = page[page.length - 1].globalPosition;
-          line(false);
-        }
-        line(true);
+        let last: RebuildProgress = { applied: 0, position: 0n, head: await store.headPosition() };
+        const applied = await rebuildBalances(store, readModel, {
+          batch: o.batch,
+          onProgress: (p) => {
+            last = p;
+            line(p, false);
+          },
+        });
+        line(last, true);
         io.out(`rebuilt balances: ${applied} events applied, checkpoint ${await readModel.checkpoint()}\n`);
       });
     });

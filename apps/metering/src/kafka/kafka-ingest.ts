@@ -63,7 +63,18 @@ export class KafkaIngest {
     const type = inboundTypeOfTopic(this.settings, batch.topic);
     const dead: DeadLetterData[] = [];
     const valid: { event: InboundEvent; msg: ConsumedMessage }[] = [];
-    const reject = (msg: ConsumedMessage, errors: Rejection[]) => dead.push(this.deadLetters.letter(batch.topic, batch.partition, msg, errors));
+    /** What a dead letter's log line can say of the event it carried (never its whole body). */
+    const ids = new Map<DeadLetterData, { spaceId?: string; eventId?: string }>();
+    const idsOf = (raw: unknown): { spaceId?: string; eventId?: string } => {
+      const o = (typeof raw === 'object' && raw !== null ? raw : {}) as { spaceId?: unknown; eventId?: unknown };
+      const pick = (v: unknown) => (typeof v === 'string' && v.length <= 128 ? v : undefined);
+      return { spaceId: pick(o.spaceId), eventId: pick(o.eventId) };
+    };
+    const reject = (msg: ConsumedMessage, errors: Rejection[], raw?: unknown) => {
+      const letter = this.deadLetters.letter(batch.topic, batch.partition, msg, errors);
+      ids.set(letter, idsOf(raw));
+      dead.push(letter);
+    };
     this.counters.consumed(batch.topic, batch.messages.length);
     for (const msg of batch.messages) {
       if (!type) {
@@ -78,16 +89,16 @@ export class KafkaIngest {
         continue;
       }
       if (typeof raw === 'object' && raw !== null && 'type' in raw && (raw as { type: unknown }).type !== type) {
-        reject(msg, [{ field: 'type', rule: 'matches_topic', message: `type must be ${type} on ${batch.topic} (or absent)` }]);
+        reject(msg, [{ field: 'type', rule: 'matches_topic', message: `type must be ${type} on ${batch.topic} (or absent)` }], raw);
         continue;
       }
       const parsed = parseInbound(raw, type);
       if (!parsed.ok) {
-        reject(msg, parsed.errors);
+        reject(msg, parsed.errors, raw);
         continue;
       }
       if (msg.key !== null && msg.key !== '' && msg.key !== parsed.event.spaceId) {
-        reject(msg, [{ field: 'key', rule: 'key_is_spaceId', message: `messages are keyed by spaceId: key "${msg.key}" differs from spaceId "${parsed.event.spaceId}"` }]);
+        reject(msg, [{ field: 'key', rule: 'key_is_spaceId', message: `messages are keyed by spaceId: key "${msg.key}" differs from spaceId "${parsed.event.spaceId}"` }], raw);
         continue;
       }
       valid.push({ event: parsed.event, msg });
@@ -96,7 +107,7 @@ export class KafkaIngest {
     const outcomes = valid.length ? await this.ingest.ingest(valid.map((v) => v.event)) : [];
     let duplicates = 0;
     outcomes.forEach((o, i) => {
-      if (o.outcome === 'rejected') reject(valid[i].msg, o.errors);
+      if (o.outcome === 'rejected') reject(valid[i].msg, o.errors, valid[i].event);
       else if (o.outcome === 'duplicate') duplicates++;
       else for (const t of o.recorded) this.counters.appended(t, 1);
     });
@@ -104,7 +115,7 @@ export class KafkaIngest {
       await this.deadLetters.record(dead);
       this.counters.rejected(batch.topic, dead.length);
       for (const d of dead)
-        this.logger.warn({ topic: d.topic, partition: d.partition, offset: d.offset, deadLetterId: d.deadLetterId, reason: d.reason }, 'message dead-lettered');
+        this.logger.warn({ topic: d.topic, partition: d.partition, offset: d.offset, deadLetterId: d.deadLetterId, ...ids.get(d), reason: d.reason }, 'message dead-lettered');
     }
     if (duplicates) this.counters.duplicates(duplicates);
   }

@@ -61,8 +61,17 @@ export class BatchRows implements RowAccess {
   readonly newItems: UsageItemRow[] = [];
   /** Spaces whose usage rows were all replaced (their stored rows are deleted before writing). */
   readonly replaced = new Set<string>();
+  /** Per-Space indexes, so a batch of any size stays linear. */
+  private readonly usageKeys = new Map<string, Set<string>>();
+  private readonly itemsOf = new Map<string, UsageItemRow[]>();
+  private readonly storedItems = new Map<string, UsageItemRow[]>();
 
   constructor(private readonly stored: StoredRows) {}
+
+  /** Rows buffered: a caller applying many pages into one batch flushes when this grows large. */
+  get size(): number {
+    return this.newItems.length + this.spaces.size + this.usage.size + this.thresholds.size;
+  }
 
   getSpace(spaceId: string): SpaceRow | null {
     return this.spaces.get(spaceId) ?? this.stored.space(spaceId);
@@ -72,15 +81,27 @@ export class BatchRows implements RowAccess {
     this.spaces.set(row.spaceId, row);
   }
 
+  /** The Space rows to write, each with its derived nextResetAt brought up to date. */
+  spacesToWrite(): SpaceRow[] {
+    const out = [...this.spaces.values()];
+    for (const row of out) row.nextResetAt = nextResetOf(row);
+    return out;
+  }
+
   getUsage(spaceId: string, periodStart: number): UsageRow | null {
     const k = `${spaceId}|${periodStart}`;
-    if (this.usage.has(k)) return this.usage.get(k)!;
+    const row = this.usage.get(k);
+    if (row) return row;
     if (this.replaced.has(spaceId)) return null;
     return this.stored.usage(spaceId, periodStart);
   }
 
   putUsage(row: UsageRow): void {
-    this.usage.set(`${row.spaceId}|${row.periodStart}`, row);
+    const k = `${row.spaceId}|${row.periodStart}`;
+    this.usage.set(k, row);
+    let keys = this.usageKeys.get(row.spaceId);
+    if (!keys) this.usageKeys.set(row.spaceId, (keys = new Set()));
+    keys.add(k);
   }
 
   putThreshold(row: ThresholdRow): void {
@@ -88,17 +109,24 @@ export class BatchRows implements RowAccess {
   }
 
   usageItems(spaceId: string): UsageItemRow[] {
-    return [...this.stored.items(spaceId), ...this.newItems.filter((i) => i.spaceId === spaceId)];
+    let stored = this.storedItems.get(spaceId);
+    if (!stored) this.storedItems.set(spaceId, (stored = this.stored.items(spaceId)));
+    const pending = this.itemsOf.get(spaceId);
+    return pending ? [...stored, ...pending] : [...stored];
   }
 
   addUsageItem(row: UsageItemRow): void {
     this.newItems.push(row);
+    const list = this.itemsOf.get(row.spaceId);
+    if (list) list.push(row);
+    else this.itemsOf.set(row.spaceId, [row]);
   }
 
   replaceUsage(spaceId: string, rows: UsageRow[]): void {
     this.replaced.add(spaceId);
-    for (const k of [...this.usage.keys()]) if (k.startsWith(`${spaceId}|`)) this.usage.delete(k);
-    for (const row of rows) this.usage.set(`${spaceId}|${row.periodStart}`, row);
+    for (const k of this.usageKeys.get(spaceId) ?? []) this.usage.delete(k);
+    this.usageKeys.delete(spaceId);
+    for (const row of rows) this.putUsage(row);
   }
 }
 
@@ -182,6 +210,6 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
     default:
       break;
   }
-  space.nextResetAt = nextResetOf(space);
+  // nextResetAt is derived: BatchRows.spacesToWrite() sets it once per Space per batch.
   rows.putSpace(space);
 }

@@ -50,6 +50,11 @@ export interface BalanceReadModel {
   usage(spaceId: string): Promise<UsageRow[]>;
   /** Spaces whose next reset is due at `now`, oldest first. */
   dueForReset(now: number, limit: number): Promise<string[]>;
+  /**
+   * Optional fast path for a rebuild: applies every page with one row buffer, flushing now and
+   * then (rows and checkpoint together). Returns the number of events applied.
+   */
+  applyPages?(pages: AsyncIterable<StoredEvent[]>): Promise<number>;
   /** Drops every row and the checkpoint (for a rebuild). */
   clear(): Promise<void>;
   /** Everything, in a canonical order (rebuild equality and audits). */

@@ -222,7 +222,7 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           newItems.map((i) => i.amount),
         ]);
       if (spaces.size) {
-        const list = [...spaces.values()];
+        const list = rows.spacesToWrite();
         await client.query(this.sql.putSpaces, [
           list.map((s) => s.spaceId),
           list.map((s) => JSON.stringify(s.timeline)),

@@ -52,91 +52,163 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async checkpoint(): Promise<bigint> {
-    const r = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(CHECKPOINT) as { position: string } | undefined;
+    return this.storedCheckpoint();
+  }
+
+  private stmtCache: ReturnType<SqliteBalanceReadModel['prepare']> | null = null;
+
+  /** Statements prepared once per read model (init must have created the tables). */
+  private get stmts(): ReturnType<SqliteBalanceReadModel['prepare']> {
+    return (this.stmtCache ??= this.prepare());
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      getSpace: db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?'),
+      putSpace: db.prepare(
+        `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (@space_id, @timeline, @last_reset_at, @next_reset_at, @revision)
+         ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
+           next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
+      ),
+      getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
+      putUsage: db.prepare(
+        `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
+         VALUES (@space_id, @period_start, @period_end, @ai_image_credits, @ai_video_credits, @batch_exports, @usage_events)
+         ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
+           ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
+      ),
+      putThreshold: db.prepare(
+        `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (@space_id, @period_start, @pool, @threshold, @state, @event_id)
+         ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
+      ),
+      usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
+      due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
+      getItems: db.prepare('SELECT occurred_at, pool, amount, position FROM rm_usage_items WHERE space_id = ? ORDER BY position'),
+      putItem: db.prepare('INSERT OR IGNORE INTO rm_usage_items (space_id, position, occurred_at, pool, amount) VALUES (?, ?, ?, ?, ?)'),
+      deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ?'),
+      getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
+      setCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),
+    };
+  }
+
+  /** A row buffer that loads stored rows through this database. */
+  private newRows(): BatchRows {
+    const st = this.stmts;
+    return new BatchRows({
+      space: (id) => {
+        const r = st.getSpace.get(id) as SpaceDb | undefined;
+        return r ? toSpace(r) : null;
+      },
+      usage: (id, start) => {
+        const r = st.getUsage.get(id, start) as UsageDb | undefined;
+        return r ? toUsage(r) : null;
+      },
+      items: (id) =>
+        (st.getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
+          spaceId: id, position: BigInt(r.position), occurredAt: r.occurred_at, pool: r.pool, amount: r.amount,
+        })),
+    });
+  }
+
+  private storedCheckpoint(): bigint {
+    const r = this.stmts.getCheckpoint.get(CHECKPOINT) as { position: string } | undefined;
     return r ? BigInt(r.position) : 0n;
+  }
+
+  /** Writes a batch's rows and the checkpoint (inside the caller's transaction). */
+  private writeRows(rows: BatchRows, position: bigint): void {
+    const st = this.stmts;
+    const { spaces, usage, thresholds, newItems, replaced } = rows;
+    for (const id of replaced) st.deleteUsage.run(id);
+    for (const i of newItems) st.putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
+    for (const sp of rows.spacesToWrite())
+      st.putSpace.run({ space_id: sp.spaceId, timeline: JSON.stringify(sp.timeline), last_reset_at: sp.lastResetAt, next_reset_at: sp.nextResetAt, revision: sp.revision });
+    for (const u of usage.values())
+      st.putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
+    for (const t of thresholds.values())
+      st.putThreshold.run({ space_id: t.spaceId, period_start: t.periodStart, pool: t.pool, threshold: t.threshold, state: t.state, event_id: t.eventId });
+    st.setCheckpoint.run(CHECKPOINT, position.toString());
+  }
+
+  /**
+   * Commits a read-model transaction. The read model is derived data (rebuildable from the store,
+   * checkpoint in the same transaction), so its commits need not wait for an fsync: in WAL mode a
+   * later synchronous commit of the store syncs these frames too, and a power cut can only move
+   * the checkpoint back, never ahead of the rows.
+   */
+  private commit<T>(work: () => T): T {
+    const before = this.db.pragma('synchronous', { simple: true }) as number;
+    if (before > 1) this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(work).immediate();
+    } finally {
+      if (before > 1) this.db.pragma(`synchronous = ${before}`);
+    }
   }
 
   async apply(events: StoredEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const getSpace = this.db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?');
-    const putSpace = this.db.prepare(
-      `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (@space_id, @timeline, @last_reset_at, @next_reset_at, @revision)
-       ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
-         next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
-    );
-    const getUsage = this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?');
-    const putUsage = this.db.prepare(
-      `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
-       VALUES (@space_id, @period_start, @period_end, @ai_image_credits, @ai_video_credits, @batch_exports, @usage_events)
-       ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
-         ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
-    );
-    const putThreshold = this.db.prepare(
-      `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (@space_id, @period_start, @pool, @threshold, @state, @event_id)
-       ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
-    );
-    const getItems = this.db.prepare('SELECT occurred_at, pool, amount, position FROM rm_usage_items WHERE space_id = ? ORDER BY position');
-    const putItem = this.db.prepare('INSERT OR IGNORE INTO rm_usage_items (space_id, position, occurred_at, pool, amount) VALUES (?, ?, ?, ?, ?)');
-    const deleteUsage = this.db.prepare('DELETE FROM rm_usage WHERE space_id = ?');
-    const setCheckpoint = this.db.prepare(
-      'INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position',
-    );
     // Rows touched in this batch are kept in memory and written once at the end of the transaction.
-    const run = this.db.transaction((batch: StoredEvent[]) => {
-      const cpRow = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(CHECKPOINT) as { position: string } | undefined;
-      let position = cpRow ? BigInt(cpRow.position) : 0n;
-      const rows = new BatchRows({
-        space: (id) => {
-          const r = getSpace.get(id) as SpaceDb | undefined;
-          return r ? toSpace(r) : null;
-        },
-        usage: (id, start) => {
-          const r = getUsage.get(id, start) as UsageDb | undefined;
-          return r ? toUsage(r) : null;
-        },
-        items: (id) =>
-          (getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
-            spaceId: id, position: BigInt(r.position), occurredAt: r.occurred_at, pool: r.pool, amount: r.amount,
-          })),
-      });
-      for (const e of batch) {
+    this.commit(() => {
+      let position = this.storedCheckpoint();
+      const rows = this.newRows();
+      for (const e of events) {
         if (e.globalPosition <= position) continue;
         applyEvent(rows, e);
         position = e.globalPosition;
       }
-      const { spaces, usage, thresholds, newItems, replaced } = rows;
-      for (const id of replaced) deleteUsage.run(id);
-      for (const i of newItems) putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
-      for (const s of spaces.values())
-        putSpace.run({ space_id: s.spaceId, timeline: JSON.stringify(s.timeline), last_reset_at: s.lastResetAt, next_reset_at: s.nextResetAt, revision: s.revision });
-      for (const u of usage.values())
-        putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
-      for (const t of thresholds.values())
-        putThreshold.run({ space_id: t.spaceId, period_start: t.periodStart, pool: t.pool, threshold: t.threshold, state: t.state, event_id: t.eventId });
-      setCheckpoint.run(CHECKPOINT, position.toString());
+      this.writeRows(rows, position);
     });
-    run.immediate(events);
+  }
+
+  /**
+   * Applies many pages with one row buffer (a rebuild): each row is written once per flush instead
+   * of once per page. Flushes (rows + checkpoint, one transaction) when `flushAtRows` rows are
+   * buffered and at the end. Run it with no other projector on this read model.
+   */
+  async applyPages(pages: AsyncIterable<StoredEvent[]>, flushAtRows = 300_000): Promise<number> {
+    let position = this.storedCheckpoint();
+    let rows = this.newRows();
+    let applied = 0;
+    let pendingFrom = position;
+    const flush = () => {
+      if (position === pendingFrom) return;
+      const [r, p] = [rows, position];
+      this.commit(() => this.writeRows(r, p));
+      rows = this.newRows();
+      pendingFrom = position;
+    };
+    for await (const page of pages) {
+      for (const e of page) {
+        if (e.globalPosition <= position) continue;
+        applyEvent(rows, e);
+        position = e.globalPosition;
+        applied++;
+      }
+      if (rows.size >= flushAtRows) flush();
+    }
+    flush();
+    return applied;
   }
 
   async getSpace(spaceId: string): Promise<SpaceRow | null> {
-    const r = this.db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?').get(spaceId) as SpaceDb | undefined;
+    const r = this.stmts.getSpace.get(spaceId) as SpaceDb | undefined;
     return r ? toSpace(r) : null;
   }
 
   async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
-    const r = this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?').get(spaceId, periodStart) as UsageDb | undefined;
+    const r = this.stmts.getUsage.get(spaceId, periodStart) as UsageDb | undefined;
     return r ? toUsage(r).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
   }
 
   async usage(spaceId: string): Promise<UsageRow[]> {
-    return (this.db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start').all(spaceId) as UsageDb[]).map(toUsage);
+    return (this.stmts.usageOf.all(spaceId) as UsageDb[]).map(toUsage);
   }
 
   async dueForReset(now: number, limit: number): Promise<string[]> {
     return (
-      this.db
-        .prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?')
-        .all(now, limit) as { space_id: string }[]
+      this.stmts.due.all(now, limit) as { space_id: string }[]
     ).map((r) => r.space_id);
   }
 
@@ -153,14 +225,12 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async getPosition(name: string): Promise<bigint> {
-    const r = this.db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?').get(`pos:${name}`) as { position: string } | undefined;
+    const r = this.stmts.getCheckpoint.get(`pos:${name}`) as { position: string } | undefined;
     return r ? BigInt(r.position) : 0n;
   }
 
   async setPosition(name: string, position: bigint): Promise<void> {
-    this.db
-      .prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position')
-      .run(`pos:${name}`, position.toString());
+    this.stmts.setCheckpoint.run(`pos:${name}`, position.toString());
   }
 
   async close(): Promise<void> {

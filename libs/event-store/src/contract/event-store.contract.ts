@@ -283,7 +283,10 @@ export function describeEventStoreContract(
         const c = events(2);
         await store.append(s, c, 4);
         expect(await store.append(s, [c[1]], 5)).toMatchObject({ alreadyAppended: true });
-        expect(await rejectionOf(store.append(s, [c[0]], 5))).toBeInstanceOf(DuplicateEventIdError);
+        // Not a retry, and the writer's view is stale (the stream is at 6): reload and decide again.
+        expect(await rejectionOf(store.append(s, [c[0]], 5))).toBeInstanceOf(WrongExpectedRevisionError);
+        // With the right revision, reusing a stored id is a duplicate.
+        expect(await rejectionOf(store.append(s, [c[0]], 6))).toBeInstanceOf(DuplicateEventIdError);
         expect(await store.readStream(s)).toHaveLength(7);
       });
 
@@ -622,8 +625,9 @@ export function describeEventStoreContract(
         const first = await appendMany(batch);
         expect(first.map((r) => r.nextExpectedRevision)).toEqual([0, 0, 2]);
         expect((await store.readStream(`${p}a`)).map((e) => e.id)).toEqual([...a1, ...a2].map((e) => e.id));
-        // Retried as a whole: a1 is no longer at the end of `a`, so the batch is refused...
-        expect(await rejectionOf(appendMany(batch))).toBeInstanceOf(DuplicateEventIdError);
+        // Retried as a whole: a1 is no longer at the end of `a` (and `a` exists), so the batch is
+        // refused as stale...
+        expect(await rejectionOf(appendMany(batch))).toBeInstanceOf(WrongExpectedRevisionError);
         // ...while a retry of the tail requests is idempotent, mixed with new work.
         const c = events(1);
         const retry = await appendMany([

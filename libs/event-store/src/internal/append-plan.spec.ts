@@ -42,6 +42,14 @@ describe('decide', () => {
     expect(() => decide(req, tip(at), new Map(existing))).toThrow(DuplicateEventIdError);
   });
 
+  test('a stale writer whose ids were partly stored by another writer gets a conflict (reload and decide again), not a duplicate', () => {
+    // Another writer decided the same event (same deterministic id) and appended it first.
+    const req = prepareRequest('s', [ev(2), ev(3)], 2);
+    expect(() => decide(req, tip(3), new Map([stored(2, 's', 3)]))).toThrow(WrongExpectedRevisionError);
+    // With the expected revision right, the same overlap is a duplicate.
+    expect(() => decide(prepareRequest('s', [ev(2), ev(3)], 3), tip(3), new Map([stored(2, 's', 3)]))).toThrow(DuplicateEventIdError);
+  });
+
   test('expected revision rules', () => {
     const req = (e: 'no_stream' | 'any' | number) => prepareRequest('s', [ev(9)], e);
     expect(decide(req('no_stream'), tip(-1), new Map())).toMatchObject({ kind: 'write', firstRevision: 0 });

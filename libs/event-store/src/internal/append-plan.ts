@@ -110,8 +110,10 @@ export type PlanDecision =
  * Decides what one request does, in this order:
  *  1. idempotent retry: every id already stored in this stream as the contiguous run that ends
  *     the stream, in the same order -> nothing to write, alreadyAppended;
- *  2. any other stored id -> DuplicateEventIdError;
- *  3. expected revision check -> WrongExpectedRevisionError carrying the actual revision;
+ *  2. expected revision check -> WrongExpectedRevisionError carrying the actual revision (a writer
+ *     whose view is stale must reload and decide again, even when some of its ids were stored
+ *     meanwhile by another writer that decided the same thing);
+ *  3. any other stored id -> DuplicateEventIdError;
  *  4. otherwise write from revision tip + 1.
  * `existing` holds the stored events among the request's ids (any stream), including those written
  * by earlier requests of the same batch; `tip` likewise includes them.
@@ -140,6 +142,7 @@ export function decide(
           result: { nextExpectedRevision: tip.revision, lastGlobalPosition: last.globalPosition, alreadyAppended: true },
         };
       }
+      checkExpected(streamName, expected, tip.revision);
       const dup = events.find((e) => existing.has(e.id)) as PreparedEvent;
       throw new DuplicateEventIdError(streamName, dup.id);
     }

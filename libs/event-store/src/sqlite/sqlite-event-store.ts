@@ -8,10 +8,12 @@
  * - The app keeps its read models in the same file: pass the same `Database` handle, or use the
  *   public `db`. An append called inside the app's own `db.transaction(...)` becomes a savepoint
  *   of it (better-sqlite3 nests transactions), so events and read models commit together.
- * - better-sqlite3 is synchronous: the async methods run to completion before returning a
- *   promise; concurrent appends in one process are therefore serialised (and checked against
- *   the expected revision one after the other). Several processes on the same file are
- *   serialised by SQLite's write lock (busy_timeout waits for it).
+ * - better-sqlite3 is synchronous. Concurrent `append` calls of one process are group-committed:
+ *   the appends requested in the same turn of the event loop run in ONE write transaction, each
+ *   in its own savepoint, checked against its expected revision one after the other (a conflict
+ *   or bad request fails that append alone). One commit (one fsync with synchronous=FULL) serves
+ *   them all; every promise resolves only after that commit. Several processes on the same file
+ *   are serialised by SQLite's write lock (busy_timeout waits for it).
  */
 import Database from 'better-sqlite3';
 import {
@@ -106,6 +108,9 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
   private readonly stmts: ReturnType<SqliteEventStore['prepareStatements']>;
   private readonly appendTx: (reqs: PreparedRequest[]) => AppendResult[];
+  /** Group commit: appends waiting for the next flush (see `append`). */
+  private pending: { req: PreparedRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
+  private readonly groupTx: (group: SqliteEventStore['pending']) => { result?: AppendResult; error?: unknown }[];
 
   constructor(fileOrDb: string | Database.Database, options: SqliteEventStoreOptions = {}) {
     try {
@@ -130,6 +135,19 @@ export class SqliteEventStore implements EventStore {
     // IMMEDIATE: take the write lock up front, so a concurrent writer in another process waits
     // (busy_timeout) instead of failing on a read-to-write lock upgrade.
     this.appendTx = (reqs) => tx.immediate(reqs);
+    // Each request of a group in its own savepoint (a nested better-sqlite3 transaction): a
+    // conflict rolls back that request only; the others commit together.
+    const one = this.db.transaction((req: PreparedRequest) => this.appendInTransaction([req])[0]);
+    const group = this.db.transaction((items: SqliteEventStore['pending']) =>
+      items.map(({ req }) => {
+        try {
+          return { result: one(req) };
+        } catch (error) {
+          return { error };
+        }
+      }),
+    );
+    this.groupTx = (items) => group.immediate(items);
   }
 
   private prepareStatements() {
@@ -172,7 +190,40 @@ export class SqliteEventStore implements EventStore {
   // Writes
 
   async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
-    return this.appendSync(streamName, events, expected);
+    if (this.closed) throw new Error('event store is closed');
+    const req = prepareRequest(streamName, events, expected);
+    // Inside the app's own transaction there is nothing to group: append now, as a savepoint.
+    if (this.db.inTransaction) return this.appendSync(streamName, events, expected);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.pending.push({ req, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  /** Commits every pending append in one transaction (group commit), then settles each promise. */
+  private flush(): void {
+    const items = this.pending;
+    this.pending = [];
+    if (items.length === 0) return;
+    let outcomes: { result?: AppendResult; error?: unknown }[];
+    try {
+      if (this.closed) throw new Error('event store is closed');
+      outcomes = this.run(() => this.groupTx(items));
+    } catch (err) {
+      // The transaction itself failed (lock, I/O, closed): nothing of the group was written.
+      for (const it of items) it.reject(err);
+      return;
+    }
+    let wrote = false;
+    outcomes.forEach((o, i) => {
+      if (o.error !== undefined) items[i].reject(this.translate(o.error));
+      else {
+        const r = o.result as AppendResult;
+        if (!r.alreadyAppended && items[i].req.events.length > 0) wrote = true;
+        items[i].resolve(r);
+      }
+    });
+    if (wrote) this.notify();
   }
 
   /** Appends to several streams in one transaction: all or nothing. */
@@ -291,6 +342,7 @@ export class SqliteEventStore implements EventStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.flush(); // appends already requested are committed (or fail) before the handle closes
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsDb && this.db.open) this.db.close();

@@ -1,0 +1,42 @@
+import { SPACE_STREAM_PREFIX } from '@metering/domain';
+import type { EventStore, StoredEvent } from '@metering/event-store';
+import type { BalanceReadModel } from './balance-read-model';
+
+export interface RebuildProgress {
+  applied: number;
+  position: bigint;
+  head: bigint;
+}
+
+/**
+ * Clears the balance read model and projects every Space stream again, page by page (each page
+ * one read-model transaction, checkpoint included). Run it with the service stopped, or the live
+ * projector keeps writing concurrently. Returns the number of events applied.
+ */
+export async function rebuildBalances(
+  store: EventStore,
+  readModel: BalanceReadModel,
+  options: { batch?: number; onProgress?: (p: RebuildProgress) => void } = {},
+): Promise<number> {
+  const batch = options.batch ?? 5000;
+  const head = await store.headPosition();
+  await readModel.clear();
+  let position = 0n;
+  let applied = 0;
+  async function* pages(): AsyncGenerator<StoredEvent[]> {
+    for (;;) {
+      const page = await store.readAll({ after: position, maxCount: batch, streamPrefix: SPACE_STREAM_PREFIX });
+      if (page.length === 0) return;
+      position = page[page.length - 1].globalPosition;
+      yield page;
+      applied += page.length;
+      options.onProgress?.({ applied, position, head });
+    }
+  }
+  if (readModel.applyPages) {
+    await readModel.applyPages(pages());
+  } else {
+    for await (const page of pages()) await readModel.apply(page);
+  }
+  return applied;
+}

@@ -1,0 +1,299 @@
+/**
+ * Shared pieces of the benchmarks: the machine and versions, a report that prints its figures and
+ * rewrites its own section of bench/RESULTS.md, the broker, the spawned service and the synthetic
+ * inbound events.
+ *
+ * Every benchmark measures a figure next to a raw limit taken in the same run on the same machine
+ * (these machines are noisy): the ratio is the figure to compare across runs.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..');
+export const MAIN = path.join(ROOT, 'dist', 'apps', 'metering', 'src', 'main.js');
+export const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
+
+export type Scale = 'full' | 'smoke';
+
+export interface Target {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface BenchReport {
+  /** Section key in RESULTS.md. */
+  key: string;
+  title: string;
+  command: string;
+  /** Markdown lines: the table of figures and what limits it. */
+  lines: string[];
+  targets: Target[];
+}
+
+export function scaleFromArgs(argv = process.argv.slice(2)): Scale {
+  return argv.includes('--smoke') || process.env.BENCH_SCALE === 'smoke' ? 'smoke' : 'full';
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+export const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+export const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+
+function tryRun(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+  } catch {
+    return 'n/a';
+  }
+}
+
+export function machine(): string[] {
+  const cpus = os.cpus();
+  const pkg = (name: string): string => {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+    } catch {
+      return 'n/a';
+    }
+  };
+  return [
+    `- machine: ${cpus.length} cores (${cpus[0]?.model ?? 'unknown'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB memory, ${os.type()} ${os.release()}`,
+    `- versions: Node ${process.versions.node}, better-sqlite3 ${pkg('better-sqlite3')} (SQLite ${sqliteVersion()}), pg ${pkg('pg')}, kafkajs ${pkg('kafkajs')}, autocannon ${pkg('autocannon')}, @nestjs/core ${pkg('@nestjs/core')}, ${tryRun('psql', ['--version'])}, ${tryRun('java', ['-version']) === 'n/a' ? 'java n/a' : 'java 17'}`,
+    `- load average at the start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+  ];
+}
+
+function sqliteVersion(): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Database = require('better-sqlite3');
+    const db = new Database(':memory:');
+    const v = db.prepare('select sqlite_version() as v').get().v as string;
+    db.close();
+    return v;
+  } catch {
+    return 'n/a';
+  }
+}
+
+/** Prints the report and rewrites its section of RESULTS.md (other sections are kept). */
+export function writeReport(report: BenchReport, scale: Scale): void {
+  const body = [
+    `## ${report.title}`,
+    '',
+    `Command: \`${report.command}\` (${new Date().toISOString()})`,
+    '',
+    ...machine(),
+    '',
+    ...report.lines,
+    '',
+    ...(report.targets.length
+      ? ['| target | met | measured |', '|---|---|---|', ...report.targets.map((t) => `| ${t.what} | ${t.ok ? 'yes' : '**no**'} | ${t.detail} |`)]
+      : []),
+  ].join('\n');
+  process.stdout.write(`\n${body}\n`);
+  if (scale !== 'full') return; // smoke runs (the test command) never touch RESULTS.md
+  const begin = `<!-- bench:${report.key} -->`;
+  const end = `<!-- /bench:${report.key} -->`;
+  let text = fs.existsSync(RESULTS) ? fs.readFileSync(RESULTS, 'utf8') : RESULTS_HEADER;
+  const section = `${begin}\n${body}\n${end}`;
+  const a = text.indexOf(begin);
+  const b = text.indexOf(end);
+  text = a >= 0 && b > a ? text.slice(0, a) + section + text.slice(b + end.length) : `${text.trimEnd()}\n\n${section}\n`;
+  fs.writeFileSync(RESULTS, text);
+}
+
+const RESULTS_HEADER = `# Benchmark results
+
+Written by the scripts in bench/ (\`npm run bench\` runs them all; each also runs on its own). Every
+figure stands next to a raw limit measured in the same run on the same machine, and the ratio is the
+figure to compare: these machines are shared and noisy. Each section names its command, machine,
+versions and date. See bench/README.md for what each one does.
+`;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `metering-bench-${prefix}-`));
+}
+
+/** Peak and current resident set size of a process, from /proc (bytes). */
+export function rssOf(pid: number): { peak: number; current: number } {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { peak: kb('VmHWM'), current: kb('VmRSS') };
+  } catch {
+    return { peak: 0, current: 0 };
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    // after the command: state(0) ... utime(11) stime(12), in clock ticks (100 per second on Linux)
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+export interface Service {
+  proc: ChildProcess;
+  base: string;
+  dataDir: string;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+/** Starts the built service (dist) with the given environment and waits for /health/live. */
+export async function startService(env: Record<string, string>, dataDir = tempDir('svc')): Promise<Service> {
+  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npx nest build metering\` first`);
+  const port = await freePort();
+  let out = '';
+  // BENCH_NODE_ARGS: extra node flags for the service, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, MAIN], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.on('data', (d) => (out = (out + d).slice(-20_000)));
+  proc.stderr?.on('data', (d) => (out = (out + d).slice(-20_000)));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}:\n${out}`);
+    try {
+      const r = await fetch(`${base}/health/live`);
+      if (r.ok) break;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`service did not start within 60 s:\n${out}`);
+    await sleep(100);
+  }
+  return {
+    proc,
+    base,
+    dataDir,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Percentile of a sorted array. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+// ---- synthetic inbound events --------------------------------------------------------------
+
+/** mulberry32: small, fast, reproducible. */
+export function prng(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => {
+    x = (x + 0x6d2b79f5) >>> 0;
+    let t = x;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+export type InboundKind = 'generation-performed' | 'batch-exported' | 'subscription-changed';
+export interface Inbound {
+  kind: InboundKind;
+  spaceId: string;
+  payload: Record<string, unknown>;
+}
+
+const FEATURES: [string, 'image' | 'video'][] = [
+  ['ai_backgrounds', 'image'],
+  ['ai_shadows', 'image'],
+  ['ghost_mannequin', 'image'],
+  ['virtual_model', 'image'],
+  ['ai_video', 'video'],
+];
+const PLANS: [string, string][] = [
+  ['pro', 'monthly'],
+  ['max', 'monthly'],
+  ['pro', 'yearly'],
+  ['ultra', 'monthly'],
+];
+
+export const spaceIdOf = (i: number) => `bench-space-${i}`;
+
+/**
+ * `spaces` subscriptions (one per Space, 20 days ago) then usage events spread over the Spaces
+ * (generations of every feature, 1 in 10 a batch export), all within the last 10 days.
+ */
+export function* inboundEvents(n: number, spaces: number, seed = 1, now = Date.now()): Generator<Inbound> {
+  const rnd = prng(seed);
+  const DAY = 86_400_000;
+  for (let i = 0; i < Math.min(spaces, n); i++) {
+    const [plan, cycle] = PLANS[i % PLANS.length];
+    const spaceId = spaceIdOf(i);
+    yield {
+      kind: 'subscription-changed',
+      spaceId,
+      payload: { eventId: randomUUID(), spaceId, plan, cycle, effectiveAt: new Date(now - 20 * DAY).toISOString() },
+    };
+  }
+  for (let k = spaces; k < n; k++) {
+    const spaceId = spaceIdOf(Math.floor(rnd() * spaces));
+    const occurredAt = new Date(now - Math.floor(rnd() * 10 * DAY)).toISOString();
+    if (rnd() < 0.1) {
+      const platform = rnd() < 0.5 ? 'web' : 'mobile';
+      yield {
+        kind: 'batch-exported',
+        spaceId,
+        payload: { eventId: randomUUID(), spaceId, userId: `u${k % 97}`, batchId: `b${k}`, images: 1 + Math.floor(rnd() * 20), platform, occurredAt },
+      };
+    } else {
+      const [feature, medium] = FEATURES[Math.floor(rnd() * FEATURES.length)];
+      yield {
+        kind: 'generation-performed',
+        spaceId,
+        payload: { eventId: randomUUID(), spaceId, userId: `u${k % 97}`, feature, medium, generations: 1 + Math.floor(rnd() * 3), occurredAt },
+      };
+    }
+  }
+}
+
+export const RECORDED_TYPE: Record<InboundKind, string> = {
+  'generation-performed': 'GenerationRecorded',
+  'batch-exported': 'BatchExportRecorded',
+  'subscription-changed': 'SubscriptionChanged',
+};
+
+export function benchRunId(): string {
+  return randomUUID().slice(0, 8);
+}

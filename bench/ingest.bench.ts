@@ -1,0 +1,264 @@
+/**
+ * Kafka ingest end to end, next to the raw kafkajs consume rate of the same messages.
+ *
+ * 1. N inbound events over S Spaces (one subscription each, then generations and batch exports)
+ *    are produced to the three inbound topics, keyed by spaceId.
+ * 2. Raw limit: a plain kafkajs consumer group reads the same N messages and does nothing else.
+ * 3. The built service (dist, SQLite store, FULL sync unless BENCH_SQLITE_SYNCHRONOUS) starts on
+ *    the backlog: it consumes, validates, decides, appends, projects and relays. We poll its
+ *    SQLite file (read-only, WAL) until every inbound event is stored and the balance projection
+ *    has reached the head, and sample the consumer group's lag every 500 ms.
+ * Both rates are taken from the first message seen to the last one done, so group joins are out.
+ *
+ *   npx ts-node-free: node -r @swc-node/register bench/ingest.bench.ts [--smoke]
+ *   env: BENCH_INGEST_EVENTS, BENCH_INGEST_SPACES, KAFKA_BROKERS (else a broker is started)
+ */
+import Database from 'better-sqlite3';
+import { Kafka, logLevel } from 'kafkajs';
+import {
+  type BenchReport,
+  RECORDED_TYPE,
+  type Scale,
+  benchRunId,
+  cpuSecondsOf,
+  fmt,
+  inboundEvents,
+  log,
+  ratio,
+  rssOf,
+  scaleFromArgs,
+  sleep,
+  startService,
+  writeReport,
+} from './common';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { startBroker } = require('../scripts/kafka/broker');
+
+export interface IngestOptions {
+  scale: Scale;
+  events?: number;
+  spaces?: number;
+  partitions?: number;
+  brokers?: string;
+}
+
+export async function runIngestBench(opts: IngestOptions): Promise<BenchReport & { rate: number; raw: number }> {
+  const smoke = opts.scale === 'smoke';
+  const N = opts.events ?? Number(process.env.BENCH_INGEST_EVENTS ?? (smoke ? 3_000 : 200_000));
+  const S = opts.spaces ?? Number(process.env.BENCH_INGEST_SPACES ?? (smoke ? 100 : 2_000));
+  const P = opts.partitions ?? Number(process.env.BENCH_INGEST_PARTITIONS ?? 4);
+  const sync = process.env.BENCH_SQLITE_SYNCHRONOUS ?? 'full';
+  const broker = opts.brokers ? null : await startBroker({ log: () => undefined });
+  const brokers: string = opts.brokers ?? broker.brokers;
+  const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const id = benchRunId();
+  const topics = {
+    'generation-performed': `bench${id}.usage.generation-performed.v1`,
+    'batch-exported': `bench${id}.usage.batch-exported.v1`,
+    'subscription-changed': `bench${id}.billing.subscription-changed.v1`,
+  } as const;
+  const outTopics = { thresholdCrossed: `bench${id}.metering.threshold-crossed.v1`, periodReset: `bench${id}.metering.period-reset.v1`, deadLetter: `bench${id}.metering.dead-letter.v1` };
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [...Object.values(topics), ...Object.values(outTopics)].map((topic) => ({ topic, numPartitions: P, replicationFactor: 1 })),
+    });
+
+    // 1. Produce.
+    log(`producing ${fmt(N)} events over ${fmt(S)} Spaces to ${P} partitions per topic`);
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    const t0p = performance.now();
+    let batch: Map<string, { key: string; value: string }[]> = new Map();
+    let inBatch = 0;
+    const flush = async () => {
+      if (!inBatch) return;
+      await producer.sendBatch({ acks: -1, topicMessages: [...batch].map(([topic, messages]) => ({ topic, messages })) });
+      batch = new Map();
+      inBatch = 0;
+    };
+    for (const e of inboundEvents(N, S)) {
+      const topic = topics[e.kind];
+      const list = batch.get(topic) ?? [];
+      list.push({ key: e.spaceId, value: JSON.stringify(e.payload) });
+      batch.set(topic, list);
+      if (++inBatch >= 5_000) await flush();
+    }
+    await flush();
+    await producer.disconnect();
+    const produceSecs = (performance.now() - t0p) / 1000;
+    log(`produced in ${produceSecs.toFixed(1)} s`);
+
+    // 2. Raw consume of the same messages.
+    const raw = await rawConsume(kafka, Object.values(topics), N);
+    log(`raw kafkajs consume: ${fmt(raw.rate)} msg/s`);
+
+    // 3. The service on the backlog.
+    const groupId = `bench-${id}`;
+    const svc = await startService({
+      EVENT_STORE: 'sqlite',
+      SQLITE_SYNCHRONOUS: sync,
+      KAFKA_BROKERS: brokers,
+      KAFKA_GROUP_ID: groupId,
+      KAFKA_TOPIC_PARTITIONS: String(P),
+      KAFKA_TOPIC_GENERATION_PERFORMED: topics['generation-performed'],
+      KAFKA_TOPIC_BATCH_EXPORTED: topics['batch-exported'],
+      KAFKA_TOPIC_SUBSCRIPTION_CHANGED: topics['subscription-changed'],
+      KAFKA_TOPIC_THRESHOLD_CROSSED: outTopics.thresholdCrossed,
+      KAFKA_TOPIC_PERIOD_RESET: outTopics.periodReset,
+      KAFKA_TOPIC_DEAD_LETTER: outTopics.deadLetter,
+      KAFKA_SESSION_TIMEOUT_MS: '10000',
+    });
+    const db = new Database(`${svc.dataDir}/metering.db`, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 2000');
+    const inboundTypes = Object.values(RECORDED_TYPE);
+    // Incremental count (only rows after the last seen position): the poll must not load the CPU it measures.
+    const countStmt = db.prepare(`SELECT count(*) AS n, coalesce(max(global_position), 0) AS head FROM events WHERE global_position > ? AND type IN (${inboundTypes.map(() => '?').join(',')})`);
+    const headStmt = db.prepare('SELECT coalesce(max(global_position), 0) AS head FROM events');
+    const cpStmt = db.prepare(`SELECT position FROM rm_checkpoints WHERE name = 'balances'`);
+    let first = 0;
+    let done = 0;
+    let maxConsumerLag = 0;
+    let maxProjectionLag = 0;
+    const lagSamples: { t: number; lag: number }[] = [];
+    let stored = 0;
+    let seenPos = 0;
+    let cpuAtFirst = 0;
+    let cpuUsed = 0;
+    let lastLagAt = 0;
+    const deadline = Date.now() + (smoke ? 120_000 : 900_000);
+    try {
+      for (;;) {
+        if (svc.proc.exitCode !== null) throw new Error(`service exited (${svc.proc.exitCode}):\n${svc.output()}`);
+        const now = performance.now();
+        const c = countStmt.get(seenPos, ...inboundTypes) as { n: number; head: number };
+        stored += c.n;
+        if (c.head > seenPos) seenPos = c.head;
+        if (!first && stored > 0) {
+          first = now;
+          cpuAtFirst = cpuSecondsOf(svc.proc.pid as number);
+        }
+        const head = Number((headStmt.get() as { head: number }).head);
+        const cp = Number((cpStmt.get() as { position: string } | undefined)?.position ?? 0);
+        if (first) maxProjectionLag = Math.max(maxProjectionLag, head - cp);
+        if (first && now - lastLagAt >= 500) {
+          lastLagAt = now;
+          const lag = await groupLag(admin, groupId, Object.values(topics));
+          if (lag >= 0) {
+            maxConsumerLag = Math.max(maxConsumerLag, lag);
+            lagSamples.push({ t: (now - first) / 1000, lag });
+          }
+        }
+        if (stored >= N && cp >= head) {
+          done = now;
+          cpuUsed = cpuSecondsOf(svc.proc.pid as number) - cpuAtFirst;
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`timed out: ${stored}/${N} stored, checkpoint ${cp}/${head}\n${svc.output()}`);
+        await sleep(50);
+      }
+    } finally {
+      db.close();
+    }
+    const rss = rssOf(svc.proc.pid as number);
+    await svc.stop();
+    const secs = (done - first) / 1000;
+    const rate = N / secs;
+    log(`service: ${fmt(rate)} events/s end to end`);
+    const samples = lagSamples.filter((_, i) => i % Math.max(1, Math.ceil(lagSamples.length / 8)) === 0);
+    const report: BenchReport & { rate: number; raw: number } = {
+      key: 'ingest',
+      title: 'Kafka ingest end to end (SQLite store)',
+      command: smoke ? 'node -r @swc-node/register bench/ingest.bench.ts --smoke' : 'npm run bench:ingest',
+      rate,
+      raw: raw.rate,
+      lines: [
+        `${fmt(N)} inbound events (${fmt(S)} subscriptions, then generations and 1 in 10 batch exports) over ${fmt(S)} Spaces, ${P} partitions per topic, produced before the service starts (a backlog); SQLite synchronous=${sync.toUpperCase()}. "Done" = every inbound event stored and the balance projection at the head; the service also relays threshold events to Kafka meanwhile.`,
+        '',
+        '| measure | value |',
+        '|---|---|',
+        `| raw kafkajs consume of the same ${fmt(N)} messages (no processing) | ${fmt(raw.rate)} msg/s |`,
+        `| service: consumed, validated, decided, appended, projected | **${fmt(rate)} events/s** (${secs.toFixed(1)} s) |`,
+        `| ratio service / raw | **${ratio(rate, raw.rate)}** |`,
+        `| service CPU time per event (user + system, all threads) | ${fmt((cpuUsed / N) * 1e6, 1)} µs, i.e. ${fmt(N / cpuUsed)} events per CPU-second |`,
+        `| consumer-group lag, max while draining (messages) | ${fmt(maxConsumerLag)} |`,
+        `| consumer-group lag samples (s: lag) | ${samples.map((s) => `${s.t.toFixed(1)}: ${fmt(s.lag)}`).join(', ') || 'n/a'} |`,
+        `| projection lag, max (events stored but not yet projected) | ${fmt(maxProjectionLag)} |`,
+        `| service peak RSS | ${fmt(rss.peak / 2 ** 20)} MiB |`,
+        `| producing the backlog (for reference) | ${fmt(N / produceSecs)} msg/s |`,
+      ],
+      targets: smoke
+        ? []
+        : [
+            { what: 'end-to-end ingest >= 25,000 events/s', ok: rate >= 25_000, detail: `${fmt(rate)} events/s` },
+            { what: 'end-to-end ingest >= 0.5x raw consume', ok: rate >= 0.5 * raw.rate, detail: ratio(rate, raw.rate) },
+          ],
+    };
+    return report;
+  } finally {
+    await admin.deleteTopics({ topics: [...Object.values(topics), ...Object.values(outTopics)] }).catch(() => undefined);
+    await admin.disconnect();
+    await broker?.stop();
+  }
+}
+
+/** A consumer group that only counts: the kafkajs ceiling for these messages on this broker. */
+async function rawConsume(kafka: Kafka, topics: string[], n: number): Promise<{ rate: number }> {
+  const consumer = kafka.consumer({ groupId: `bench-raw-${benchRunId()}`, maxBytesPerPartition: 1024 * 1024 });
+  await consumer.connect();
+  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+  let seen = 0;
+  let first = 0;
+  let last = 0;
+  const finished = new Promise<void>((resolve) => {
+    void consumer.run({
+      partitionsConsumedConcurrently: 4,
+      eachBatch: async ({ batch }) => {
+        if (!first) first = performance.now();
+        seen += batch.messages.length;
+        if (seen >= n && !last) {
+          last = performance.now();
+          resolve();
+        }
+      },
+    });
+  });
+  await finished;
+  await consumer.disconnect();
+  return { rate: n / ((last - first) / 1000) };
+}
+
+/** Messages of the topics not yet committed by the group (-1 when unknown). */
+async function groupLag(admin: ReturnType<Kafka['admin']>, groupId: string, topics: string[]): Promise<number> {
+  try {
+    const committed = await admin.fetchOffsets({ groupId, topics });
+    let lag = 0;
+    for (const t of committed) {
+      const ends = await admin.fetchTopicOffsets(t.topic);
+      for (const p of t.partitions) {
+        const end = Number(ends.find((e) => e.partition === p.partition)?.high ?? 0);
+        const at = Number(p.offset) < 0 ? 0 : Number(p.offset);
+        lag += Math.max(0, end - at);
+      }
+    }
+    return lag;
+  } catch {
+    return -1;
+  }
+}
+
+if (require.main === module) {
+  const scale = scaleFromArgs();
+  runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })
+    .then((r) => {
+      writeReport(r, scale);
+      process.exit(0);
+    })
+    .catch((err) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    });
+}
