@@ -16,6 +16,7 @@ import { SqliteEventStore } from '@metering/event-store';
 import {
   type BenchReport,
   type Scale,
+  cpuSecondsOf,
   fmt,
   log,
   prng,
@@ -34,6 +35,8 @@ const autocannon = require('autocannon');
 
 interface Load {
   rps: number;
+  /** Service CPU time (user + system) per request, µs. */
+  cpuUs: number;
   p50: number;
   p99: number;
   requests: number;
@@ -41,10 +44,13 @@ interface Load {
   non2xx: number;
 }
 
-async function load(url: string, seconds: number, connections: number, request: Record<string, unknown>): Promise<Load> {
+async function load(url: string, seconds: number, connections: number, request: Record<string, unknown>, pid: number): Promise<Load> {
+  const cpu0 = cpuSecondsOf(pid);
   const result = await autocannon({ url, connections, duration: seconds, requests: [request] });
+  const cpu = cpuSecondsOf(pid) - cpu0;
   return {
     rps: result.requests.average,
+    cpuUs: result.requests.total ? (cpu / result.requests.total) * 1e6 : 0,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,
@@ -71,24 +77,25 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { check: 
   const svc = await startService({ EVENT_STORE: 'sqlite', LOG_LEVEL: 'warn' }, dataDir);
   log(`service up and projected in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   try {
+    const pid = svc.proc.pid as number;
     const rnd = prng(42);
     const randomSpace = () => spaceIdOf(Math.floor(rnd() * S));
     const checkBody = JSON.stringify({ feature: 'ai_backgrounds', generations: 1 });
     // Warm-up, then the three loads for the same duration each.
-    await load(svc.base, 1, connections, { method: 'GET', path: '/health/live' });
-    const bare = await load(svc.base, seconds, connections, { method: 'GET', path: '/health/live' });
+    await load(svc.base, 1, connections, { method: 'GET', path: '/health/live' }, pid);
+    const bare = await load(svc.base, seconds, connections, { method: 'GET', path: '/health/live' }, pid);
     log(`bare: ${fmt(bare.rps)} req/s`);
     const check = await load(svc.base, seconds, connections, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: checkBody,
       setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/spaces/${randomSpace()}/entitlements/check` }),
-    });
+    }, pid);
     log(`entitlement check: ${fmt(check.rps)} req/s`);
     const usage = await load(svc.base, seconds, connections, {
       method: 'GET',
       setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/spaces/${randomSpace()}/usage` }),
-    });
+    }, pid);
     log(`usage: ${fmt(usage.rps)} req/s`);
     // One answer checked for content, so a fast error page cannot pass for a fast answer.
     const sample = await fetch(`${svc.base}/v1/spaces/${spaceIdOf(1)}/entitlements/check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: checkBody });
@@ -98,7 +105,7 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { check: 
       if (l.errors || l.non2xx) throw new Error(`${what}: ${l.errors} errors, ${l.non2xx} non-2xx answers`);
     const rss = rssOf(svc.proc.pid as number);
     const row = (what: string, l: Load, bold = false) =>
-      `| ${what} | ${bold ? '**' : ''}${fmt(l.rps)}${bold ? '**' : ''} | ${l.p50} ms | ${bold ? '**' : ''}${l.p99} ms${bold ? '**' : ''} | ${ratio(l.rps, bare.rps)} |`;
+      `| ${what} | ${bold ? '**' : ''}${fmt(l.rps)}${bold ? '**' : ''} | ${l.p50} ms | ${bold ? '**' : ''}${l.p99} ms${bold ? '**' : ''} | ${ratio(l.rps, bare.rps)} | ${fmt(l.cpuUs)} µs (${fmt(1e6 / l.cpuUs)}/CPU-s) |`;
     return {
       key: 'api',
       title: `Entitlement check and usage query under load (${fmt(S)} Spaces, SQLite)`,
@@ -108,8 +115,8 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { check: 
       lines: [
         `${fmt(S)} Spaces seeded through the ingest path (${fmt(3 * S)} inbound events); the built service on that SQLite file; autocannon in the bench process, ${connections} connections, ${seconds} s per endpoint, a random Space per request. Service RSS after the runs: ${fmt(rss.current / 2 ** 20)} MiB.`,
         '',
-        '| endpoint | requests/s | p50 | p99 | ratio to bare |',
-        '|---|---|---|---|---|',
+        '| endpoint | requests/s | p50 | p99 | ratio to bare | service CPU per request |',
+        '|---|---|---|---|---|---|',
         row('GET /health/live (bare endpoint, same server)', bare),
         row('POST /v1/spaces/:id/entitlements/check', check, true),
         row('GET /v1/spaces/:id/usage', usage),

@@ -43,7 +43,7 @@ export interface IngestOptions {
   brokers?: string;
 }
 
-export async function runIngestBench(opts: IngestOptions): Promise<BenchReport & { rate: number; raw: number }> {
+export async function runIngestBench(opts: IngestOptions): Promise<BenchReport & { rate: number; raw: number; peakRss: number; idleRss: number }> {
   const smoke = opts.scale === 'smoke';
   const N = opts.events ?? Number(process.env.BENCH_INGEST_EVENTS ?? (smoke ? 3_000 : 200_000));
   const S = opts.spaces ?? Number(process.env.BENCH_INGEST_SPACES ?? (smoke ? 100 : 2_000));
@@ -112,6 +112,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
       KAFKA_TOPIC_DEAD_LETTER: outTopics.deadLetter,
       KAFKA_SESSION_TIMEOUT_MS: '10000',
     });
+    const idleRss = rssOf(svc.proc.pid as number).current;
     const db = new Database(`${svc.dataDir}/metering.db`, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 2000');
     const inboundTypes = Object.values(RECORDED_TYPE);
@@ -169,12 +170,14 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
     const rate = N / secs;
     log(`service: ${fmt(rate)} events/s end to end`);
     const samples = lagSamples.filter((_, i) => i % Math.max(1, Math.ceil(lagSamples.length / 8)) === 0);
-    const report: BenchReport & { rate: number; raw: number } = {
+    const report: BenchReport & { rate: number; raw: number; peakRss: number; idleRss: number } = {
       key: 'ingest',
       title: 'Kafka ingest end to end (SQLite store)',
       command: smoke ? 'node -r @swc-node/register bench/ingest.bench.ts --smoke' : 'npm run bench:ingest',
       rate,
       raw: raw.rate,
+      peakRss: rss.peak,
+      idleRss,
       lines: [
         `${fmt(N)} inbound events (${fmt(S)} subscriptions, then generations and 1 in 10 batch exports) over ${fmt(S)} Spaces, ${P} partitions per topic, produced before the service starts (a backlog); SQLite synchronous=${sync.toUpperCase()}. "Done" = every inbound event stored and the balance projection at the head; the service also relays threshold events to Kafka meanwhile.`,
         '',
@@ -187,7 +190,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
         `| consumer-group lag, max while draining (messages) | ${fmt(maxConsumerLag)} |`,
         `| consumer-group lag samples (s: lag) | ${samples.map((s) => `${s.t.toFixed(1)}: ${fmt(s.lag)}`).join(', ') || 'n/a'} |`,
         `| projection lag, max (events stored but not yet projected) | ${fmt(maxProjectionLag)} |`,
-        `| service peak RSS | ${fmt(rss.peak / 2 ** 20)} MiB |`,
+        `| service RSS: just started / peak while draining | ${fmt(idleRss / 2 ** 20)} MiB / ${fmt(rss.peak / 2 ** 20)} MiB |`,
         `| producing the backlog (for reference) | ${fmt(N / produceSecs)} msg/s |`,
       ],
       targets: smoke

@@ -1,0 +1,44 @@
+/**
+ * The short form of every benchmark (issue 6): each runs end to end at a small size so none of
+ * them rots. No timing is asserted here (timings belong to bench/RESULTS.md); what is asserted is
+ * that each one measured something and stood it next to its baseline.
+ */
+import { runApiBench } from '../../bench/api.bench';
+import { runIngestBench } from '../../bench/ingest.bench';
+import { runRebuildBench } from '../../bench/rebuild.bench';
+import { runRssBench } from '../../bench/rss.bench';
+import { runStoreBench } from '../../bench/store.bench';
+import { kafkaBrokers } from '../support/kafka-app';
+
+jest.setTimeout(240_000);
+
+const table = (lines: string[]) => lines.filter((l) => l.startsWith('|')).join('\n');
+
+test('store: every adapter that can run here measured against raw inserts; KurrentDB says it was skipped', async () => {
+  const r = await runStoreBench('smoke');
+  const t = table(r.lines);
+  expect(t).toMatch(/\| SQLite \(synchronous=FULL\) \| [\d,]+ \| [\d,]+ \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(t).toMatch(/\| PostgreSQL \(same server, same database\) \| [\d,]+ \| [\d,]+ \| \*\*\d+\.\d\dx\*\* \|/);
+  if (!process.env.KURRENTDB_URL) expect(t).toContain('skipped: no KurrentDB');
+});
+
+test('rebuild: applies exactly the events the raw read sees (the bench checks it) and reports both rates', async () => {
+  const r = await runRebuildBench('smoke');
+  expect(r.rate).toBeGreaterThan(0);
+  expect(table(r.lines)).toMatch(/raw sequential read .* \| [\d,]+ events\/s \|/);
+});
+
+test('api: bare endpoint, entitlement check and usage query answered without errors', async () => {
+  const r = await runApiBench('smoke');
+  expect(r.bare.requests).toBeGreaterThan(0);
+  expect(r.check.requests).toBeGreaterThan(0);
+  expect(r.check.errors + r.check.non2xx).toBe(0);
+});
+
+test('ingest and rss: the service drains a Kafka backlog next to a raw consume of the same messages', async () => {
+  const ingest = await runIngestBench({ scale: 'smoke', brokers: kafkaBrokers() });
+  expect(ingest.rate).toBeGreaterThan(0);
+  expect(ingest.raw).toBeGreaterThan(0);
+  const rss = await runRssBench('smoke');
+  expect(rss.peakRss).toBeGreaterThan(0);
+});
