@@ -82,6 +82,8 @@ export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rat
         `| raw sequential read of the same events (SELECT in position order, JSON parsed) | ${fmt(rawRate)} events/s |`,
         `| rebuild: clear, read pages, apply (rows + checkpoint per page) | **${fmt(rate)} events/s** (${secs.toFixed(2)} s) |`,
         `| ratio rebuild / raw read | **${ratio(rate, rawRate)}** |`,
+        '',
+        '**What limits it now.** A rebuild writes one row per usage event (`rm_usage_items`, kept so that a subscription change arriving late can re-attribute usage to other periods) besides the Space and period rows, and applies every event through the same code as the live projection. Already done: one row buffer for the whole rebuild (each Space and period row written once per flush, not once per page), statements prepared once, `nextResetAt` derived once per Space per flush, read-model commits without fsync, per-Space indexes in the buffer (linear in its size). Next lever: keep usage items aggregated per (Space, occurredAt, pool), or read a Space\'s stream again when a late subscription change needs re-attribution instead of storing items.',
       ],
       targets: smoke ? [] : [{ what: 'rebuild >= 200,000 events/s', ok: rate >= 200_000, detail: `${fmt(rate)} events/s` }],
     };

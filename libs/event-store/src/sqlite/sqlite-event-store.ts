@@ -47,6 +47,11 @@ export interface SqliteEventStoreOptions {
   synchronous?: 'NORMAL' | 'FULL';
 }
 
+interface GroupKnowledge {
+  tips: Map<string, StreamTip>;
+  existing: Map<string, ExistingEvent>;
+}
+
 interface EventRow {
   global_position: bigint;
   stream_name: string;
@@ -137,16 +142,19 @@ export class SqliteEventStore implements EventStore {
     this.appendTx = (reqs) => tx.immediate(reqs);
     // Each request of a group in its own savepoint (a nested better-sqlite3 transaction): a
     // conflict rolls back that request only; the others commit together.
-    const one = this.db.transaction((req: PreparedRequest) => this.appendInTransaction([req])[0]);
-    const group = this.db.transaction((items: SqliteEventStore['pending']) =>
-      items.map(({ req }) => {
+    // Tips and stored ids of the whole group are read with two queries up front, then kept up to
+    // date in memory as the group's requests write (only after a request's savepoint succeeded).
+    const one = this.db.transaction((req: PreparedRequest, known: GroupKnowledge) => this.appendOneOfGroup(req, known));
+    const group = this.db.transaction((items: SqliteEventStore['pending']) => {
+      const known = this.groupKnowledge(items.map((i) => i.req));
+      return items.map(({ req }) => {
         try {
-          return { result: one(req) };
+          return { result: one(req, known) };
         } catch (error) {
           return { error };
         }
-      }),
-    );
+      });
+    });
     this.groupTx = (items) => group.immediate(items);
   }
 
@@ -183,7 +191,15 @@ export class SqliteEventStore implements EventStore {
       )
       .safeIntegers(true);
     const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
-    return { tip, byIds, insert, readStream, readAll, head };
+    const tips = db
+      .prepare<[string], { stream_name: string; revision: bigint; global_position: bigint }>(
+        // One index probe per stream: the row at the stream's highest revision.
+        `SELECT e.stream_name, e.revision, e.global_position FROM json_each(?) AS j
+         JOIN events AS e ON e.stream_name = j.value
+          AND e.revision = (SELECT max(revision) FROM events WHERE stream_name = j.value)`,
+      )
+      .safeIntegers(true);
+    return { tip, tips, byIds, insert, readStream, readAll, head };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -271,6 +287,36 @@ export class SqliteEventStore implements EventStore {
       });
     }
     return map;
+  }
+
+  /** What the store holds for a group's streams and ids, read once per group commit. */
+  private groupKnowledge(reqs: PreparedRequest[]): GroupKnowledge {
+    const streams = [...new Set(reqs.map((r) => r.streamName))];
+    const tips = new Map<string, StreamTip>();
+    for (const r of this.stmts.tips.all(JSON.stringify(streams)))
+      tips.set(r.stream_name, { revision: Number(r.revision), lastGlobalPosition: r.global_position });
+    const ids = reqs.flatMap((r) => r.events.map((e) => e.id));
+    return { tips, existing: this.findExisting(ids) };
+  }
+
+  /** One request of a group, in its savepoint; `known` moves only when it succeeded. */
+  private appendOneOfGroup(req: PreparedRequest, known: GroupKnowledge): AppendResult {
+    const tip = known.tips.get(req.streamName) ?? { revision: -1, lastGlobalPosition: 0n };
+    const d = decide(req, tip, known.existing);
+    if (d.kind !== 'write') return d.result;
+    const recordedAt = new Date().toISOString();
+    const written: ExistingEvent[] = [];
+    let last = 0n;
+    for (let i = 0; i < req.events.length; i++) {
+      const e = req.events[i];
+      const revision = d.firstRevision + i;
+      last = BigInt(this.stmts.insert.run(req.streamName, revision, e.id, e.type, e.data, e.metadata, recordedAt).lastInsertRowid);
+      written.push({ id: e.id, streamName: req.streamName, revision, globalPosition: last });
+    }
+    // The savepoint commits when this returns; only then is the group's view moved forward.
+    known.tips.set(req.streamName, { revision: d.firstRevision + req.events.length - 1, lastGlobalPosition: last });
+    for (const w of written) known.existing.set(w.id, w);
+    return { ...d.result, lastGlobalPosition: last };
   }
 
   /** Runs inside the write transaction; any throw rolls the whole batch back. */
