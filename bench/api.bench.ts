@@ -22,11 +22,10 @@ import {
   prng,
   ratio,
   rssOf,
-  scaleFromArgs,
+  runAsScript,
   spaceIdOf,
   startService,
   tempDir,
-  writeReport,
 } from './common';
 import { seedStore } from './seed';
 
@@ -135,15 +134,4 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { check: 
   }
 }
 
-if (require.main === module) {
-  const scale = scaleFromArgs();
-  runApiBench(scale)
-    .then((r) => {
-      writeReport(r, scale);
-      process.exit(0);
-    })
-    .catch((err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsScript(runApiBench);

@@ -118,6 +118,20 @@ figure to compare: these machines are shared and noisy. Each section names its c
 versions and date. See bench/README.md for what each one does.
 `;
 
+/** Runs a benchmark as a script: prints its report, writes RESULTS.md (full scale), exit code. */
+export function runAsScript(run: (scale: Scale) => Promise<BenchReport>): void {
+  const scale = scaleFromArgs();
+  run(scale)
+    .then((r) => {
+      writeReport(r, scale);
+      process.exit(0);
+    })
+    .catch((err) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exit(1);
+    });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

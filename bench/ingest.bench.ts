@@ -26,10 +26,9 @@ import {
   log,
   ratio,
   rssOf,
-  scaleFromArgs,
+  runAsScript,
   sleep,
   startService,
-  writeReport,
 } from './common';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -255,15 +254,4 @@ async function groupLag(admin: ReturnType<Kafka['admin']>, groupId: string, topi
   }
 }
 
-if (require.main === module) {
-  const scale = scaleFromArgs();
-  runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })
-    .then((r) => {
-      writeReport(r, scale);
-      process.exit(0);
-    })
-    .catch((err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsScript((scale) => runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS || undefined }));

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { SqliteEventStore } from '@metering/event-store';
 import { SqliteBalanceReadModel } from '../apps/metering/src/projection/sqlite-balance-read-model';
 import { rebuildBalances } from '../apps/metering/src/projection/rebuild';
-import { type BenchReport, type Scale, fmt, log, ratio, scaleFromArgs, tempDir, writeReport } from './common';
+import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 import { seedStore } from './seed';
 
 export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rate: number }> {
@@ -93,15 +93,4 @@ export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rat
   }
 }
 
-if (require.main === module) {
-  const scale = scaleFromArgs();
-  runRebuildBench(scale)
-    .then((r) => {
-      writeReport(r, scale);
-      process.exit(0);
-    })
-    .catch((err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsScript(runRebuildBench);

@@ -5,7 +5,7 @@
  *   node -r @swc-node/register bench/rss.bench.ts [--smoke]
  *   env: BENCH_RSS_EVENTS (1000000), BENCH_RSS_SPACES (100000), KAFKA_BROKERS
  */
-import { type BenchReport, type Scale, fmt, scaleFromArgs, writeReport } from './common';
+import { type BenchReport, type Scale, fmt, runAsScript } from './common';
 import { runIngestBench } from './ingest.bench';
 
 export async function runRssBench(scale: Scale): Promise<BenchReport & { peakRss: number }> {
@@ -32,15 +32,4 @@ export async function runRssBench(scale: Scale): Promise<BenchReport & { peakRss
   };
 }
 
-if (require.main === module) {
-  const scale = scaleFromArgs();
-  runRssBench(scale)
-    .then((r) => {
-      writeReport(r, scale);
-      process.exit(0);
-    })
-    .catch((err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsScript(runRssBench);

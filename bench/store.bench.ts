@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { Pool } from 'pg';
 import { type EventStore, type NewEvent, SqliteEventStore, createEventStore } from '@metering/event-store';
-import { type BenchReport, type Scale, fmt, log, prng, ratio, scaleFromArgs, tempDir, writeReport } from './common';
+import { type BenchReport, type Scale, fmt, log, prng, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -189,15 +189,4 @@ export async function runStoreBench(scale: Scale): Promise<BenchReport> {
   };
 }
 
-if (require.main === module) {
-  const scale = scaleFromArgs();
-  runStoreBench(scale)
-    .then((r) => {
-      writeReport(r, scale);
-      process.exit(0);
-    })
-    .catch((err) => {
-      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsScript(runStoreBench);
