@@ -6,15 +6,14 @@
  * Every benchmark measures a figure next to a raw limit taken in the same run on the same machine
  * (these machines are noisy): the ratio is the figure to compare across runs.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { startApp } from '../test/support/app-process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..');
-export const MAIN = path.join(ROOT, 'dist', 'apps', 'metering', 'src', 'main.js');
 export const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
 
 export type Scale = 'full' | 'smoke';
@@ -132,17 +131,7 @@ export function runAsScript(run: (scale: Scale) => Promise<BenchReport>): void {
     });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../test/support/app-process';
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `metering-bench-${prefix}-`));
@@ -178,44 +167,20 @@ export interface Service {
   stop: () => Promise<void>;
 }
 
-/** Starts the built service (dist) with the given environment and waits for /health/live. */
+/**
+ * Starts the built service (dist) with the given environment (test/support/app-process.ts) and
+ * waits for readiness. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ */
 export async function startService(env: Record<string, string>, dataDir = tempDir('svc')): Promise<Service> {
-  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npx nest build metering\` first`);
-  const port = await freePort();
-  let out = '';
-  // BENCH_NODE_ARGS: extra node flags for the service, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, MAIN], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout?.on('data', (d) => (out = (out + d).slice(-20_000)));
-  proc.stderr?.on('data', (d) => (out = (out + d).slice(-20_000)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}:\n${out}`);
-    try {
-      const r = await fetch(`${base}/health/live`);
-      if (r.ok) break;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline) throw new Error(`service did not start within 60 s:\n${out}`);
-    await sleep(100);
-  }
+  const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000 });
   return {
-    proc,
-    base,
-    dataDir,
-    output: () => out,
+    proc: app.proc,
+    base: app.url,
+    dataDir: app.dataDir,
+    output: app.logs,
     stop: async () => {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
+      await app.stop();
     },
   };
 }

@@ -39,6 +39,7 @@ export async function startApp(
   env: Record<string, string> = {},
   dataDir = tempDir('metering-e2e-'),
   onSpawn?: (proc: ChildProcess) => void,
+  options: { nodeArgs?: string[]; readyTimeoutMs?: number } = {},
 ): Promise<RunningApp> {
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (the test command does)`);
   const port = await freePort();
@@ -47,16 +48,22 @@ export async function startApp(
   // service started here is embedded unless the test asks for Kafka itself.
   const inherited: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(inherited)) if (k.startsWith('KAFKA_') || k === 'EVENT_STORE' || k === 'DATABASE_URL') delete inherited[k];
-  const proc = spawn(process.execPath, [MAIN], {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), MAIN], {
     cwd: ROOT,
     env: { ...inherited, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   onSpawn?.(proc);
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
+  // Keep the last 1 MB: a long run (benchmarks, fault runs) must not grow without bound.
+  const keep = (d: Buffer) => {
+    out += d;
+    if (out.length > 2_000_000) out = out.slice(-1_000_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}:\n${out}`);
     try {
@@ -67,7 +74,7 @@ export async function startApp(
     }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error(`service did not become ready in 30 s:\n${out}`);
+      throw new Error(`service did not become ready in ${readyTimeoutMs / 1000} s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
