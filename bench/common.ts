@@ -167,12 +167,19 @@ export interface Service {
   stop: () => Promise<void>;
 }
 
+/** The node flags of `npm start` (package.json), so benchmarks run the service as it is deployed. */
+export function productionNodeArgs(): string[] {
+  const start: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const m = /^node\s+(.*?)\s*dist\/apps\/metering\/src\/main\.js$/.exec(start.trim());
+  return m && m[1] ? m[1].split(/\s+/) : [];
+}
+
 /**
  * Starts the built service (dist) with the given environment (test/support/app-process.ts) and
- * waits for readiness. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ * waits for readiness, with the node flags of `npm start`. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
 export async function startService(env: Record<string, string>, dataDir = tempDir('svc')): Promise<Service> {
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000 });
   return {
     proc: app.proc,

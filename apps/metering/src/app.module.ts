@@ -67,6 +67,9 @@ export class KafkaRuntime {
 }
 export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
 
+/** Events per projection transaction: larger batches write each touched row once for more events. */
+const PROJECTION_BATCH = 5000;
+
 export interface AppOverrides {
   clock?: Clock;
   ids?: IdGenerator;
@@ -300,7 +303,7 @@ export class AppModule {
           inject: [PinoLogger],
           useFactory: (logger: PinoLogger) => {
             logger.setContext('projection');
-            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs);
+            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs, PROJECTION_BATCH);
             metrics.setProjectionLag(
               cachedProbe(
                 async () => {

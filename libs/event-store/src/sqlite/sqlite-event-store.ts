@@ -38,6 +38,8 @@ import { normaliseReadAll, normaliseReadStream } from '../internal/read-options'
 export interface SqliteEventStoreOptions {
   /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** SQLite page cache of this handle, KiB. Default 65536 (64 MiB). */
+  cacheSizeKb?: number;
   /**
    * `NORMAL` (default): in WAL mode a commit survives a process crash; an OS crash or power
    * loss may roll back the last commits (never corrupts). `FULL`: fsync on every commit, also
@@ -130,6 +132,11 @@ export class SqliteEventStore implements EventStore {
       if (!Number.isSafeInteger(busy) || busy < 0) throw new TypeError('busyTimeoutMs must be an integer >= 0');
       this.db.pragma(`busy_timeout = ${busy}`);
       this.db.pragma('journal_mode = WAL');
+      // A page cache that holds the hot B-tree pages of many Spaces (SQLite's default is 2 MB);
+      // the read models on the same handle share it. Negative = KiB.
+      const cacheKb = options.cacheSizeKb ?? 65_536;
+      if (!Number.isSafeInteger(cacheKb) || cacheKb < 0) throw new TypeError('cacheSizeKb must be an integer >= 0');
+      this.db.pragma(`cache_size = -${cacheKb}`);
       this.db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
       this.db.exec(SCHEMA);
     } catch (err) {
