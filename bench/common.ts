@@ -202,17 +202,9 @@ export function percentile(sorted: number[], p: number): number {
 
 // ---- synthetic inbound events --------------------------------------------------------------
 
-/** mulberry32: small, fast, reproducible. */
-export function prng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = x;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { prng } from '../test/support/prng';
+
+export { prng };
 
 export type InboundKind = 'generation-performed' | 'batch-exported' | 'subscription-changed';
 export interface Inbound {

@@ -39,16 +39,24 @@ export async function startApp(
   env: Record<string, string> = {},
   dataDir = tempDir('metering-e2e-'),
   onSpawn?: (proc: ChildProcess) => void,
-  options: { nodeArgs?: string[]; readyTimeoutMs?: number } = {},
+  options: {
+    nodeArgs?: string[];
+    readyTimeoutMs?: number;
+    /** Another build of the service (e.g. a private snapshot of dist/). */
+    main?: string;
+    /** Wait for liveness only (a process catching up under load may answer /health/ready 503 a while). */
+    readyPath?: '/health/ready' | '/health/live';
+  } = {},
 ): Promise<RunningApp> {
-  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first (the test command does)`);
+  const main = options.main ?? MAIN;
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: run "npm run build" first (the test command does)`);
   const port = await freePort();
   let out = '';
   // The kafka jest project's global setup puts KAFKA_BROKERS into every worker's environment: a
   // service started here is embedded unless the test asks for Kafka itself.
   const inherited: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(inherited)) if (k.startsWith('KAFKA_') || k === 'EVENT_STORE' || k === 'DATABASE_URL') delete inherited[k];
-  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), MAIN], {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), main], {
     cwd: ROOT,
     env: { ...inherited, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,7 +75,7 @@ export async function startApp(
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}:\n${out}`);
     try {
-      const r = await fetch(`${url}/health/ready`);
+      const r = await fetch(`${url}${options.readyPath ?? '/health/ready'}`);
       if (r.ok) break;
     } catch {
       /* not up yet */

@@ -32,9 +32,9 @@ export function testTopics(prefix = `t${randomUUID().slice(0, 8)}`): TestTopics 
   };
 }
 
-export function kafkaEnv(topics: TestTopics, groupId: string, partitions = 3): Record<string, string> {
+export function kafkaEnv(topics: TestTopics, groupId: string, partitions = 3, brokers = kafkaBrokers()): Record<string, string> {
   return {
-    KAFKA_BROKERS: kafkaBrokers(),
+    KAFKA_BROKERS: brokers,
     KAFKA_GROUP_ID: groupId,
     KAFKA_TOPIC_PARTITIONS: String(partitions),
     KAFKA_TOPIC_GENERATION_PERFORMED: topics.generationPerformed,
