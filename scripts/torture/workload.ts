@@ -42,6 +42,8 @@ interface SpacePlan {
   sub: { plan: string; cycle: string; effectiveAt: number; customLimits?: RefLimits } | null;
   /** Upgrade in phase 3. */
   upgrade: boolean;
+  /** Its anchor puts a reset boundary inside the run's reset window. */
+  during?: boolean;
   /** Phase-2 image credits still allowed (upgrade Spaces only). */
   budget: number;
 }
@@ -76,6 +78,7 @@ export class TortureWorkload {
     for (const cycle of cat.enterpriseCycles) pairs.push({ plan: 'enterprise', cycle });
     this.plans = Array.from({ length: o.spaces }, (_, i) => {
       const id = `tt-${o.tag}-${String(i).padStart(5, '0')}`;
+      const duringBefore = this.stats.duringAnchors;
       const weight = 1 / Math.pow(r() + 0.05, 1.1);
       const x = r();
       let sub: SpacePlan['sub'] = null;
@@ -103,7 +106,7 @@ export class TortureWorkload {
         } else effectiveAt = t0 - Math.floor((8 + r() * 60) * DAY);
         sub = { ...pair, effectiveAt, customLimits };
       }
-      return { id, weight, sub, upgrade: false, budget: 0 };
+      return { id, weight, sub, upgrade: false, budget: 0, during: sub !== null && this.stats.duringAnchors > duringBefore };
     });
     // Keep the run clear of boundaries of "past" anchors (none within 3 h of t0), so only the
     // "during" anchors reset during the run.
@@ -118,8 +121,12 @@ export class TortureWorkload {
         p.sub.effectiveAt -= DAY;
       }
     }
-    // Upgrades: a quarter of the subscribed Spaces that have somewhere to go.
-    for (const p of this.plans) if (p.sub && this.upgradeOf(p) && r() < 0.25) p.upgrade = true;
+    // Upgrades: a quarter of the subscribed Spaces that have somewhere to go, among those whose
+    // boundary does not fall in the run. An upgrade that changes the reset family and is stored
+    // only after a boundary it removes (consumers killed, store down) finds that boundary's reset
+    // already recorded: events are facts, so the reset stays and balances follow the final
+    // timeline. The model could not predict that race, so the run keeps the two apart.
+    for (const p of this.plans) if (p.sub && !p.during && this.upgradeOf(p) && r() < 0.25) p.upgrade = true;
   }
 
   private upgradeOf(p: SpacePlan): { plan: string; cycle: string } | null {
