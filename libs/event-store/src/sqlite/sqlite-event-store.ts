@@ -151,7 +151,7 @@ export class SqliteEventStore implements EventStore {
     // conflict rolls back that request only; the others commit together.
     // Tips and stored ids of the whole group are read with two queries up front, then kept up to
     // date in memory as the group's requests write (only after a request's savepoint succeeded).
-    const one = this.db.transaction((req: PreparedRequest, known: GroupKnowledge) => this.appendOneOfGroup(req, known));
+    const one = this.db.transaction((req: PreparedRequest, known: GroupKnowledge) => this.appendOne(req, known));
     const group = this.db.transaction((items: SqliteEventStore['pending']) => {
       const known = this.groupKnowledge(items.map((i) => i.req));
       return items.map(({ req }) => {
@@ -296,7 +296,10 @@ export class SqliteEventStore implements EventStore {
     return map;
   }
 
-  /** What the store holds for a group's streams and ids, read once per group commit. */
+  /**
+   * What the store holds for a batch's streams and ids, read inside the write transaction (never
+   * cached across transactions: another handle may have written) once per batch or group commit.
+   */
   private groupKnowledge(reqs: PreparedRequest[]): GroupKnowledge {
     const streams = [...new Set(reqs.map((r) => r.streamName))];
     const tips = new Map<string, StreamTip>();
@@ -306,8 +309,11 @@ export class SqliteEventStore implements EventStore {
     return { tips, existing: this.findExisting(ids) };
   }
 
-  /** One request of a group, in its savepoint; `known` moves only when it succeeded. */
-  private appendOneOfGroup(req: PreparedRequest, known: GroupKnowledge): AppendResult {
+  /**
+   * One request of a batch or group; `known` moves forward only once its rows are written (in a
+   * group commit each request runs in a savepoint, so a failed one leaves `known` as it was).
+   */
+  private appendOne(req: PreparedRequest, known: GroupKnowledge): AppendResult {
     const tip = known.tips.get(req.streamName) ?? { revision: -1, lastGlobalPosition: 0n };
     const d = decide(req, tip, known.existing);
     if (d.kind !== 'write') return d.result;
@@ -328,26 +334,8 @@ export class SqliteEventStore implements EventStore {
 
   /** Runs inside the write transaction; any throw rolls the whole batch back. */
   private appendInTransaction(reqs: PreparedRequest[]): AppendResult[] {
-    const recordedAt = new Date().toISOString();
-    const results: AppendResult[] = [];
-    for (const req of reqs) {
-      // Read inside the transaction (never cached): another handle may have written.
-      const tip = this.readTip(req.streamName);
-      const existing = this.findExisting(req.events.map((e) => e.id));
-      const d = decide(req, tip, existing);
-      if (d.kind !== 'write') {
-        results.push(d.result);
-        continue;
-      }
-      let last = 0n;
-      for (let i = 0; i < req.events.length; i++) {
-        const e = req.events[i];
-        const info = this.stmts.insert.run(req.streamName, d.firstRevision + i, e.id, e.type, e.data, e.metadata, recordedAt);
-        last = BigInt(info.lastInsertRowid);
-      }
-      results.push({ ...d.result, lastGlobalPosition: last });
-    }
-    return results;
+    const known = this.groupKnowledge(reqs);
+    return reqs.map((req) => this.appendOne(req, known));
   }
 
   // ------------------------------------------------------------------------------------------
