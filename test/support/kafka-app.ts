@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ConsumedMessage, type Messaging, createKafkaJsMessaging } from '@metering/messaging';
+import type { KafkaSettings } from '../../apps/metering/src/kafka/kafka-settings';
 
 export function kafkaBrokers(): string {
   const b = process.env.KAFKA_BROKERS;
@@ -12,14 +13,8 @@ export function kafkaBrokers(): string {
   return b;
 }
 
-export interface TestTopics {
-  generationPerformed: string;
-  batchExported: string;
-  subscriptionChanged: string;
-  thresholdCrossed: string;
-  periodReset: string;
-  deadLetter: string;
-}
+/** The service's topic settings (KAFKA_TOPIC_*), with names of a test's own. */
+export type TestTopics = KafkaSettings['topics'];
 
 export function testTopics(prefix = `t${randomUUID().slice(0, 8)}`): TestTopics {
   return {
