@@ -106,11 +106,14 @@ export class KafkaIngest {
     // Throws when the store is unavailable: the batch is not committed and comes again.
     const outcomes = valid.length ? await this.ingest.ingest(valid.map((v) => v.event)) : [];
     let duplicates = 0;
+    const appended = new Map<string, number>();
     outcomes.forEach((o, i) => {
       if (o.outcome === 'rejected') reject(valid[i].msg, o.errors, valid[i].event);
       else if (o.outcome === 'duplicate') duplicates++;
-      else for (const t of o.recorded) this.counters.appended(t, 1);
+      else for (const t of o.recorded) appended.set(t, (appended.get(t) ?? 0) + 1);
     });
+    // One counter update per event type and batch, not one per event.
+    for (const [t, n] of appended) this.counters.appended(t, n);
     if (dead.length) {
       await this.deadLetters.record(dead);
       this.counters.rejected(batch.topic, dead.length);
