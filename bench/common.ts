@@ -131,8 +131,6 @@ export function runAsScript(run: (scale: Scale) => Promise<BenchReport>): void {
     });
 }
 
-export { freePort } from '../test/support/app-process';
-
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `metering-bench-${prefix}-`));
 }
@@ -193,12 +191,6 @@ export async function startService(env: Record<string, string>, dataDir = tempDi
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Percentile of a sorted array. */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 // ---- synthetic inbound events --------------------------------------------------------------
 
