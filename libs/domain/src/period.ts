@@ -19,7 +19,8 @@ export interface Period {
 export const DAY_MS = 86_400_000;
 export const WEEK_MS = 7 * DAY_MS;
 
-function daysInMonth(year: number, month0: number): number {
+/** Days in a month of a year (month0: 0 = January). */
+export function daysInMonth(year: number, month0: number): number {
   return new Date(Date.UTC(year, month0 + 1, 0)).getUTCDate();
 }
 

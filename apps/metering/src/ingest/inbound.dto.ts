@@ -22,7 +22,7 @@ import {
   type ValidationError,
   validateSync,
 } from 'class-validator';
-import { CYCLES, type InboundEvent, type InboundType, MEDIA, PLANS, type Rejection } from '@metering/domain';
+import { CYCLES, type InboundEvent, type InboundType, MEDIA, PLANS, type Rejection, daysInMonth } from '@metering/domain';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 const ID_MSG = 'letters, digits and . _ : @ - only';
@@ -123,11 +123,10 @@ export function toRejections(errors: ValidationError[], prefix = ''): Rejection[
 // valid usage event on the Kafka path.
 
 const ISO_STRICT = /^([1-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/;
-const daysIn = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
 function isStrictInstant(v: unknown): boolean {
   if (typeof v !== 'string') return false;
   const m = ISO_STRICT.exec(v);
-  return m !== null && +m[3] <= daysIn(+m[1], +m[2]);
+  return m !== null && +m[3] <= daysInMonth(+m[1], +m[2] - 1);
 }
 const isText = (v: unknown, max: number): boolean => typeof v === 'string' && v.length > 0 && v.length <= max;
 const isId = (v: unknown): boolean => isText(v, 128) && ID.test(v as string);
