@@ -19,7 +19,8 @@ import { type ServiceSnapshot, snapshotService, startSnapshotApp } from '../../t
 import { TcpFaultProxy, lockSqlite } from '../../test/support/fault-store';
 import { type TestTopics, TopicCollector, kafkaEnv, testTopics } from '../../test/support/kafka-app';
 import { REF_POOLS, ReferenceModel } from '../../test/support/reference-model';
-import { type OutMsg, TortureWorkload, iso, prng } from './workload';
+import { prng } from '../../test/support/prng';
+import { type OutMsg, TortureWorkload, iso } from './workload';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startBroker } = require('../kafka/broker') as typeof import('../kafka/broker');

@@ -20,8 +20,6 @@ import { type RefInbound, type RefLimits, ReferenceModel, loadRefCatalog, refAdd
 
 import { prng } from '../../test/support/prng';
 
-export { prng };
-
 export type TopicKind = 'sub' | 'gen' | 'batch';
 
 export interface OutMsg {

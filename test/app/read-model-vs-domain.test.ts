@@ -14,15 +14,10 @@ import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { prng } from '../support/prng';
 
 const silent = { error: () => undefined, info: () => undefined };
 const NOW = Date.parse('2026-06-30T00:00:00Z');
-
-/** A small deterministic PRNG so a failure can be replayed. */
-function prng(seed: number) {
-  let x = seed >>> 0;
-  return () => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
-}
 
 it('read model = domain fold, with subscriptions arriving late, and rebuild = live', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-'));
