@@ -14,7 +14,7 @@ export async function seedStore(store: EventStore, events: number, spaces: numbe
   const catalog = new CatalogService(store, systemIds, null);
   await catalog.init();
   // A small cache: seeding touches each Space a few times, and 100,000 states would only cost memory.
-  const ingest = new IngestService(store, new SpaceRepository(store, spaces + 1_000), catalog, systemClock, systemIds);
+  const ingest = new IngestService(store, new SpaceRepository(store, { maxCached: spaces + 1_000 }), catalog, systemClock, systemIds);
   let chunk: InboundEvent[] = [];
   let accepted = 0;
   let rejected = 0;

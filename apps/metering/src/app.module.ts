@@ -291,7 +291,15 @@ export class AppModule {
         { provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.apiKeys) },
         { provide: EVENT_STORE, useValue: storage.store },
         { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
-        { provide: SpaceRepository, useFactory: () => new SpaceRepository(storage.store) },
+        {
+          provide: SpaceRepository,
+          useFactory: () =>
+            new SpaceRepository(storage.store, {
+              correctionWindowMs: config.correctionWindowMs,
+              onLoad: (l) => metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead),
+              onSnapshotError: () => metrics.snapshotErrors.inc(),
+            }),
+        },
         { provide: CatalogService, useFactory: () => new CatalogService(storage.store, ids, config.catalogFile) },
         {
           provide: IngestService,

@@ -40,6 +40,8 @@ export interface AppConfig {
   maxBodyBytes: number;
   /** RELAY_LEASE_CHECK_MS: how often a relay instance checks or tries to take the relay lease (PostgreSQL). */
   relayLeaseCheckMs: number;
+  /** CORRECTION_WINDOW_DAYS: how late usage may arrive (older usage is refused, rule too_late). */
+  correctionWindowMs: number;
   /** Secret values (API keys, passwords) scrubbed from every log line. Never logged. */
   secrets: string[];
 }
@@ -104,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   const maxBodyBytes = int('MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600);
   const relayLeaseCheckMs = int('RELAY_LEASE_CHECK_MS', 2000, 100, 60_000);
+  const correctionWindowDays = int('CORRECTION_WINDOW_DAYS', 35, 1, 3660);
   const keys = parseApiKeys(str('API_KEYS'));
   problems.push(...keys.problems);
   // Without keys the /v1 API is open: allowed on a loopback HOST only (a process without the api
@@ -135,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel,
     maxEventsPerRequest,
     sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',
+    correctionWindowMs: correctionWindowDays * 86_400_000,
     kafka,
     roles,
     apiKeys: keys.keys,

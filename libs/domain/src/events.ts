@@ -27,6 +27,23 @@ export interface SubscriptionChangedData {
    * activates it (SubscriptionActivated), which re-evaluates the thresholds under its limits.
    */
   decidedAt?: string;
+  /**
+   * How the change moved usage between periods: signed per-period amounts, for the uses inside
+   * the corrections window whose period changed. Absent on events written before moves were
+   * recorded (read models attribute those by folding the Space's stream once).
+   */
+  moves?: PeriodMove[];
+}
+
+/** A signed change to one period's usage, recorded by the decision that caused it. */
+export interface PeriodMove {
+  periodStart: string;
+  /** The period's end after the change; absent when the move only takes usage out of it. */
+  periodEnd?: string | null;
+  /** Signed amounts per pool. */
+  used: Limits;
+  /** Signed count of usage events. */
+  usageEvents: number;
 }
 
 export interface SubscriptionActivatedData {
@@ -76,6 +93,13 @@ export interface PeriodResetData {
   plan: Plan;
   cycle: Cycle;
   limits: Limits;
+  /**
+   * How many reset boundaries this event covers (1 normally; more after a catch-up, when one
+   * event stands for every boundary from `firstBoundary` to `periodStart`). Absent on older events.
+   */
+  boundariesCovered?: number;
+  /** The earliest boundary covered. */
+  firstBoundary?: string;
 }
 
 export interface ThresholdCrossedData {

@@ -65,6 +65,7 @@ describe('Space decider', () => {
               reanchored: true,
               previous: null,
               decidedAt: '2025-01-31T10:00:00.000Z',
+              moves: [],
             },
           },
         ]);
@@ -555,20 +556,30 @@ describe('Space decider', () => {
       data: { spaceId: SPACE_ID, periodStart, periodEnd, previousPeriodStart, plan: 'pro', cycle: 'monthly', limits: PRO_MONTHLY },
     });
 
-    it('after downtime, emits every missed boundary once, in order; then nothing', () => {
+    it('after downtime, records ONE reset for the latest boundary, covering every missed one; then nothing', () => {
       const { history: h2 } = given(h())
         .when(resetDue(), { now: '2025-05-15T00:00:00Z' })
         .then([
-          reset('2025-02-28T10:00:00.000Z', '2025-03-31T10:00:00.000Z', '2025-01-31T10:00:00.000Z'),
-          reset('2025-03-31T10:00:00.000Z', '2025-04-30T10:00:00.000Z', '2025-02-28T10:00:00.000Z'),
-          reset('2025-04-30T10:00:00.000Z', '2025-05-31T10:00:00.000Z', '2025-03-31T10:00:00.000Z'),
+          {
+            ...reset('2025-04-30T10:00:00.000Z', '2025-05-31T10:00:00.000Z', '2025-03-31T10:00:00.000Z'),
+            data: { ...reset('2025-04-30T10:00:00.000Z', '2025-05-31T10:00:00.000Z', '2025-03-31T10:00:00.000Z').data, boundariesCovered: 3, firstBoundary: '2025-02-28T10:00:00.000Z' },
+          } as SpaceEvent & { id: string },
         ]);
       given(h2).when(resetDue(), { now: '2025-05-15T00:00:00Z' }).thenNothing();
       given(h2).when(resetDue(), { now: '2025-05-31T09:59:59.999Z' }).thenNothing();
       given(h2).when(resetDue(), { now: '2025-03-01T00:00:00Z' }).thenNothing(); // a clock going back
+      const one = reset('2025-05-31T10:00:00.000Z', '2025-06-30T10:00:00.000Z', '2025-04-30T10:00:00.000Z');
       given(h2)
         .when(resetDue(), { now: '2025-05-31T10:00:00Z' })
-        .then([reset('2025-05-31T10:00:00.000Z', '2025-06-30T10:00:00.000Z', '2025-04-30T10:00:00.000Z')]);
+        .then([{ ...one, data: { ...one.data, boundariesCovered: 1, firstBoundary: '2025-05-31T10:00:00.000Z' } } as SpaceEvent & { id: string }]);
+    });
+
+    it('a back-dated weekly subscription from 1970 records one reset, not thousands', () => {
+      const old = history([subscribe('pro', 'weekly', '1970-01-05T00:00:00Z')]);
+      const { events } = given(old).when(resetDue(), { now: '2025-05-15T00:00:00Z' }).thenMatch([
+        { type: 'PeriodReset', data: { periodStart: '2025-05-12T00:00:00.000Z', firstBoundary: '1970-01-12T00:00:00.000Z', cycle: 'weekly' } },
+      ]);
+      expect((events[0].data as { boundariesCovered: number }).boundariesCovered).toBe((Date.parse("2025-05-12T00:00:00Z") - Date.parse("1970-01-12T00:00:00Z")) / (7 * 86_400_000) + 1);
     });
 
     it('a change that starts a new period is not a reset; resets follow the new anchor', () => {
@@ -576,18 +587,25 @@ describe('Space decider', () => {
       given(h2)
         .when(resetDue(), { now: '2025-03-20T00:00:00Z' })
         .thenMatch([
-          // the monthly period that started Feb 28 is cut at the change
+          // one event for the latest boundary: the monthly boundary of Feb 28, then (no reset at the
+          // change itself, Mar 5 12:00) the weekly boundaries of Mar 12 and Mar 19
           {
             type: 'PeriodReset',
-            data: { periodStart: '2025-02-28T10:00:00.000Z', periodEnd: '2025-03-05T12:00:00.000Z', previousPeriodStart: '2025-01-31T10:00:00.000Z', cycle: 'monthly' },
+            data: {
+              periodStart: '2025-03-19T12:00:00.000Z',
+              periodEnd: '2025-03-26T12:00:00.000Z',
+              previousPeriodStart: '2025-03-12T12:00:00.000Z',
+              cycle: 'weekly',
+              limits: PRO_WEEKLY,
+              boundariesCovered: 3,
+              firstBoundary: '2025-02-28T10:00:00.000Z',
+            },
           },
-          // no reset at the change itself (Mar 5 12:00); weekly resets from it
-          {
-            type: 'PeriodReset',
-            data: { periodStart: '2025-03-12T12:00:00.000Z', periodEnd: '2025-03-19T12:00:00.000Z', previousPeriodStart: '2025-03-05T12:00:00.000Z', cycle: 'weekly', limits: PRO_WEEKLY },
-          },
-          { type: 'PeriodReset', data: { periodStart: '2025-03-19T12:00:00.000Z', previousPeriodStart: '2025-03-12T12:00:00.000Z' } },
         ]);
+      // the scheduler running at each boundary records each one
+      given(h2)
+        .when(resetDue(), { now: '2025-03-01T00:00:00Z' })
+        .thenMatch([{ type: 'PeriodReset', data: { periodStart: '2025-02-28T10:00:00.000Z', periodEnd: '2025-03-05T12:00:00.000Z', cycle: 'monthly', boundariesCovered: 1 } }]);
     });
 
     it('free never resets', () => {
@@ -633,6 +651,8 @@ describe('Space decider', () => {
         spaceId: SPACE_ID,
         version: 2,
         seen: ['e-1'],
+        recent: [{ id: 'e-1', at: Date.parse('2025-03-04T00:00:00.000Z'), pool: 'ai_image_credits', amount: 42 }],
+        horizon: Number.NEGATIVE_INFINITY,
         timeline: [],
         periods: [{ start: 0, end: null, used: { ai_image_credits: 42, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 }],
         fired: ['0|ai_image_credits|80'],

@@ -15,12 +15,30 @@ import {
   resetFamilyOf,
 } from './catalog/catalog';
 import type { BatchExportedV1, GenerationPerformedV1, Rejection, SubscriptionChangedV1 } from './contracts';
-import type { IdentifiedSpaceEvent, SpaceEvent } from './events';
-import { type Period, iso, parseInstant } from './period';
-import { type Segment, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withActivation, withSubscriptionChange } from './timeline';
+import type { IdentifiedSpaceEvent, PeriodMove, SpaceEvent, SubscriptionChangedData } from './events';
+import { DAY_MS, type Period, iso, parseInstant } from './period';
+import {
+  type Segment,
+  type Timeline,
+  limitsFor,
+  periodAt,
+  resetBoundaries,
+  segmentAt,
+  segmentIndexAt,
+  withActivation,
+  withSubscriptionChange,
+} from './timeline';
 
 // ---------------------------------------------------------------------------------------------
 // State
+//
+// The state a decision needs is bounded: usage can only be recorded inside the corrections window
+// (`DecideContext.correctionWindowMs`, default 35 days before now), so only the uses that occurred
+// inside the window are kept (for dedupe and for re-attribution when a late subscription change
+// moves period boundaries). Older ones are compacted away (`compactSpace`): their totals stay in
+// `periods` while a period can still change, and the store's deterministic event ids answer for
+// their dedupe (`recordedIdsToLookUp`). Memory per Space is a constant plus what falls inside the
+// window, whatever the length of the stream.
 
 export interface PeriodUsage {
   start: number;
@@ -30,8 +48,10 @@ export interface PeriodUsage {
   usageEvents: number;
 }
 
-/** One recorded use, kept so usage can be attributed again when a late subscription change moves a period. */
+/** One recorded use inside the window, kept for dedupe and re-attribution. */
 export interface UsageItem {
+  /** The inbound eventId that recorded it. */
+  id: string;
   at: number;
   pool: Pool;
   amount: number;
@@ -41,40 +61,56 @@ export interface SpaceState {
   spaceId: string;
   /** Number of events folded: the stream's revision + 1. */
   version: number;
-  /** Inbound event ids already recorded (dedupe). */
-  seen: Set<string>;
   timeline: Segment[];
-  /** Every recorded use, in stream order. */
-  usageItems: UsageItem[];
+  /** Uses whose occurredAt is at or after `horizon`, by inbound eventId, in stream order. */
+  recent: Map<string, UsageItem>;
+  /** Inbound eventIds of subscription changes (one per change: bounded by the changes, not the usage). */
+  subscriptionIds: Set<string>;
   /**
-   * Usage by period start (epoch ms): each item counts in the period of the CURRENT timeline that
-   * contains its occurredAt, whatever order subscriptions and usage arrived in.
+   * Usage by period start (epoch ms). Each use counts in the period that contained its occurredAt
+   * when it was recorded; a later subscription change moves uses inside the window and records the
+   * move (`SubscriptionChangedData.moves`). Periods that ended before `horizon` are dropped by
+   * compaction (nothing can change them any more).
    */
   periods: Map<number, PeriodUsage>;
   /** Thresholds that fired and are not re-armed: `${periodStart}|${pool}|${threshold}`. */
   fired: Set<string>;
   /** The latest reset boundary recorded (epoch ms), or null. */
   lastResetAt: number | null;
+  /** Uses that occurred before this instant were compacted away (-Infinity: nothing compacted). */
+  horizon: number;
 }
 
 export const emptyLimits = (): Limits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
 
 export function initialSpaceState(spaceId: string): SpaceState {
-  return { spaceId, version: 0, seen: new Set(), timeline: [], usageItems: [], periods: new Map(), fired: new Set(), lastResetAt: null };
+  return {
+    spaceId,
+    version: 0,
+    timeline: [],
+    recent: new Map(),
+    subscriptionIds: new Set(),
+    periods: new Map(),
+    fired: new Set(),
+    lastResetAt: null,
+    horizon: Number.NEGATIVE_INFINITY,
+  };
 }
 
+/** A deep copy (tests and tools; the decision path never copies the state). */
 export function cloneSpaceState(s: SpaceState): SpaceState {
   const periods = new Map<number, PeriodUsage>();
   for (const [k, p] of s.periods) periods.set(k, { ...p, used: { ...p.used } });
   return {
     spaceId: s.spaceId,
     version: s.version,
-    seen: new Set(s.seen),
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
-    usageItems: [...s.usageItems],
+    recent: new Map(s.recent),
+    subscriptionIds: new Set(s.subscriptionIds),
     periods,
     fired: new Set(s.fired),
     lastResetAt: s.lastResetAt,
+    horizon: s.horizon,
   };
 }
 
@@ -85,25 +121,93 @@ export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
 ): UsageItem {
   return event.type === 'GenerationRecorded'
-    ? { at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
-    : { at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+    ? { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
+    : { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+}
+
+/**
+ * Adds one use to the usage of its period (`row` null: the period had none). The one rule for
+ * counting a use: the decider and every read model call it.
+ */
+export function addUse(row: PeriodUsage | null, period: Period, pool: Pool, amount: number): PeriodUsage {
+  const p = row ?? { start: period.start, end: period.end, used: emptyLimits(), usageEvents: 0 };
+  p.end = period.end;
+  p.used = { ...p.used, [pool]: p.used[pool] + amount };
+  p.usageEvents += 1;
+  return p;
+}
+
+/**
+ * Applies one recorded move to the usage of a period (`row` null: the period had none). Returns
+ * null when the period is left with no usage event (the row goes away).
+ */
+export function applyPeriodMove(row: PeriodUsage | null, move: PeriodMove): PeriodUsage | null {
+  const start = Date.parse(move.periodStart);
+  const p = row ?? { start, end: move.periodEnd === undefined ? null : parseEnd(move.periodEnd), used: emptyLimits(), usageEvents: 0 };
+  p.used = {
+    ai_image_credits: p.used.ai_image_credits + move.used.ai_image_credits,
+    ai_video_credits: p.used.ai_video_credits + move.used.ai_video_credits,
+    batch_exports: p.used.batch_exports + move.used.batch_exports,
+  };
+  p.usageEvents += move.usageEvents;
+  if (move.periodEnd !== undefined) p.end = parseEnd(move.periodEnd);
+  return p.usageEvents <= 0 ? null : p;
+}
+
+const parseEnd = (end: string | null): number | null => (end === null ? null : Date.parse(end));
+
+/**
+ * How usage moves between periods when the timeline changes from `before` to `after`: for each
+ * use, the period containing it under each timeline; a use whose period changed (start or end)
+ * leaves the old one and joins the new one. The one attribution rule: the decider records its
+ * result in the SubscriptionChanged event and every read model applies it.
+ */
+export function attributionMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number }>): PeriodMove[] {
+  const moves = new Map<number, { start: number; end?: number | null; used: Limits; usageEvents: number }>();
+  const entry = (start: number) => {
+    let m = moves.get(start);
+    if (!m) moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
+    return m;
+  };
+  for (const u of uses) {
+    const from = periodAt(before, u.at);
+    const to = periodAt(after, u.at);
+    if (from.start === to.start && from.end === to.end) continue;
+    const out = entry(from.start);
+    out.used[u.pool] -= u.amount;
+    out.usageEvents -= 1;
+    const into = entry(to.start);
+    into.used[u.pool] += u.amount;
+    into.usageEvents += 1;
+    into.end = to.end;
+  }
+  return [...moves.values()]
+    .sort((a, b) => a.start - b.start)
+    .map((m) => ({
+      periodStart: iso(m.start),
+      ...(m.end !== undefined ? { periodEnd: m.end === null ? null : iso(m.end) } : {}),
+      used: m.used,
+      usageEvents: m.usageEvents,
+    }));
+}
+
+/** The uses kept that occurred at or after `cutoff`. */
+function* usesSince(state: SpaceState, cutoff: number): Iterable<UsageItem> {
+  for (const u of state.recent.values()) if (u.at >= cutoff) yield u;
 }
 
 function countItem(state: SpaceState, item: UsageItem): void {
   const period = periodAt(state.timeline, item.at);
-  let p = state.periods.get(period.start);
-  if (!p) {
-    p = { start: period.start, end: period.end, used: emptyLimits(), usageEvents: 0 };
-    state.periods.set(period.start, p);
-  }
-  p.used[item.pool] += item.amount;
-  p.usageEvents += 1;
+  state.periods.set(period.start, addUse(state.periods.get(period.start) ?? null, period, item.pool, item.amount));
 }
 
-/** Attributes every recorded use again (after the timeline changed). */
-function reattribute(state: SpaceState): void {
-  state.periods = new Map();
-  for (const item of state.usageItems) countItem(state, item);
+function applyMoves(periods: Map<number, PeriodUsage>, moves: readonly PeriodMove[]): void {
+  for (const m of moves) {
+    const start = Date.parse(m.periodStart);
+    const next = applyPeriodMove(periods.get(start) ?? null, m);
+    if (next) periods.set(start, next);
+    else periods.delete(start);
+  }
 }
 
 /**
@@ -115,9 +219,11 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
   switch (event.type) {
     case 'SubscriptionChanged': {
       const d = event.data;
-      state.seen.add(d.sourceEventId);
+      state.subscriptionIds.add(d.sourceEventId);
+      const before = state.timeline;
       state.timeline = withSubscriptionChange(state.timeline, d);
-      if (state.usageItems.length) reattribute(state);
+      // Written before moves were recorded (schema 1): attribute the uses this state still has.
+      applyMoves(state.periods, d.moves ?? attributionMoves(before, state.timeline, state.recent.values()));
       return state;
     }
     case 'SubscriptionActivated': {
@@ -126,9 +232,8 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     }
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
-      state.seen.add(event.data.sourceEventId);
       const item = usageItemOf(event);
-      state.usageItems.push(item);
+      if (item.at >= state.horizon) state.recent.set(item.id, item);
       countItem(state, item);
       return state;
     }
@@ -150,9 +255,103 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
   }
 }
 
+/** The whole stream folded with nothing compacted (audits and tests: every period is kept). */
 export function foldSpace(spaceId: string, events: Iterable<SpaceEvent>): SpaceState {
   let s = initialSpaceState(spaceId);
   for (const e of events) s = evolve(s, e);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The corrections window and compaction
+
+/** Default corrections window: usage may arrive up to 35 days after it occurred. */
+export const DEFAULT_CORRECTION_WINDOW_MS = 35 * DAY_MS;
+/** Compaction runs when the horizon would move by at least this much (keeps it off the per-event path). */
+export const COMPACTION_STEP_MS = 3_600_000;
+
+/** The earliest occurredAt usage may have at `now`: the later of the window's start and the compacted horizon. */
+export function usageCutoff(state: SpaceState, now: number, windowMs = DEFAULT_CORRECTION_WINDOW_MS): number {
+  return Math.max(state.horizon, now - windowMs);
+}
+
+/**
+ * Moves the horizon to `now - windowMs` and drops what nothing can change any more: uses that
+ * occurred before it, periods that ended before it and their thresholds. In place; a no-op unless
+ * the horizon would move by COMPACTION_STEP_MS (or `force`). Deciding any event that the window
+ * accepts gives the same answer before and after.
+ */
+export function compactSpace(state: SpaceState, now: number, windowMs = DEFAULT_CORRECTION_WINDOW_MS, force = false): SpaceState {
+  const horizon = now - windowMs;
+  if (!(horizon > state.horizon) || (!force && horizon - state.horizon < COMPACTION_STEP_MS)) return state;
+  state.horizon = horizon;
+  for (const [id, item] of state.recent) if (item.at < horizon) state.recent.delete(id);
+  for (const [start, p] of state.periods) if (p.end !== null && p.end <= horizon) state.periods.delete(start);
+  const keepFrom = periodAt(state.timeline, horizon).start;
+  for (const key of state.fired) {
+    const start = Number(key.slice(0, key.indexOf('|')));
+    if (start < keepFrom && !state.periods.has(start)) state.fired.delete(key);
+  }
+  return state;
+}
+
+/** Bumped whenever the snapshot layout or the meaning of the state changes: older snapshots are ignored. */
+export const SPACE_SNAPSHOT_SCHEMA = 2;
+
+interface SnapshotBody {
+  spaceId: string;
+  version: number;
+  horizon: number | null;
+  windowMs: number;
+  timeline: Segment[];
+  /** [eventId, at, pool index, amount] */
+  recent: [string, number, number, number][];
+  subscriptionIds: string[];
+  periods: [number, number | null, number, number, number, number][];
+  fired: string[];
+  lastResetAt: number | null;
+}
+
+/** The state as a snapshot body (JSON), for a state compacted with `windowMs`. */
+export function snapshotOfSpace(state: SpaceState, windowMs: number): string {
+  const body: SnapshotBody = {
+    spaceId: state.spaceId,
+    version: state.version,
+    horizon: Number.isFinite(state.horizon) ? state.horizon : null,
+    windowMs,
+    timeline: state.timeline,
+    recent: [...state.recent.values()].map((u) => [u.id, u.at, POOLS.indexOf(u.pool), u.amount]),
+    subscriptionIds: [...state.subscriptionIds],
+    periods: [...state.periods.values()].map((p) => [p.start, p.end, p.used.ai_image_credits, p.used.ai_video_credits, p.used.batch_exports, p.usageEvents]),
+    fired: [...state.fired],
+    lastResetAt: state.lastResetAt,
+  };
+  return JSON.stringify(body);
+}
+
+/**
+ * A state from a snapshot body, or null when the snapshot cannot be trusted: another schema,
+ * another Space, or a window narrower than `windowMs` (it lacks uses the wider window keeps).
+ */
+export function spaceFromSnapshot(spaceId: string, schema: number, json: string, windowMs: number): SpaceState | null {
+  if (schema !== SPACE_SNAPSHOT_SCHEMA) return null;
+  let b: SnapshotBody;
+  try {
+    b = JSON.parse(json) as SnapshotBody;
+  } catch {
+    return null;
+  }
+  if (!b || b.spaceId !== spaceId || !Number.isInteger(b.version) || b.version < 0 || !(b.windowMs >= windowMs)) return null;
+  const s = initialSpaceState(spaceId);
+  s.version = b.version;
+  s.horizon = b.horizon === null ? Number.NEGATIVE_INFINITY : b.horizon;
+  s.timeline = b.timeline;
+  for (const [id, at, pool, amount] of b.recent) s.recent.set(id, { id, at, pool: POOLS[pool], amount });
+  for (const id of b.subscriptionIds) s.subscriptionIds.add(id);
+  for (const [start, end, img, vid, exp, n] of b.periods)
+    s.periods.set(start, { start, end, used: { ai_image_credits: img, ai_video_credits: vid, batch_exports: exp }, usageEvents: n });
+  for (const k of b.fired) s.fired.add(k);
+  s.lastResetAt = b.lastResetAt;
   return s;
 }
 
@@ -173,6 +372,13 @@ export interface DecideContext {
   eventId: (name: string) => string;
   /** How far in the future usage may be dated (default one hour). */
   maxClockSkewMs?: number;
+  /** How late usage may arrive (default DEFAULT_CORRECTION_WINDOW_MS). */
+  correctionWindowMs?: number;
+  /**
+   * Inbound eventIds the store already holds a recorded event for, among those asked for by
+   * `recordedIdsToLookUp` (uses older than the window, whose ids the state no longer keeps).
+   */
+  alreadyRecorded?: ReadonlySet<string>;
 }
 
 export type Decision =
@@ -272,7 +478,7 @@ function decideGeneration(state: SpaceState, input: GenerationPerformedV1, ctx: 
   const occurredAt = parseInstant(input.occurredAt);
   if (Number.isNaN(occurredAt)) return reject('occurredAt', 'iso_instant', 'occurredAt must be an ISO-8601 instant with a zone');
   if (!isPositiveInt(input.generations)) return reject('generations', 'positive_integer', 'generations must be an integer >= 1');
-  const skew = checkSkew('occurredAt', occurredAt, ctx);
+  const skew = checkSkew('occurredAt', occurredAt, ctx) ?? checkTooLate(state, occurredAt, ctx);
   if (skew) return skew;
   // Priced with the version in force when it occurred; a feature that version does not know is
   // priced with the version in force now (so a dead letter re-driven after a catalog update passes).
@@ -292,7 +498,7 @@ function decideGeneration(state: SpaceState, input: GenerationPerformedV1, ctx: 
     credits,
     occurredAt,
     (period) => ({
-      id: ctx.eventId(`${state.spaceId}/generation/${input.eventId}`),
+      id: generationRecordedId(state.spaceId, input.eventId, ctx.eventId),
       type: 'GenerationRecorded',
       data: {
         spaceId: state.spaceId,
@@ -319,7 +525,7 @@ function decideGeneration(state: SpaceState, input: GenerationPerformedV1, ctx: 
 function decideBatchExport(state: SpaceState, input: BatchExportedV1, ctx: DecideContext): Decision {
   const occurredAt = parseInstant(input.occurredAt);
   if (Number.isNaN(occurredAt)) return reject('occurredAt', 'iso_instant', 'occurredAt must be an ISO-8601 instant with a zone');
-  const skew = checkSkew('occurredAt', occurredAt, ctx);
+  const skew = checkSkew('occurredAt', occurredAt, ctx) ?? checkTooLate(state, occurredAt, ctx);
   if (skew) return skew;
   // The version in force when it occurred; if that one refuses the batch, the version in force now
   // (so a dead letter re-driven after a catalog update passes).
@@ -338,7 +544,7 @@ function decideBatchExport(state: SpaceState, input: BatchExportedV1, ctx: Decid
     input.images,
     occurredAt,
     (period) => ({
-      id: ctx.eventId(`${state.spaceId}/batch/${input.eventId}`),
+      id: batchRecordedId(state.spaceId, input.eventId, ctx.eventId),
       type: 'BatchExportRecorded',
       data: {
         spaceId: state.spaceId,
@@ -388,30 +594,40 @@ function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx
   const previous = segmentAt(state.timeline, effectiveAt, ctx.catalog);
   const reanchored = previous.family !== family;
   const anchorAt = reanchored ? effectiveAt : previous.anchorAt;
-  const changed: IdentifiedSpaceEvent = {
-    id: ctx.eventId(`${state.spaceId}/subscription/${input.eventId}`),
-    type: 'SubscriptionChanged',
-    data: {
-      spaceId: state.spaceId,
-      sourceEventId: input.eventId,
-      plan: input.plan,
-      cycle: input.cycle,
-      effectiveAt: iso(effectiveAt),
-      limits,
-      customLimits: input.plan === 'enterprise' ? { ...limits } : null,
-      catalogVersion: cv.version,
-      anchorAt: iso(anchorAt),
-      resetFamily: family,
-      reanchored,
-      previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
-      decidedAt: iso(ctx.now),
-    },
+  const data: SubscriptionChangedData = {
+    spaceId: state.spaceId,
+    sourceEventId: input.eventId,
+    plan: input.plan,
+    cycle: input.cycle,
+    effectiveAt: iso(effectiveAt),
+    limits,
+    customLimits: input.plan === 'enterprise' ? { ...limits } : null,
+    catalogVersion: cv.version,
+    anchorAt: iso(anchorAt),
+    resetFamily: family,
+    reanchored,
+    previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
+    decidedAt: iso(ctx.now),
+    moves: [],
   };
+  // Uses inside the window whose period the change moves (usage older than the window stays in
+  // the period it was recorded in): recorded, so read models apply them without keeping uses.
+  const timeline = withSubscriptionChange(state.timeline, data);
+  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS)));
+  const changed: IdentifiedSpaceEvent = { id: ctx.eventId(`${state.spaceId}/subscription/${input.eventId}`), type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
   // A change dated in the future is re-evaluated when the scheduler activates it.
   if (effectiveAt <= ctx.now) {
-    const after = evolve(cloneSpaceState(state), changed);
+    const periods = new Map(state.periods);
+    for (const m of data.moves) {
+      const start = Date.parse(m.periodStart);
+      const p = periods.get(start);
+      const next = applyPeriodMove(p ? { ...p, used: { ...p.used } } : null, m);
+      if (next) periods.set(start, next);
+      else periods.delete(start);
+    }
+    const after: SpaceState = { ...state, timeline, periods };
     const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
     if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
       events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
@@ -444,14 +660,21 @@ function reevaluateThresholds(state: SpaceState, causationId: string, occurredAt
   return events;
 }
 
+/**
+ * Resets due at `now`: at most ONE PeriodReset per decision, for the latest boundary passed, with
+ * the number of boundaries it covers (a catch-up after a back-dated subscription or a scheduler
+ * outage is one notification, not one per missed period, and one stored event).
+ */
 function decideResets(state: SpaceState, ctx: DecideContext): Decision {
   const after = state.lastResetAt ?? Number.NEGATIVE_INFINITY;
-  const boundaries = resetBoundaries(state.timeline, after, ctx.now);
-  const events: IdentifiedSpaceEvent[] = boundaries.map((b) => {
+  const events: IdentifiedSpaceEvent[] = [];
+  const latest = lastResetBoundary(state.timeline, after, ctx.now);
+  if (latest !== null) {
+    const b = latest.boundary;
     const period = periodAt(state.timeline, b);
     const previous = periodAt(state.timeline, b - 1);
     const seg = segmentAt(state.timeline, b, ctx.catalog);
-    return {
+    events.push({
       id: ctx.eventId(`${state.spaceId}/reset/${iso(b)}`),
       type: 'PeriodReset',
       data: {
@@ -462,9 +685,11 @@ function decideResets(state: SpaceState, ctx: DecideContext): Decision {
         plan: seg.plan,
         cycle: seg.cycle,
         limits: { ...seg.limits },
+        boundariesCovered: latest.count,
+        firstBoundary: iso(latest.first),
       },
-    };
-  });
+    });
+  }
   // Subscription changes decided before they took effect: activate those now in force, and
   // re-evaluate the thresholds under the limits they brought.
   const due = state.timeline.filter((seg) => seg.pendingSourceEventId !== undefined && seg.effectiveAt <= ctx.now);
@@ -475,12 +700,80 @@ function decideResets(state: SpaceState, ctx: DecideContext): Decision {
         type: 'SubscriptionActivated',
         data: { spaceId: state.spaceId, sourceEventId: seg.pendingSourceEventId!, effectiveAt: iso(seg.effectiveAt) },
       });
-    const after = cloneSpaceState(state);
+    // Resets and activations change only the timeline and lastResetAt: a shallow copy is enough.
+    const after: SpaceState = { ...state };
     for (const e of events) evolve(after, e);
     const last = due[due.length - 1];
     events.push(...reevaluateThresholds(after, last.pendingSourceEventId!, iso(last.effectiveAt), ctx));
   }
   return { outcome: 'accepted', events };
+}
+
+/** The latest reset boundary in (after, until], the first one, and how many there are; null when none. */
+export function lastResetBoundary(timeline: Timeline, after: number, until: number): { boundary: number; first: number; count: number } | null {
+  let first: number | null = null;
+  let last: number | null = null;
+  let count = 0;
+  let from = after;
+  // resetBoundaries walks in order; pages keep memory bounded however far back `after` is.
+  for (;;) {
+    const page = resetBoundaries(timeline, from, until, 1000);
+    if (page.length === 0) break;
+    if (first === null) first = page[0];
+    last = page[page.length - 1];
+    count += page.length;
+    from = last;
+    if (page.length < 1000) break;
+  }
+  return last === null || first === null ? null : { boundary: last, first, count };
+}
+
+const isKnown = (state: SpaceState, eventId: string): boolean => state.recent.has(eventId) || state.subscriptionIds.has(eventId);
+
+/** Refuses usage older than the corrections window (a duplicate of it was answered before). */
+function checkTooLate(state: SpaceState, at: number, ctx: DecideContext): Decision | null {
+  const windowMs = ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
+  const cutoff = usageCutoff(state, ctx.now, windowMs);
+  if (at >= cutoff) return null;
+  return reject(
+    'occurredAt',
+    'too_late',
+    `occurredAt ${iso(at)} is before the corrections window (usage is accepted up to ${Math.round(windowMs / DAY_MS)} days late, so from ${iso(cutoff)})`,
+  );
+}
+
+const generationRecordedId = (spaceId: string, inbound: string, eventId: (name: string) => string) => eventId(`${spaceId}/generation/${inbound}`);
+const batchRecordedId = (spaceId: string, inbound: string, eventId: (name: string) => string) => eventId(`${spaceId}/batch/${inbound}`);
+
+/** The id of the event a usage command records (deterministic: the store's dedupe key). */
+function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (name: string) => string): string | null {
+  switch (command.type) {
+    case 'RecordGeneration':
+      return generationRecordedId(spaceId, command.input.eventId, eventId);
+    case 'RecordBatchExport':
+      return batchRecordedId(spaceId, command.input.eventId, eventId);
+    default:
+      return null;
+  }
+}
+
+/**
+ * Usage commands the state cannot dedupe on its own: they occurred before the cutoff, so their
+ * ids, if ever recorded, were compacted away. Returns stored-event id -> inbound eventId; the
+ * caller looks the ids up in the store and passes the inbound ids found as `alreadyRecorded`.
+ */
+export function recordedIdsToLookUp(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): Map<string, string> {
+  const out = new Map<string, string>();
+  const cutoff = usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS);
+  for (const c of commands) {
+    if (c.type !== 'RecordGeneration' && c.type !== 'RecordBatchExport') continue;
+    if (typeof c.input.eventId !== 'string' || isKnown(state, c.input.eventId)) continue;
+    const at = parseInstant(c.input.occurredAt);
+    if (Number.isNaN(at) || at >= cutoff) continue;
+    const id = recordedIdOf(state.spaceId, c, ctx.eventId);
+    if (id) out.set(id, c.input.eventId);
+  }
+  return out;
 }
 
 /** Decides what a command records. Never mutates `state`. */
@@ -489,7 +782,7 @@ export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideCont
   const input = command.input;
   if (typeof input.eventId !== 'string' || input.eventId.length === 0) return reject('eventId', 'required', 'eventId is required');
   if (input.spaceId !== state.spaceId) return reject('spaceId', 'matches_stream', `event for Space ${input.spaceId} sent to Space ${state.spaceId}`);
-  if (state.seen.has(input.eventId)) return { outcome: 'duplicate', events: [] };
+  if (isKnown(state, input.eventId) || ctx.alreadyRecorded?.has(input.eventId)) return { outcome: 'duplicate', events: [] };
   switch (command.type) {
     case 'RecordGeneration':
       return decideGeneration(state, command.input, ctx);

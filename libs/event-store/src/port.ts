@@ -85,6 +85,21 @@ export interface AppendRequest {
   expected: ExpectedRevision;
 }
 
+/**
+ * A snapshot of a stream's folded state at a revision. A cache, never a source of truth: a reader
+ * checks `schema` (and whatever it put in `data`) and folds the events after `revision`; deleting
+ * every snapshot changes no answer, only speed. The store keeps the latest one per stream.
+ */
+export interface Snapshot {
+  streamName: string;
+  /** Revision of the last event folded into it. */
+  revision: number;
+  /** Version of the writer's state layout; readers ignore schemas they do not know. */
+  schema: number;
+  /** Opaque to the store (the writer's serialisation, e.g. JSON). */
+  data: string;
+}
+
 export interface EventStore {
   /** Appends atomically (all or none). Throws WrongExpectedRevisionError on a revision mismatch. */
   append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
@@ -105,6 +120,18 @@ export interface EventStore {
   headPosition(): Promise<bigint>;
   /** Catch-up subscription: reads from `after`, then follows new events. */
   subscribe(options: SubscribeOptions): Subscription;
+  /** The latest snapshot of a stream, or null. */
+  readSnapshot(streamName: string): Promise<Snapshot | null>;
+  /** Keeps `snapshot` unless the store already holds one at the same or a later revision. */
+  writeSnapshot(snapshot: Snapshot): Promise<void>;
+  /** Deletes every snapshot (ops, tests); returns how many. */
+  deleteSnapshots(): Promise<number>;
+  /**
+   * Optional. The stored events with these ids (any stream, any order; unknown ids are left out).
+   * Deterministic ids make it the permanent dedupe path for inputs whose ids a bounded state no
+   * longer keeps.
+   */
+  readEventsById?(ids: string[]): Promise<StoredEvent[]>;
   /** Wakes up subscriptions of this process immediately (after a local append). */
   notify?(): void;
   close(): Promise<void>;

@@ -2,9 +2,10 @@ import {
   type Decision,
   type InboundEvent,
   type Rejection,
+  type DecideContext,
   type SpaceCommand,
-  cloneSpaceState,
   decideAll,
+  recordedIdsToLookUp,
   spaceStreamName,
 } from '@metering/domain';
 import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
@@ -53,18 +54,27 @@ export class IngestService {
     await this.catalog.refreshIfStale(this.clock.now());
     return this.locks.run(spaceId, async () => {
       for (let attempt = 1; ; attempt++) {
-        const state = attempt === 1 ? await this.spaces.load(spaceId) : await this.spaces.refresh(spaceId);
-        const work = cloneSpaceState(state);
-        const ctx = { now: this.clock.now(), catalog: this.catalog.catalog, eventId: (n: string) => this.ids.deterministic(n) };
-        const { decisions, events, state: next } = decideAll(work, commands, ctx);
+        const now = this.clock.now();
+        const state = attempt === 1 ? await this.spaces.load(spaceId, now) : await this.spaces.refresh(spaceId, now);
+        const ctx: DecideContext = {
+          now,
+          catalog: this.catalog.catalog,
+          eventId: (n: string) => this.ids.deterministic(n),
+          correctionWindowMs: this.spaces.correctionWindowMs,
+        };
+        ctx.alreadyRecorded = await this.alreadyRecorded(spaceId, state, commands, ctx);
+        const version = state.version;
+        // Decided on the cached state, in place (no copy): if the append fails, the cache entry is
+        // dropped and the next attempt reloads it.
+        const { decisions, events, state: next } = decideAll(state, commands, ctx);
         if (events.length === 0) return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, '0', []));
         try {
           const result = await this.store.append(
             spaceStreamName(spaceId),
             events.map((e) => ({ id: e.id, type: e.type, data: e.data as unknown as Record<string, unknown> })),
-            state.version === 0 ? 'no_stream' : state.version - 1,
+            version === 0 ? 'no_stream' : version - 1,
           );
-          this.spaces.remember(next);
+          this.spaces.appended(next, now);
           this.store.notify?.();
           const position = result.lastGlobalPosition.toString();
           return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, position, d.events.map((e) => e.type)));
@@ -78,6 +88,19 @@ export class IngestService {
         }
       }
     });
+  }
+
+  /**
+   * Inbound ids of uses older than what the state keeps that the store already recorded (by their
+   * deterministic ids): a redelivery at any age is a duplicate, not "too late".
+   */
+  private async alreadyRecorded(spaceId: string, state: Parameters<typeof recordedIdsToLookUp>[0], commands: SpaceCommand[], ctx: DecideContext) {
+    const wanted = recordedIdsToLookUp(state, commands, ctx);
+    if (wanted.size === 0 || !this.store.readEventsById) return undefined;
+    const stream = spaceStreamName(spaceId);
+    const byLower = new Map([...wanted].map(([id, inbound]) => [id.toLowerCase(), inbound]));
+    const found = await this.store.readEventsById([...byLower.keys()]);
+    return new Set(found.filter((e) => e.streamName === stream).map((e) => byLower.get(e.id.toLowerCase())!).filter(Boolean));
   }
 
   /** Inbound events for any Spaces: grouped by Space (order kept per Space), Spaces in parallel. */

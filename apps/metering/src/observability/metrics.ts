@@ -18,6 +18,8 @@ export class Metrics {
   readonly deadLetters: Counter<'topic'>;
   readonly relayed: Counter<'type'>;
   readonly appendLatency: Histogram<'op' | 'outcome'>;
+  readonly coldLoadEvents: Histogram<'snapshot'>;
+  readonly snapshotErrors: Counter;
   private projectionLag: LagSource = async () => null;
   private relayLag: LagSource = async () => null;
   private consumerLag: PartitionLagSource = async () => null;
@@ -66,6 +68,18 @@ export class Metrics {
       help: 'Latency of event-store appends (append, appendMany), by outcome (ok, conflict, error)',
       labelNames: ['op', 'outcome'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.coldLoadEvents = new Histogram({
+      name: 'metering_space_cold_load_events',
+      help: 'Events read to load a Space not in memory (after its snapshot, when one was used: snapshot="yes")',
+      labelNames: ['snapshot'],
+      buckets: [0, 10, 100, 1000, 5000, 20_000, 100_000, 1_000_000],
+      registers,
+    });
+    this.snapshotErrors = new Counter({
+      name: 'metering_snapshot_write_errors_total',
+      help: 'Snapshot writes that failed (snapshots are a cache: nothing is lost, loads read more events)',
       registers,
     });
     const self = this;

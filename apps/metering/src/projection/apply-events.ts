@@ -5,12 +5,13 @@
  */
 import {
   type PeriodResetData,
-  type Pool,
   type SpaceEvent,
   type SubscriptionActivatedData,
   type SubscriptionChangedData,
   type ThresholdCrossedData,
   type ThresholdRearmedData,
+  addUse,
+  applyPeriodMove,
   nextWakeUp,
   periodAt,
   usageItemOf,
@@ -25,52 +26,32 @@ export interface RowAccess {
   putSpace(row: SpaceRow): void;
   getUsage(spaceId: string, periodStart: number): UsageRow | null;
   putUsage(row: UsageRow): void;
+  /** The period's row goes away (a move left it with no usage). */
+  deleteUsage(spaceId: string, periodStart: number): void;
   putThreshold(row: ThresholdRow): void;
-  /** Every use recorded for the Space (occurredAt, pool, amount), stored and pending. */
-  usageItems(spaceId: string): UsageItemRow[];
-  addUsageItem(row: UsageItemRow): void;
-  /** Replaces all of a Space's per-period usage rows (after its timeline changed). */
-  replaceUsage(spaceId: string, rows: UsageRow[]): void;
-}
-
-export interface UsageItemRow {
-  spaceId: string;
-  /** Global position of the event that recorded it. */
-  position: bigint;
-  occurredAt: number;
-  pool: Pool;
-  amount: number;
 }
 
 /** How an adapter reads stored rows; each call returns a fresh object the batch may change. */
 export interface StoredRows {
   space(spaceId: string): SpaceRow | null;
   usage(spaceId: string, periodStart: number): UsageRow | null;
-  items(spaceId: string): UsageItemRow[];
 }
 
 /**
  * The rows one `apply` batch touches, kept in memory so each is written once at the end of the
  * batch's transaction. Both read models use it; they differ only in how stored rows are loaded
- * and how the result is written.
+ * and how the result is written. A usage row set to null is deleted.
  */
 export class BatchRows implements RowAccess {
   readonly spaces = new Map<string, SpaceRow>();
-  readonly usage = new Map<string, UsageRow>();
+  readonly usage = new Map<string, UsageRow | null>();
   readonly thresholds = new Map<string, ThresholdRow>();
-  readonly newItems: UsageItemRow[] = [];
-  /** Spaces whose usage rows were all replaced (their stored rows are deleted before writing). */
-  readonly replaced = new Set<string>();
-  /** Per-Space indexes, so a batch of any size stays linear. */
-  private readonly usageKeys = new Map<string, Set<string>>();
-  private readonly itemsOf = new Map<string, UsageItemRow[]>();
-  private readonly storedItems = new Map<string, UsageItemRow[]>();
 
   constructor(private readonly stored: StoredRows) {}
 
   /** Rows buffered: a caller applying many pages into one batch flushes when this grows large. */
   get size(): number {
-    return this.newItems.length + this.spaces.size + this.usage.size + this.thresholds.size;
+    return this.spaces.size + this.usage.size + this.thresholds.size;
   }
 
   getSpace(spaceId: string): SpaceRow | null {
@@ -90,61 +71,45 @@ export class BatchRows implements RowAccess {
 
   getUsage(spaceId: string, periodStart: number): UsageRow | null {
     const k = `${spaceId}|${periodStart}`;
-    const row = this.usage.get(k);
-    if (row) return row;
-    if (this.replaced.has(spaceId)) return null;
+    if (this.usage.has(k)) return this.usage.get(k) ?? null;
     return this.stored.usage(spaceId, periodStart);
   }
 
   putUsage(row: UsageRow): void {
-    const k = `${row.spaceId}|${row.periodStart}`;
-    this.usage.set(k, row);
-    let keys = this.usageKeys.get(row.spaceId);
-    if (!keys) this.usageKeys.set(row.spaceId, (keys = new Set()));
-    keys.add(k);
+    this.usage.set(`${row.spaceId}|${row.periodStart}`, row);
+  }
+
+  deleteUsage(spaceId: string, periodStart: number): void {
+    this.usage.set(`${spaceId}|${periodStart}`, null);
+  }
+
+  /** Usage rows to write, and the (spaceId, periodStart) keys of rows to delete. */
+  usageChanges(): { put: UsageRow[]; deleted: { spaceId: string; periodStart: number }[] } {
+    const put: UsageRow[] = [];
+    const deleted: { spaceId: string; periodStart: number }[] = [];
+    for (const [k, row] of this.usage) {
+      if (row) put.push(row);
+      else {
+        const i = k.lastIndexOf('|');
+        deleted.push({ spaceId: k.slice(0, i), periodStart: Number(k.slice(i + 1)) });
+      }
+    }
+    return { put, deleted };
   }
 
   putThreshold(row: ThresholdRow): void {
     this.thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row);
   }
-
-  usageItems(spaceId: string): UsageItemRow[] {
-    let stored = this.storedItems.get(spaceId);
-    if (!stored) this.storedItems.set(spaceId, (stored = this.stored.items(spaceId)));
-    const pending = this.itemsOf.get(spaceId);
-    return pending ? [...stored, ...pending] : [...stored];
-  }
-
-  addUsageItem(row: UsageItemRow): void {
-    this.newItems.push(row);
-    const list = this.itemsOf.get(row.spaceId);
-    if (list) list.push(row);
-    else this.itemsOf.set(row.spaceId, [row]);
-  }
-
-  replaceUsage(spaceId: string, rows: UsageRow[]): void {
-    this.replaced.add(spaceId);
-    for (const k of this.usageKeys.get(spaceId) ?? []) this.usage.delete(k);
-    this.usageKeys.delete(spaceId);
-    for (const row of rows) this.putUsage(row);
-  }
 }
 
-/** Per-period usage of a Space from its items, attributed with the Space's current timeline. */
-export function attribute(space: SpaceRow, items: UsageItemRow[]): UsageRow[] {
-  const rows = new Map<number, UsageRow>();
-  for (const item of items) {
-    const period = periodAt(space.timeline, item.occurredAt);
-    let row = rows.get(period.start);
-    if (!row) {
-      row = { spaceId: space.spaceId, periodStart: period.start, periodEnd: period.end, used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 0 };
-      rows.set(period.start, row);
-    }
-    row.used[item.pool] += item.amount;
-    row.usageEvents += 1;
-  }
-  return [...rows.values()].sort((a, b) => a.periodStart - b.periodStart);
-}
+const toRow = (spaceId: string, p: { start: number; end: number | null; used: UsageRow['used']; usageEvents: number }): UsageRow => ({
+  spaceId,
+  periodStart: p.start,
+  periodEnd: p.end,
+  used: p.used,
+  usageEvents: p.usageEvents,
+});
+const fromRow = (r: UsageRow) => ({ start: r.periodStart, end: r.periodEnd, used: { ...r.used }, usageEvents: r.usageEvents });
 
 const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
 
@@ -160,28 +125,26 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   space.revision = event.revision;
   switch (event.type) {
     case 'SubscriptionChanged': {
-      space.timeline = withSubscriptionChange(space.timeline, event.data as unknown as SubscriptionChangedData);
-      // Usage counts in the period of the current timeline that contains its occurredAt.
-      const items = rows.usageItems(spaceId);
-      if (items.length) rows.replaceUsage(spaceId, attribute(space, items));
+      const d = event.data as unknown as SubscriptionChangedData;
+      space.timeline = withSubscriptionChange(space.timeline, d);
+      // The decision recorded how the change moved usage between periods; events written before
+      // moves were recorded get them from `withLegacyMoves` before they reach here.
+      if (!d.moves) throw new Error(`SubscriptionChanged ${event.id} of ${event.streamName} has no recorded moves (pass its page through withLegacyMoves)`);
+      for (const m of d.moves) {
+        const start = Date.parse(m.periodStart);
+        const current = rows.getUsage(spaceId, start);
+        const next = applyPeriodMove(current ? fromRow(current) : null, m);
+        if (next) rows.putUsage(toRow(spaceId, next));
+        else rows.deleteUsage(spaceId, start);
+      }
       break;
     }
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
-      const { at: occurredAt, pool, amount } = usageItemOf({ type: event.type, data: event.data } as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
-      rows.addUsageItem({ spaceId, position: event.globalPosition, occurredAt, pool, amount });
-      const period = periodAt(space.timeline, occurredAt);
-      const row = rows.getUsage(spaceId, period.start) ?? {
-        spaceId,
-        periodStart: period.start,
-        periodEnd: period.end,
-        used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 },
-        usageEvents: 0,
-      };
-      row.periodEnd = period.end;
-      row.used = { ...row.used, [pool]: row.used[pool] + amount };
-      row.usageEvents += 1;
-      rows.putUsage(row);
+      const { at, pool, amount } = usageItemOf({ type: event.type, data: event.data } as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
+      const period = periodAt(space.timeline, at);
+      const current = rows.getUsage(spaceId, period.start);
+      rows.putUsage(toRow(spaceId, addUse(current ? fromRow(current) : null, period, pool, amount)));
       break;
     }
     case 'SubscriptionActivated': {

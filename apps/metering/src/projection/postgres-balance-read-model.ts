@@ -17,10 +17,10 @@
  * the database's collation.
  */
 import type { Pool, PoolClient, PoolConfig } from 'pg';
-import type { Limits, Pool as UsagePool } from '@metering/domain';
+import type { Limits } from '@metering/domain';
 import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { BatchRows, type UsageItemRow, applyEvent } from './apply-events';
+import { BatchRows, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -71,6 +71,11 @@ export const READ_MODEL_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'usage moves are recorded in SubscriptionChanged: one row per use is no longer kept',
+    sql: (s) => `DROP TABLE IF EXISTS ${s}.rm_usage_items;`,
+  },
 ];
 
 export interface PostgresBalanceReadModelOptions {
@@ -87,7 +92,6 @@ type Num = string | number;
 interface SpaceDb { space_id: string; timeline: SpaceRow['timeline']; last_reset_at: Num | null; next_reset_at: Num | null; revision: Num }
 interface UsageDb { space_id: string; period_start: Num; period_end: Num | null; ai_image_credits: Num; ai_video_credits: Num; batch_exports: Num; usage_events: Num }
 interface ThresholdDb { space_id: string; period_start: Num; pool: string; threshold: Num; state: 'fired' | 'rearmed'; event_id: string }
-interface ItemDb { space_id: string; position: string; occurred_at: Num; pool: UsagePool; amount: Num }
 
 // BIGINT comes back as text from `pg`: epoch ms and amounts are converted to JS numbers, as SQLite returns them.
 const num = (v: Num): number => Number(v);
@@ -165,28 +169,20 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
       // Load every row the batch can read: the Spaces it touches, all their usage rows, and the
       // usage items of the Spaces whose timeline changes (re-attribution reads them all).
       const touched = new Set<string>();
-      const retimed = new Set<string>();
       for (const e of batch) {
         const id = spaceIdOf(e);
         if (id === null) continue;
         touched.add(id);
-        if (e.type === 'SubscriptionChanged') retimed.add(id);
       }
       const ids = [...touched];
       const loadedSpaces = new Map<string, SpaceRow>();
       const loadedUsage = new Map<string, UsageRow>();
-      const loadedItems = new Map<string, UsageItemRow[]>();
       if (ids.length) {
         for (const r of (await client.query<SpaceDb>(this.sql.spacesIn, [ids])).rows) loadedSpaces.set(r.space_id, toSpace(r));
         for (const r of (await client.query<UsageDb>(this.sql.usageIn, [ids])).rows) {
           const u = toUsage(r);
           loadedUsage.set(`${u.spaceId}|${u.periodStart}`, u);
         }
-      }
-      if (retimed.size) {
-        for (const id of retimed) loadedItems.set(id, []);
-        for (const r of (await client.query<ItemDb>(this.sql.itemsIn, [[...retimed]])).rows)
-          loadedItems.get(r.space_id)!.push({ spaceId: r.space_id, position: BigInt(r.position), occurredAt: num(r.occurred_at), pool: r.pool, amount: num(r.amount) });
       }
 
       // Rows were loaded above in three queries; the batch's bookkeeping is shared with SQLite.
@@ -199,11 +195,6 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           const r = loadedUsage.get(`${id}|${periodStart}`);
           return r ? cloneUsage(r) : null;
         },
-        items: (id) => {
-          const stored = loadedItems.get(id);
-          if (!stored) throw new Error(`postgres read model: usage items of Space ${id} were not loaded (bug)`);
-          return stored.map((i) => ({ ...i }));
-        },
       });
       let position = start;
       for (const e of batch) {
@@ -211,16 +202,10 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
         position = e.globalPosition;
       }
 
-      const { spaces, usage, thresholds, newItems, replaced } = rows;
-      if (replaced.size) await client.query(this.sql.deleteUsage, [[...replaced]]);
-      if (newItems.length)
-        await client.query(this.sql.putItems, [
-          newItems.map((i) => i.spaceId),
-          newItems.map((i) => i.position.toString()),
-          newItems.map((i) => i.occurredAt),
-          newItems.map((i) => i.pool),
-          newItems.map((i) => i.amount),
-        ]);
+      const { spaces, thresholds } = rows;
+      const usage = rows.usageChanges();
+      if (usage.deleted.length)
+        await client.query(this.sql.deleteUsage, [usage.deleted.map((d) => d.spaceId), usage.deleted.map((d) => d.periodStart)]);
       if (spaces.size) {
         const list = rows.spacesToWrite();
         await client.query(this.sql.putSpaces, [
@@ -231,8 +216,8 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           list.map((s) => s.revision),
         ]);
       }
-      if (usage.size) {
-        const list = [...usage.values()];
+      if (usage.put.length) {
+        const list = usage.put;
         await client.query(this.sql.putUsage, [
           list.map((u) => u.spaceId),
           list.map((u) => u.periodStart),
@@ -285,7 +270,7 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
   /** Drops every row and the checkpoint (other readers' positions stay). TRUNCATE waits for a running `apply`. */
   async clear(): Promise<void> {
     await this.transaction(async (client) => {
-      await client.query(`TRUNCATE ${this.q}.rm_spaces, ${this.q}.rm_usage, ${this.q}.rm_usage_items, ${this.q}.rm_thresholds`);
+      await client.query(`TRUNCATE ${this.q}.rm_spaces, ${this.q}.rm_usage, ${this.q}.rm_thresholds`);
       await client.query(`DELETE FROM ${this.q}.rm_checkpoints WHERE name NOT LIKE 'pos:%'`);
     });
   }
@@ -346,13 +331,8 @@ function buildSql(s: string) {
     setCheckpoint: `UPDATE ${s}.rm_checkpoints SET position = $2::bigint WHERE name = $1`,
     spacesIn: `SELECT * FROM ${s}.rm_spaces WHERE space_id = ANY($1::text[])`,
     usageIn: `SELECT * FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
-    itemsIn: `SELECT space_id, position::text AS position, occurred_at, pool, amount FROM ${s}.rm_usage_items
-               WHERE space_id = ANY($1::text[]) ORDER BY space_id, position`,
-    deleteUsage: `DELETE FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
-    putItems: `
-      INSERT INTO ${s}.rm_usage_items (space_id, position, occurred_at, pool, amount)
-      SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
-      ON CONFLICT (space_id, position) DO NOTHING`,
+    deleteUsage: `DELETE FROM ${s}.rm_usage AS u USING unnest($1::text[], $2::bigint[]) AS d(id, ps)
+                  WHERE u.space_id = d.id AND u.period_start = d.ps`,
     putSpaces: `
       INSERT INTO ${s}.rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision)
       SELECT id, tl::json, lr, nr, rev FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, tl, lr, nr, rev)

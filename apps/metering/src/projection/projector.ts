@@ -1,6 +1,7 @@
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, Subscription } from '@metering/event-store';
 import type { BalanceReadModel } from './balance-read-model';
+import { withLegacyMoves } from './legacy-moves';
 
 export interface ProjectorLogger {
   error(obj: unknown, msg?: string): void;
@@ -44,7 +45,7 @@ export class Projector {
     for (;;) {
       const page = await this.store.readAll({ after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX });
       if (page.length === 0) break;
-      await this.readModel.apply(page);
+      await this.readModel.apply(await withLegacyMoves(this.store, page));
       applied += page.length;
       this.advance(page[page.length - 1].globalPosition);
     }
@@ -58,7 +59,7 @@ export class Projector {
       pollIntervalMs: this.pollIntervalMs,
       batchSize: this.batchSize,
       handler: async (events) => {
-        await this.readModel.apply(events);
+        await this.readModel.apply(await withLegacyMoves(this.store, events));
         this.advance(events[events.length - 1].globalPosition);
       },
       onError: (err) => {

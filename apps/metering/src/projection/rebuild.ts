@@ -1,6 +1,7 @@
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel } from './balance-read-model';
+import { withLegacyMoves } from './legacy-moves';
 
 export interface RebuildProgress {
   applied: number;
@@ -28,7 +29,7 @@ export async function rebuildBalances(
       const page = await store.readAll({ after: position, maxCount: batch, streamPrefix: SPACE_STREAM_PREFIX });
       if (page.length === 0) return;
       position = page[page.length - 1].globalPosition;
-      yield page;
+      yield await withLegacyMoves(store, page);
       applied += page.length;
       options.onProgress?.({ applied, position, head });
     }

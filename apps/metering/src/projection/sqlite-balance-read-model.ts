@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import type { Limits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { BatchRows, type UsageItemRow, applyEvent } from './apply-events';
+import { BatchRows, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -42,9 +42,8 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
         space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
         ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
         usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start));
-      CREATE TABLE IF NOT EXISTS rm_usage_items (
-        space_id TEXT NOT NULL, position INTEGER NOT NULL, occurred_at INTEGER NOT NULL, pool TEXT NOT NULL, amount INTEGER NOT NULL,
-        PRIMARY KEY (space_id, position));
+      -- One row per use was kept until usage moves were recorded in SubscriptionChanged (no longer read).
+      DROP TABLE IF EXISTS rm_usage_items;
       CREATE TABLE IF NOT EXISTS rm_thresholds (
         space_id TEXT NOT NULL, period_start INTEGER NOT NULL, pool TEXT NOT NULL, threshold INTEGER NOT NULL,
         state TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (space_id, period_start, pool, threshold));
@@ -84,9 +83,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       ),
       usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
       due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
-      getItems: db.prepare('SELECT occurred_at, pool, amount, position FROM rm_usage_items WHERE space_id = ? ORDER BY position'),
-      putItem: db.prepare('INSERT OR IGNORE INTO rm_usage_items (space_id, position, occurred_at, pool, amount) VALUES (?, ?, ?, ?, ?)'),
-      deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ?'),
+      deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
       setCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),
     };
@@ -104,10 +101,6 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
         const r = st.getUsage.get(id, start) as UsageDb | undefined;
         return r ? toUsage(r) : null;
       },
-      items: (id) =>
-        (st.getItems.all(id) as { occurred_at: number; pool: UsageItemRow['pool']; amount: number; position: number }[]).map((r) => ({
-          spaceId: id, position: BigInt(r.position), occurredAt: r.occurred_at, pool: r.pool, amount: r.amount,
-        })),
     });
   }
 
@@ -119,12 +112,12 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   /** Writes a batch's rows and the checkpoint (inside the caller's transaction). */
   private writeRows(rows: BatchRows, position: bigint): void {
     const st = this.stmts;
-    const { spaces, usage, thresholds, newItems, replaced } = rows;
-    for (const id of replaced) st.deleteUsage.run(id);
-    for (const i of newItems) st.putItem.run(i.spaceId, i.position, i.occurredAt, i.pool, i.amount);
+    const { thresholds } = rows;
+    const usage = rows.usageChanges();
+    for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
     for (const sp of rows.spacesToWrite())
       st.putSpace.run({ space_id: sp.spaceId, timeline: JSON.stringify(sp.timeline), last_reset_at: sp.lastResetAt, next_reset_at: sp.nextResetAt, revision: sp.revision });
-    for (const u of usage.values())
+    for (const u of usage.put)
       st.putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
     for (const t of thresholds.values())
       st.putThreshold.run({ space_id: t.spaceId, period_start: t.periodStart, pool: t.pool, threshold: t.threshold, state: t.state, event_id: t.eventId });
@@ -213,7 +206,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async clear(): Promise<void> {
-    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_usage_items; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints WHERE name NOT LIKE \'pos:%\';');
+    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints WHERE name NOT LIKE \'pos:%\';');
   }
 
   async dump(): Promise<ReadModelDump> {

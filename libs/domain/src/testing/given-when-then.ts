@@ -147,7 +147,9 @@ export function canonicalState(s: SpaceState): unknown {
   return {
     spaceId: s.spaceId,
     version: s.version,
-    seen: [...s.seen].sort(),
+    seen: [...s.recent.keys(), ...s.subscriptionIds].sort(),
+    recent: [...s.recent.values()].map((u) => ({ ...u })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+    horizon: s.horizon,
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
     periods: [...s.periods.values()]
       .map((p) => ({ start: p.start, end: p.end, used: { ...p.used }, usageEvents: p.usageEvents }))

@@ -29,6 +29,8 @@ export interface ContractOptions {
   uniqueIdsAcrossStreams?: boolean;
   /** Whether the adapter offers the optional `appendMany` (default true); if not, its tests are skipped. */
   appendMany?: boolean;
+  /** Whether the adapter offers the optional `readEventsById` (default true); if not, its test is skipped. */
+  readEventsById?: boolean;
   /** When set, every test is registered as skipped (reported SKIPPED, never passed). */
   skip?: boolean;
 }
@@ -81,6 +83,7 @@ export function describeEventStoreContract(
 ): void {
   const uniqueIdsAcrossStreams = options.uniqueIdsAcrossStreams ?? true;
   const offersAppendMany = options.appendMany ?? true;
+  const offersReadById = options.readEventsById ?? true;
   const describeFn = options.skip ? describe.skip : describe;
 
   describeFn(`EventStore contract: ${name}`, () => {
@@ -380,6 +383,52 @@ export function describeEventStoreContract(
         const page2 = await store.readAll({ streamPrefix: p, types: ['UsageRecorded'], after: page1[1].globalPosition });
         expect([...page1, ...page2].map((e) => e.streamName)).toEqual([`${p}space-1`, `${p}Space-2`, `${p}space_x`, `${p}spacex-3`]);
         await expect(store.readAll({ types: [] })).rejects.toThrow(TypeError);
+      });
+    });
+
+    describe('snapshots', () => {
+      test('none until written; the latest by revision is kept, an older one never replaces it', async () => {
+        expect(await store.readSnapshot(`${p}space-a`)).toBeNull();
+        await store.writeSnapshot({ streamName: `${p}space-a`, revision: 10, schema: 2, data: '{"v":10,"ü":"é"}' });
+        expect(await store.readSnapshot(`${p}space-a`)).toEqual({ streamName: `${p}space-a`, revision: 10, schema: 2, data: '{"v":10,"ü":"é"}' });
+        await store.writeSnapshot({ streamName: `${p}space-a`, revision: 7, schema: 2, data: 'older' });
+        expect((await store.readSnapshot(`${p}space-a`))?.revision).toBe(10);
+        await store.writeSnapshot({ streamName: `${p}space-a`, revision: 25, schema: 3, data: 'newer' });
+        expect(await store.readSnapshot(`${p}space-a`)).toEqual({ streamName: `${p}space-a`, revision: 25, schema: 3, data: 'newer' });
+        // per stream, and invisible to stream and global reads
+        expect(await store.readSnapshot(`${p}space-b`)).toBeNull();
+        expect(await store.readStream(`${p}space-a`)).toEqual([]);
+        expect(await store.readAll({ streamPrefix: p })).toEqual([]);
+      });
+
+      test('a large snapshot round-trips; deleteSnapshots removes every one', async () => {
+        const big = JSON.stringify(Array.from({ length: 20_000 }, (_, i) => [`id-${i}`, i, i % 3]));
+        await store.writeSnapshot({ streamName: `${p}big`, revision: 0, schema: 1, data: big });
+        await store.writeSnapshot({ streamName: `${p}other`, revision: 3, schema: 1, data: '{}' });
+        expect((await store.readSnapshot(`${p}big`))?.data).toBe(big);
+        expect(await store.deleteSnapshots()).toBeGreaterThanOrEqual(2);
+        expect(await store.readSnapshot(`${p}big`)).toBeNull();
+        expect(await store.readSnapshot(`${p}other`)).toBeNull();
+      });
+
+      test('a malformed snapshot is refused before anything is written', async () => {
+        await expect(store.writeSnapshot({ streamName: `${p}x`, revision: -1, schema: 1, data: '' })).rejects.toThrow(TypeError);
+        await expect(store.writeSnapshot({ streamName: `${p}x`, revision: 1.5, schema: 1, data: '' })).rejects.toThrow(TypeError);
+        expect(await store.readSnapshot(`${p}x`)).toBeNull();
+      });
+    });
+
+    (offersReadById ? describe : describe.skip)('events by id', () => {
+      test('returns the stored events with those ids, from any stream; unknown ids are left out', async () => {
+        const a = newEvent('A', { n: 1 });
+        const b = newEvent('B', { n: 2 });
+        await store.append(`${p}s1`, [a], 'no_stream');
+        await store.append(`${p}s2`, [newEvent(), b], 'no_stream');
+        const found = await store.readEventsById!([b.id, randomUUID(), a.id.toUpperCase(), 'not-a-uuid']);
+        expect(found.map((e) => [e.id, e.streamName, e.revision, e.data]).sort()).toEqual(
+          [[a.id, `${p}s1`, 0, { n: 1 }], [b.id, `${p}s2`, 1, { n: 2 }]].sort(),
+        );
+        expect(await store.readEventsById!([])).toEqual([]);
       });
     });
 

@@ -43,3 +43,11 @@ export function normaliseReadStream(options: ReadStreamOptions = {}): { fromRevi
   }
   return { fromRevision: fromRevision ?? 0, maxCount: maxCount ?? null };
 }
+
+/** Rejects a snapshot no adapter should store (a caller bug, never a vendor error). */
+export function checkSnapshot(s: { streamName: string; revision: number; schema: number; data: string }): void {
+  if (typeof s.streamName !== 'string' || s.streamName.length === 0) throw new TypeError('snapshot streamName must be a non-empty string');
+  if (!Number.isSafeInteger(s.revision) || s.revision < 0) throw new TypeError('snapshot revision must be an integer >= 0');
+  if (!Number.isSafeInteger(s.schema) || s.schema < 0) throw new TypeError('snapshot schema must be an integer >= 0');
+  if (typeof s.data !== 'string') throw new TypeError('snapshot data must be a string');
+}

@@ -43,13 +43,17 @@ import {
   ReadStreamOptions,
   StoreUnavailableError,
   StoredEvent,
+  Snapshot,
   SubscribeOptions,
   Subscription,
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, decide, prepareRequest } from '../internal/append-plan';
 import { reportUnhandled, safeCall } from '../internal/polling-subscription';
-import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+
+/** Snapshots of stream X live in stream `snapshot-X` (outside every prefix the app reads). */
+const SNAPSHOT_PREFIX = 'snapshot-';
 
 export interface KurrentDbEventStoreOptions {
   /** Connection string, e.g. `kurrentdb://host:2113?tls=false`. Ignored when `client` is given. */
@@ -302,6 +306,56 @@ export class KurrentDbEventStore implements EventStore {
     } catch (err) {
       throw await this.translate(err);
     }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshots: one stream per snapshotted stream (`snapshot-<stream>`), capped at one event by
+  // its $maxCount metadata, so the server keeps only the latest.
+
+  async readSnapshot(streamName: string): Promise<Snapshot | null> {
+    this.assertOpen();
+    try {
+      for await (const resolved of this.client.readStream(SNAPSHOT_PREFIX + streamName, { fromRevision: END, direction: BACKWARDS, maxCount: 1 })) {
+        const d = resolved.event?.data as { revision?: unknown; schema?: unknown; data?: unknown } | undefined;
+        if (d && typeof d.revision === 'number' && typeof d.schema === 'number' && typeof d.data === 'string')
+          return { streamName, revision: d.revision, schema: d.schema, data: d.data };
+      }
+      return null;
+    } catch (err) {
+      if (isStreamNotFound(err)) return null;
+      throw await this.translate(err, streamName);
+    }
+  }
+
+  async writeSnapshot(snapshot: Snapshot): Promise<void> {
+    checkSnapshot(snapshot);
+    const current = await this.readSnapshot(snapshot.streamName);
+    if (current && current.revision >= snapshot.revision) return;
+    const stream = SNAPSHOT_PREFIX + snapshot.streamName;
+    try {
+      if (!current) await this.client.setStreamMetadata(stream, { maxCount: 1 });
+      await this.client.appendToStream(
+        stream,
+        jsonEvent({ type: 'Snapshot', data: { revision: snapshot.revision, schema: snapshot.schema, data: snapshot.data } }),
+        { streamState: ANY },
+      );
+    } catch (err) {
+      throw await this.translate(err, stream);
+    }
+  }
+
+  async deleteSnapshots(): Promise<number> {
+    this.assertOpen();
+    const streams = new Set<string>();
+    try {
+      for await (const resolved of this.client.readAll({ fromPosition: START, direction: FORWARDS, filter: streamNameFilter({ prefixes: [SNAPSHOT_PREFIX] }) })) {
+        if (resolved.event && resolved.event.streamId.startsWith(SNAPSHOT_PREFIX)) streams.add(resolved.event.streamId);
+      }
+      for (const stream of streams) await this.client.deleteStream(stream);
+    } catch (err) {
+      throw await this.translate(err);
+    }
+    return streams.size;
   }
 
   async headPosition(): Promise<bigint> {

@@ -68,4 +68,17 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO ${s}.global_position (id, value) VALUES (TRUE, 0);
     `,
   },
+  {
+    version: 2,
+    name: 'snapshots: the latest folded state per stream (a cache)',
+    sql: (s) => `
+      CREATE TABLE ${s}.snapshots (
+        stream_name TEXT        PRIMARY KEY,
+        revision    BIGINT      NOT NULL CHECK (revision >= 0),
+        schema      INTEGER     NOT NULL,
+        data        TEXT        NOT NULL,
+        written_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];

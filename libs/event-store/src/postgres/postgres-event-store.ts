@@ -58,13 +58,14 @@ import {
   ReadStreamOptions,
   StoreUnavailableError,
   StoredEvent,
+  Snapshot,
   SubscribeOptions,
   Subscription,
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
-import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { MIGRATIONS, applyMigrations } from './migrations';
 
 export interface PostgresEventStoreOptions {
@@ -169,6 +170,7 @@ function toStored(r: EventRow): StoredEvent {
   };
 }
 
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
 
 export class PostgresEventStore implements EventStore {
@@ -409,6 +411,41 @@ export class PostgresEventStore implements EventStore {
   async headPosition(): Promise<bigint> {
     const { rows } = await this.query<{ head: string | null }>(this.sql.head, []);
     return rows[0]?.head ? BigInt(rows[0].head) : 0n;
+  }
+
+  async readEventsById(ids: string[]): Promise<StoredEvent[]> {
+    const uuids = ids.map((i) => i.toLowerCase()).filter((i) => UUID_RE.test(i));
+    if (uuids.length === 0) return [];
+    const { rows } = await this.query<EventRow>(`SELECT ${COLUMNS} FROM ${this.q}.events WHERE event_id = ANY($1::uuid[])`, [uuids]);
+    return rows.map(toStored);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshots
+
+  async readSnapshot(streamName: string): Promise<Snapshot | null> {
+    const { rows } = await this.query<{ revision: string; schema: number; data: string }>(
+      `SELECT revision::text AS revision, schema, data FROM ${this.q}.snapshots WHERE stream_name = $1`,
+      [streamName],
+    );
+    const r = rows[0];
+    return r ? { streamName, revision: Number(r.revision), schema: r.schema, data: r.data } : null;
+  }
+
+  async writeSnapshot(snapshot: Snapshot): Promise<void> {
+    checkSnapshot(snapshot);
+    await this.query(
+      `INSERT INTO ${this.q}.snapshots (stream_name, revision, schema, data) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (stream_name) DO UPDATE SET revision = EXCLUDED.revision, schema = EXCLUDED.schema, data = EXCLUDED.data,
+         written_at = now()
+       WHERE EXCLUDED.revision > ${this.q}.snapshots.revision`,
+      [snapshot.streamName, snapshot.revision, snapshot.schema, snapshot.data],
+    );
+  }
+
+  async deleteSnapshots(): Promise<number> {
+    const r = await this.query(`DELETE FROM ${this.q}.snapshots`, []);
+    return r.rowCount ?? 0;
   }
 
   // ------------------------------------------------------------------------------------------

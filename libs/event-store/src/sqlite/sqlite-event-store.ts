@@ -27,13 +27,14 @@ import {
   ReadStreamOptions,
   StoreUnavailableError,
   StoredEvent,
+  Snapshot,
   SubscribeOptions,
   Subscription,
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
-import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 
 export interface SqliteEventStoreOptions {
   /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
@@ -76,6 +77,13 @@ CREATE TABLE IF NOT EXISTS events (
   metadata        TEXT    NOT NULL,
   recorded_at     TEXT    NOT NULL,
   UNIQUE (stream_name, revision)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+  stream_name TEXT    PRIMARY KEY,
+  revision    INTEGER NOT NULL,
+  schema      INTEGER NOT NULL,
+  data        TEXT    NOT NULL,
+  written_at  TEXT    NOT NULL
 );`;
 
 const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
@@ -198,6 +206,19 @@ export class SqliteEventStore implements EventStore {
       )
       .safeIntegers(true);
     const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
+    const eventsByIds = db
+      .prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))`)
+      .safeIntegers(true);
+    const readSnapshot = db.prepare<[string], { revision: number; schema: number; data: string }>(
+      'SELECT revision, schema, data FROM snapshots WHERE stream_name = ?',
+    );
+    const writeSnapshot = db.prepare<[string, number, number, string, string]>(
+      `INSERT INTO snapshots (stream_name, revision, schema, data, written_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(stream_name) DO UPDATE SET revision = excluded.revision, schema = excluded.schema, data = excluded.data,
+         written_at = excluded.written_at
+       WHERE excluded.revision > snapshots.revision`,
+    );
+    const deleteSnapshots = db.prepare('DELETE FROM snapshots');
     const tips = db
       .prepare<[string], { stream_name: string; revision: bigint; global_position: bigint }>(
         // One index probe per stream: the row at the stream's highest revision.
@@ -206,7 +227,7 @@ export class SqliteEventStore implements EventStore {
           AND e.revision = (SELECT max(revision) FROM events WHERE stream_name = j.value)`,
       )
       .safeIntegers(true);
-    return { tip, tips, byIds, insert, readStream, readAll, head };
+    return { tip, tips, byIds, insert, readStream, readAll, head, eventsByIds, readSnapshot, writeSnapshot, deleteSnapshots };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -366,6 +387,30 @@ export class SqliteEventStore implements EventStore {
 
   async headPosition(): Promise<bigint> {
     return this.run(() => this.stmts.head.get()?.head ?? 0n);
+  }
+
+  async readEventsById(ids: string[]): Promise<StoredEvent[]> {
+    if (ids.length === 0) return [];
+    return this.run(() => this.stmts.eventsByIds.all(JSON.stringify(ids.map((i) => i.toLowerCase()))).map(toStored));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Snapshots
+
+  async readSnapshot(streamName: string): Promise<Snapshot | null> {
+    return this.run(() => {
+      const row = this.stmts.readSnapshot.get(streamName);
+      return row ? { streamName, revision: Number(row.revision), schema: Number(row.schema), data: row.data } : null;
+    });
+  }
+
+  async writeSnapshot(snapshot: Snapshot): Promise<void> {
+    checkSnapshot(snapshot);
+    this.run(() => this.stmts.writeSnapshot.run(snapshot.streamName, snapshot.revision, snapshot.schema, snapshot.data, new Date().toISOString()));
+  }
+
+  async deleteSnapshots(): Promise<number> {
+    return this.run(() => this.stmts.deleteSnapshots.run().changes);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -1,0 +1,163 @@
+import fc from 'fast-check';
+import type { Catalog } from './catalog/catalog';
+import type { IdentifiedSpaceEvent } from './events';
+import { DAY_MS } from './period';
+import {
+  DEFAULT_CORRECTION_WINDOW_MS,
+  SPACE_SNAPSHOT_SCHEMA,
+  type Decision,
+  type SpaceState,
+  compactSpace,
+  decideAll,
+  foldSpace,
+  initialSpaceState,
+  recordedIdsToLookUp,
+  snapshotOfSpace,
+  spaceFromSnapshot,
+} from './space';
+import { type Step, lifeArb } from './testing/arbitraries';
+import { SPACE_ID, at, canonicalState, defaultCatalog, generate, given, history, nameAsEventId, subscribe } from './testing/given-when-then';
+
+const catalog: Catalog = defaultCatalog();
+const W = DEFAULT_CORRECTION_WINDOW_MS;
+
+describe('the corrections window', () => {
+  const h = () => history([subscribe('pro', 'monthly', '2025-01-15T00:00:00Z')]);
+
+  it('refuses usage older than the window with rule too_late, naming the window', () => {
+    const then = given(h()).when(generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z' }), { now: '2025-02-24T00:00:01Z' });
+    then.thenRejects('occurredAt', 'too_late');
+    if (then.decision.outcome === 'rejected') expect(then.decision.rejection.message).toMatch(/35 days/);
+  });
+
+  it('accepts usage at the window edge, counted in the period it occurred in (not the current one)', () => {
+    given(h())
+      .when(generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z' }), { now: '2025-02-24T00:00:00Z' })
+      .thenMatch([{ type: 'GenerationRecorded', data: { periodStart: '2025-01-15T00:00:00.000Z', periodEnd: '2025-02-15T00:00:00.000Z' } }]);
+  });
+
+  it('a window of another length is the context’s (CORRECTION_WINDOW_DAYS)', () => {
+    const input = generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z' });
+    const ctx = { now: at('2025-03-30T00:00:00Z'), catalog, eventId: nameAsEventId };
+    expect(decideAll(foldSpace(SPACE_ID, h()), [input], { ...ctx, correctionWindowMs: 90 * DAY_MS }).decisions[0].outcome).toBe('accepted');
+    expect(decideAll(foldSpace(SPACE_ID, h()), [input], ctx).decisions[0].outcome).toBe('rejected');
+  });
+
+  it('a redelivery older than the window is a duplicate when the store holds its recorded event', () => {
+    const events = history([generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z', eventId: 'old-1' })], { after: h() });
+    const state = compactSpace(foldSpace(SPACE_ID, events), at('2025-06-01T00:00:00Z'), W);
+    expect(state.recent.has('old-1')).toBe(false);
+    const again = generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z', eventId: 'old-1' });
+    const ctx = { now: at('2025-06-01T00:00:00Z'), catalog, eventId: nameAsEventId };
+    // the state asks the store about exactly that id
+    const ask = recordedIdsToLookUp(state, [again], ctx);
+    expect([...ask]).toEqual([[`${SPACE_ID}/generation/old-1`, 'old-1']]);
+    expect(decideAll(state, [again], { ...ctx, alreadyRecorded: new Set(['old-1']) }).decisions[0]).toEqual({ outcome: 'duplicate', events: [] });
+    // unknown to the store: too late
+    expect(decideAll(state, [again], ctx).decisions[0]).toMatchObject({ outcome: 'rejected', rejection: { rule: 'too_late' } });
+  });
+
+  it('a subscription back-dated beyond the window keeps its anchor but moves only uses inside the window', () => {
+    // usage on Jan 20 (old by the time the change arrives) and Mar 20 (inside the window)
+    const events = history(
+      [
+        [generate({ feature: 'ai_backgrounds', generations: 1, occurredAt: '2025-01-20T00:00:00Z', eventId: 'jan' }), '2025-01-20T00:00:00Z'],
+        [generate({ feature: 'ai_backgrounds', generations: 2, occurredAt: '2025-03-20T00:00:00Z', eventId: 'mar' }), '2025-03-20T00:00:00Z'],
+      ],
+      { after: h() },
+    );
+    const state = compactSpace(foldSpace(SPACE_ID, events), at('2025-04-01T00:00:00Z'), W);
+    // re-anchored to weekly from Feb 3 (before the window, which starts Feb 25): the March use moves
+    // to the weekly period that contains it; January stays in the period it was recorded in
+    given(events).when(subscribe('pro', 'weekly', '2025-02-03T00:00:00Z'), { now: '2025-04-01T00:00:00Z' }).thenMatch([
+      { type: 'SubscriptionChanged', data: { anchorAt: '2025-02-03T00:00:00.000Z', reanchored: true } },
+    ]);
+    const decided = decideAll(state, [subscribe('pro', 'weekly', '2025-02-03T00:00:00Z')], { now: at('2025-04-01T00:00:00Z'), catalog, eventId: nameAsEventId });
+    const moves = (decided.events[0].data as { moves: { periodStart: string; usageEvents: number }[] }).moves;
+    expect(moves).toEqual([
+      { periodStart: '2025-03-15T00:00:00.000Z', used: { ai_image_credits: -2 * 2, ai_video_credits: 0, batch_exports: 0 }, usageEvents: -1 },
+      { periodStart: '2025-03-17T00:00:00.000Z', periodEnd: '2025-03-24T00:00:00.000Z', used: { ai_image_credits: 2 * 2, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 },
+    ]);
+    // the January period keeps its usage and its end as recorded
+    const after = decided.state;
+    expect(after.periods.get(at('2025-01-15T00:00:00Z'))).toBeUndefined(); // compacted: it ended before the window
+  });
+});
+
+describe('bounded state', () => {
+  it('a Space metering every hour for 400 days keeps only the window: uses, periods and thresholds', () => {
+    let state = foldSpace(SPACE_ID, history([subscribe('pro', 'monthly', '2024-01-01T00:00:00Z')]));
+    const start = at('2024-01-01T00:00:00Z');
+    const hour = 3_600_000;
+    let maxRecent = 0;
+    for (let i = 0; i < 400 * 24; i++) {
+      const now = start + i * hour;
+      const r = decideAll(state, [generate({ feature: 'templates', generations: 1, occurredAt: new Date(now).toISOString(), eventId: `h${i}` })], { now, catalog, eventId: nameAsEventId });
+      expect(r.decisions[0].outcome).toBe('accepted');
+      state = compactSpace(r.state, now, W);
+      maxRecent = Math.max(maxRecent, state.recent.size);
+    }
+    // the window holds 35 days of hourly uses (plus at most one compaction step)
+    expect(maxRecent).toBeLessThanOrEqual(35 * 24 + 2);
+    expect(state.periods.size).toBeLessThanOrEqual(3);
+    expect(state.version).toBe(1 + 400 * 24);
+  });
+});
+
+describe('compaction and snapshots change no decision (properties)', () => {
+  /** Decides each step at its clock; `compact` compacts before every decision and asks a model of the store for old ids. */
+  function run(steps: Step[], compact: boolean) {
+    let state: SpaceState = initialSpaceState(SPACE_ID);
+    const stored = new Set<string>();
+    const decisions: Decision[] = [];
+    const events: IdentifiedSpaceEvent[] = [];
+    for (const s of steps) {
+      const ctx = { now: s.now, catalog, eventId: nameAsEventId };
+      if (compact) {
+        compactSpace(state, s.now, W, true);
+        // and through a snapshot: what a cold load gives
+        state = spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, snapshotOfSpace(state, W), W)!;
+      }
+      const ask = recordedIdsToLookUp(state, [s.command], ctx);
+      const alreadyRecorded = new Set([...ask].filter(([id]) => stored.has(id)).map(([, inbound]) => inbound));
+      const r = decideAll(state, [s.command], { ...ctx, alreadyRecorded });
+      state = r.state;
+      decisions.push(...r.decisions);
+      for (const e of r.events) stored.add(e.id);
+      events.push(...r.events);
+    }
+    return { decisions, events, state };
+  }
+
+  it('the same decisions and events with the state compacted and reloaded from a snapshot before every step, re-deliveries included', () => {
+    fc.assert(
+      fc.property(lifeArb(30), fc.array(fc.nat(), { maxLength: 8 }), (life, picks) => {
+        // re-deliver some inbound steps at the end, up to a year later (old duplicates)
+        const inbound = life.filter((s) => s.command.type !== 'ResetDuePeriods');
+        const last = life.length ? life[life.length - 1].now : 0;
+        const again = inbound.length ? picks.map((p, i) => ({ command: inbound[p % inbound.length].command, now: last + i * 40 * DAY_MS })) : [];
+        const steps = [...life, ...again];
+        const plain = run(steps, false);
+        const compacted = run(steps, true);
+        expect(compacted.decisions).toEqual(plain.decisions);
+        expect(compacted.events).toEqual(plain.events);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a snapshot round-trips the state; another schema, Space or a narrower window is not trusted', () => {
+    fc.assert(
+      fc.property(lifeArb(25), (life) => {
+        const { state } = run(life, false);
+        const json = snapshotOfSpace(state, W);
+        expect(canonicalState(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, json, W)!)).toEqual(canonicalState(state));
+        expect(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA + 1, json, W)).toBeNull();
+        expect(spaceFromSnapshot('another', SPACE_SNAPSHOT_SCHEMA, json, W)).toBeNull();
+        expect(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, json, W + DAY_MS)).toBeNull();
+        expect(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, 'not json', W)).toBeNull();
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
