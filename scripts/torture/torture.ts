@@ -539,10 +539,10 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
         [...sIds.thresholds].filter((x) => !kafkaIds(thresholds).has(x)).length +
         [...sIds.resets].filter((x) => !kafkaIds(resets).has(x)).length +
         [...sIds.dead].filter((x) => !kafkaIds(dlq).has(x)).length;
-      const resetsOk = sIds.resets.size >= fig.resetsExpected;
+      const resetsOk = coveredBoundaries(resets.messages, expectedResets, header).size >= fig.resetsExpected;
       const deadOk = sIds.dead.size >= inbound.poison.size;
       if ((pending === 0 && resetsOk && deadOk) || Date.now() > outDeadline) {
-        log(`outbound: ${pending} stored events not yet on Kafka; resets stored ${sIds.resets.size}/${fig.resetsExpected}; dead letters stored ${sIds.dead.size}, poison records ${[...inbound.poison.values()].flat().length}`);
+        log(`outbound: ${pending} stored events not yet on Kafka; reset boundaries on Kafka ${coveredBoundaries(resets.messages, expectedResets, header).size}/${fig.resetsExpected} (${sIds.resets.size} reset events stored); dead letters stored ${sIds.dead.size}, poison records ${[...inbound.poison.values()].flat().length}`);
         break;
       }
       await sleep(1000);
@@ -652,14 +652,9 @@ export async function runTorture(o: TortureOptions): Promise<TortureResult> {
     fig.inboundRecords = inbound.records.size;
     fig.poisonShare = `${((100 * poisonRecords.size) / Math.max(1, inbound.records.size)).toFixed(2)} %`;
 
-    // 4. Resets: on Kafka exactly once per (Space, boundary) by id, and exactly the model's.
-    const resetsBy = new Map<string, Set<string>>();
-    for (const m of resets.messages) {
-      const body = JSON.parse(m.value.toString('utf8'));
-      const k = `${body.data.spaceId}|${Date.parse(body.data.periodStart)}`;
-      if (!resetsBy.has(k)) resetsBy.set(k, new Set());
-      resetsBy.get(k)!.add(header(m));
-    }
+    // 4. Resets: on Kafka exactly once per (Space, boundary) by id, and exactly the model's. One
+    // PeriodReset covers every boundary from its firstBoundary to its periodStart (a catch-up).
+    const resetsBy = coveredBoundaries(resets.messages, expectedResets, header);
     for (const [k, idsOf] of resetsBy)
       if (idsOf.size !== 1) {
         fig.resetMisses++;
@@ -819,4 +814,31 @@ export function formatFigures(f: TortureFigures): string {
     `lost = ${f.lost}, doubled = ${f.doubled}, balance mismatches = ${f.balanceMismatches}, period mismatches = ${f.periodMismatches}`,
     `DLQ count = ${f.dlqCount} (misses ${f.dlqMisses}), threshold misses = ${f.thresholdMisses}, reset misses = ${f.resetMisses}, audit differences = ${f.auditDifferences} (exit ${f.auditExit})`,
   ].join('\n');
+}
+
+/**
+ * (Space|boundary) -> ids of the PeriodReset messages that cover it. A message covers the model's
+ * boundaries from its `firstBoundary` to its `periodStart` (both included); it must cover exactly
+ * `boundariesCovered` of them, or it covers a boundary the model does not have (reported as such).
+ */
+function coveredBoundaries(
+  messages: { value: Buffer; headers: Record<string, string> }[],
+  expected: Map<string, number[]>,
+  header: (m: { headers: Record<string, string> }) => string,
+): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const add = (k: string, id: string) => {
+    if (!out.has(k)) out.set(k, new Set());
+    out.get(k)!.add(id);
+  };
+  for (const m of messages) {
+    const body = JSON.parse(m.value.toString('utf8'));
+    const d = body.data as { spaceId: string; periodStart: string; firstBoundary?: string; boundariesCovered?: number };
+    const last = Date.parse(d.periodStart);
+    const first = d.firstBoundary ? Date.parse(d.firstBoundary) : last;
+    const inModel = (expected.get(d.spaceId) ?? []).filter((b) => b >= first && b <= last);
+    if (inModel.length !== (d.boundariesCovered ?? 1) || !inModel.includes(last)) add(`${d.spaceId}|${last}`, header(m));
+    for (const b of inModel) add(`${d.spaceId}|${b}`, header(m));
+  }
+  return out;
 }

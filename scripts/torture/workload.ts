@@ -191,7 +191,8 @@ export class TortureWorkload {
       if (p.sub && r() < this.o.lateRate) {
         // A closed period: between 20 days before the subscription and the start of the period in force at t0.
         const p0 = this.model.periodAt(p.id, this.t0).start;
-        const from = Math.max(p.sub.effectiveAt - 20 * DAY, 86_400_000);
+        // ... and inside the corrections window (35 days): older usage is refused (too_late).
+        const from = Math.max(p.sub.effectiveAt - 20 * DAY, now - 30 * DAY, 86_400_000);
         if (p0 - 60_000 > from) {
           occurredAt = from + Math.floor(r() * (p0 - 60_000 - from));
           late = true;

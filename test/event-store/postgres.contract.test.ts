@@ -36,8 +36,8 @@ describe('PostgresEventStore specifics', () => {
     try {
       await Promise.all(stores.map((st) => st.migrate()));
       await stores[0].migrate();
-      const { rows } = await stores[0].pool.query(`SELECT version, count(*)::int AS n FROM "${s}".schema_migrations GROUP BY version`);
-      expect(rows).toEqual([{ version: 1, n: 1 }]);
+      const { rows } = await stores[0].pool.query(`SELECT version, count(*)::int AS n FROM "${s}".schema_migrations GROUP BY version ORDER BY version`);
+      expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }]);
       const r = await stores[1].append('s', [newEvent()], 'no_stream');
       expect(r.lastGlobalPosition).toBe(1n);
     } finally {

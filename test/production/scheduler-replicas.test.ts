@@ -38,7 +38,7 @@ async function replica(schema: string, clock: Clock) {
   return { store, readModel, ingest, scheduler, close: async () => (await readModel.close(), await store.close()) };
 }
 
-test('two schedulers on one PostgreSQL store append exactly one PeriodReset per Space per boundary', async () => {
+test('two schedulers on one PostgreSQL store append exactly one PeriodReset per Space per scheduler step, covering each boundary once', async () => {
   const schema = freshSchemaName('sched2');
   const clock = new MovableClock(Date.parse('2026-01-20T00:00:00Z'));
   const a = await replica(schema, clock);
@@ -83,8 +83,15 @@ test('two schedulers on one PostgreSQL store append exactly one PeriodReset per 
       expect(new Set(starts).size).toBe(starts.length);
       expect(new Set(resets.map((e) => e.id)).size).toBe(resets.length);
       if (i % 4 === 0) {
+        // One reset per scheduler step, each covering the weeks that fell due since the last one:
+        // together every weekly boundary, once, contiguous.
         const weeks = Math.floor((Date.parse('2026-04-16T00:00:00Z') - anchor) / (7 * 86_400_000));
-        expect(resets).toHaveLength(weeks);
+        const covered = resets.map((e) => e.data as { firstBoundary: string; periodStart: string; boundariesCovered: number });
+        expect(covered).toHaveLength(3);
+        expect(covered.reduce((n, c) => n + c.boundariesCovered, 0)).toBe(weeks);
+        expect(covered[0].firstBoundary).toBe('2026-01-22T09:00:00.000Z');
+        for (let k = 1; k < covered.length; k++)
+          expect(Date.parse(covered[k].firstBoundary) - Date.parse(covered[k - 1].periodStart)).toBe(7 * 86_400_000);
       } else expect(starts).toEqual(['2026-02-15T09:00:00.000Z', '2026-03-15T09:00:00.000Z', '2026-04-15T09:00:00.000Z']);
       expect(events.map((e) => e.revision)).toEqual(events.map((_, k) => k));
     }

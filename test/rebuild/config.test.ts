@@ -94,7 +94,7 @@ describe('openStorage: the stores open ready to use', () => {
             [schema],
           );
           expect(rows.map((r) => r.table_name)).toEqual([
-            'events', 'global_position', 'read_model_migrations', 'rm_checkpoints', 'rm_spaces', 'rm_thresholds', 'rm_usage', 'rm_usage_items', 'schema_migrations',
+            'events', 'global_position', 'read_model_migrations', 'rm_checkpoints', 'rm_spaces', 'rm_thresholds', 'rm_usage', 'schema_migrations', 'snapshots',
           ]);
         } finally {
           await readModel.close();

@@ -9,7 +9,8 @@
  *    some Spaces never subscribe (implicit free);
  *  - generations of every catalog feature with its medium, 1-3 generations, some inside a batch;
  *  - batch exports on every platform, within the platform's per-batch cap;
- *  - late events: occurredAt 35-70 days before delivery, in a period that is closed by then
+ *  - late events: occurredAt 8-34 days before delivery (inside the corrections window), in a period
+ *    that is closed by then
  *    (checked against the Space's planned timeline with the domain's own period math);
  *  - redeliveries: the same event (same eventId, same payload) delivered again 0-3 days later;
  *  - arrivals spread over ~6 months in bursts (sessions), with a heavy tail of busy Spaces, so
@@ -262,8 +263,9 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
       counters.set(p.spaceId, n);
       let occurredAt = at - int(0, 120) * 1000;
       let late = false;
-      if (rand() < o.lateRate && at - 70 * DAY >= start) {
-        const candidate = at - int(35 * 24, 70 * 24) * HOUR - int(0, 3599) * 1000;
+      // Late, but inside the corrections window (35 days): older usage is refused as too_late.
+      if (rand() < o.lateRate && at - 34 * DAY >= start) {
+        const candidate = at - int(8 * 24, 33 * 24) * HOUR - int(0, 3599) * 1000;
         const period = periodAt(timelines.get(p.spaceId)!, candidate);
         if (period.end !== null && period.end <= at) {
           occurredAt = candidate;
