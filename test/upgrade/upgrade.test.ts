@@ -40,8 +40,8 @@ it('a store written by the previous version keeps its balances, rebuilds to them
     expect(balances(await rm.dump())).toEqual(want);
 
     // the documented upgrade command (`metering rebuild balances`) gives the same rows
-    const head = await store.headPosition();
-    expect(await rebuildBalances(store, rm)).toBe(Number(head));
+    const spaceEvents = (await store.readAll({ streamPrefix: 'space-' })).length;
+    expect(await rebuildBalances(store, rm)).toBe(spaceEvents);
     expect(balances(await rm.dump())).toEqual(want);
 
     // the domain fold of every stream agrees with the read model
