@@ -5,6 +5,7 @@
  */
 import { log, scaleFromArgs, writeReport } from './common';
 import { runApiBench } from './api.bench';
+import { runHistoryBench } from './history.bench';
 import { runIngestBench } from './ingest.bench';
 import { runRebuildBench } from './rebuild.bench';
 import { runRssBench } from './rss.bench';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
       ['api', () => runApiBench(scale)],
       ['ingest', () => runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })],
       ['rss', () => runRssBench(scale)],
+      ['history', () => runHistoryBench(scale)],
     ];
     for (const [name, step] of steps) {
       log(`--- ${name}`);

@@ -4,6 +4,7 @@
  * that each one measured something and stood it next to its baseline.
  */
 import { runApiBench } from '../../bench/api.bench';
+import { runHistoryBench } from '../../bench/history.bench';
 import { runIngestBench } from '../../bench/ingest.bench';
 import { runRebuildBench } from '../../bench/rebuild.bench';
 import { runRssBench } from '../../bench/rss.bench';
@@ -41,4 +42,13 @@ test('ingest and rss: the service drains a Kafka backlog next to a raw consume o
   expect(ingest.raw).toBeGreaterThan(0);
   const rss = await runRssBench('smoke');
   expect(rss.peakRss).toBeGreaterThan(0);
+});
+
+test('history: a Space with a long history next to a fresh one; after a restart its cold load reads a snapshot and a bounded tail', async () => {
+  const r = await runHistoryBench('smoke');
+  const t = table(r.lines);
+  expect(t).toMatch(/single-event POST p50 \| [\d.,]+ ms \| [\d.,]+ ms \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(t).toContain('snapshot used');
+  // the tail after the snapshot is bounded (snapshots every max(1000, window) events), not the 20,000 of the history
+  expect(r.coldSnapshotEvents).toBeLessThanOrEqual(1001);
 });

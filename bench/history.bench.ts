@@ -1,0 +1,184 @@
+/**
+ * A Space with a long history next to a fresh Space, in the same run (issue 12):
+ *  - single-event POST latency (p50, p99) on the heavy Space and on a fresh one, interleaved, and
+ *    their ratio (the fresh Space is the baseline);
+ *  - a cold load of the heavy Space after a restart: time of its first POST and events read (from
+ *    its snapshot on), first with no snapshot (a store written before snapshots), then with one;
+ *  - the service's RSS before and after.
+ *
+ *   node -r @swc-node/register bench/history.bench.ts [--smoke]
+ *   env: BENCH_HISTORY_EVENTS (1000000)
+ *
+ * The heavy Space's history is decided by the domain (as if each event had arrived when it
+ * occurred, over two years) and appended straight to the SQLite store before the service starts,
+ * so the service first meets it as a stream with no snapshot.
+ */
+import * as path from 'node:path';
+import {
+  type InboundEvent,
+  type SpaceCommand,
+  compactSpace,
+  decideAll,
+  defaultCatalogJson,
+  initialSpaceState,
+  parseCatalog,
+  spaceStreamName,
+} from '@metering/domain';
+import { SqliteEventStore } from '@metering/event-store';
+import { systemIds } from '../apps/metering/src/infra/clock';
+import { type BenchReport, type Scale, fmt, log, ratio, rssOf, runAsScript, sleep, startService, tempDir } from './common';
+
+const DAY = 86_400_000;
+
+async function post(base: string, body: InboundEvent): Promise<number> {
+  const t = process.hrtime.bigint();
+  const res = await fetch(`${base}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (res.status !== 200 || !text.includes('"accepted":1')) throw new Error(`POST answered ${res.status}: ${text.slice(0, 300)}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) total += Number(line.split(' ').pop());
+  return total;
+}
+
+async function waitProjected(base: string): Promise<void> {
+  for (;;) {
+    const r = (await (await fetch(`${base}/health/ready`)).json()) as { projectionCheckpoint?: string; storeHead?: string };
+    if (r.projectionCheckpoint && r.projectionCheckpoint === r.storeHead) return;
+    await sleep(250);
+  }
+}
+
+/** Decides and appends `n` generations for one enterprise Space over two years, ending now. */
+async function seedHeavySpace(file: string, spaceId: string, n: number, now: number): Promise<{ events: number; ms: number }> {
+  const started = Date.now();
+  const catalog = parseCatalog(defaultCatalogJson);
+  const store = new SqliteEventStore(file, { synchronous: 'NORMAL' });
+  const from = now - 730 * DAY;
+  let state = initialSpaceState(spaceId);
+  const ctxAt = (t: number) => ({ now: t, catalog, eventId: (name: string) => systemIds.deterministic(name) });
+  const sub: SpaceCommand = {
+    type: 'ChangeSubscription',
+    input: {
+      eventId: `${spaceId}-sub`, spaceId, plan: 'enterprise', cycle: 'monthly', effectiveAt: new Date(from - DAY).toISOString(),
+      customLimits: { ai_image_credits: 1_000_000_000, ai_video_credits: 1_000_000_000, batch_exports: 1_000_000_000 },
+    },
+  };
+  // Each chunk spans at most a week of history (its events decided at the chunk's last instant).
+  const CHUNK = Math.max(1, Math.min(5000, Math.floor((n * 7) / 730)));
+  let appended = 0;
+  for (let i = -1; i < n; i += CHUNK) {
+    const cmds: SpaceCommand[] = i < 0 ? [sub] : [];
+    let t = from;
+    for (let k = Math.max(i, 0); k < Math.min(n, i + CHUNK); k++) {
+      t = from + Math.floor(((k + 1) / n) * 730 * DAY);
+      cmds.push({
+        type: 'RecordGeneration',
+        input: { eventId: `${spaceId}-g-${k}`, spaceId, userId: `user-${k % 7}`, feature: k % 3 ? 'ai_backgrounds' : 'ai_shadows', medium: 'image', generations: 1, occurredAt: new Date(t).toISOString() },
+      });
+    }
+    const version = state.version;
+    const r = decideAll(state, cmds, ctxAt(t));
+    if (r.decisions.some((d) => d.outcome !== 'accepted')) throw new Error(`seed: ${JSON.stringify(r.decisions.find((d) => d.outcome !== 'accepted'))}`);
+    await store.append(
+      spaceStreamName(spaceId),
+      r.events.map((e) => ({ id: e.id, type: e.type, data: e.data as unknown as Record<string, unknown> })),
+      version === 0 ? 'no_stream' : version - 1,
+    );
+    appended += r.events.length;
+    state = compactSpace(r.state, t, 35 * DAY);
+    if (i > 0 && i % 200_000 < CHUNK) log(`seeded ${fmt(i)} of ${fmt(n)}`);
+  }
+  await store.close();
+  return { events: appended, ms: Date.now() - started };
+}
+
+export async function runHistoryBench(scale: Scale): Promise<BenchReport & { ratioP50: number; coldSnapshotEvents: number }> {
+  const smoke = scale === 'smoke';
+  const n = Number(process.env.BENCH_HISTORY_EVENTS ?? (smoke ? 20_000 : 1_000_000));
+  const samples = smoke ? 40 : 300;
+  const dataDir = tempDir('history');
+  const heavy = 'heavy-space';
+  const now = Date.now();
+  log(`seeding ${fmt(n)} events of one Space`);
+  const seeded = await seedHeavySpace(path.join(dataDir, 'metering.db'), heavy, n, now);
+  log(`seeded ${fmt(seeded.events)} stored events in ${fmt(seeded.ms / 1000, 1)} s; starting the service (the projection catches up first)`);
+
+  const gen = (spaceId: string, i: number): InboundEvent => ({
+    type: 'generation-performed', eventId: `${spaceId}-post-${i}-${now}`, spaceId, userId: 'bench', feature: 'ai_backgrounds', medium: 'image', generations: 1, occurredAt: new Date().toISOString(),
+  });
+
+  // 1. First start: no snapshot yet (as after an upgrade): the first event folds the whole stream once.
+  let svc = await startService({ EVENT_STORE: 'sqlite' }, dataDir);
+  await waitProjected(svc.base);
+  const rssStart = rssOf(svc.proc.pid as number).current;
+  const coldNoSnapshotMs = await post(svc.base, gen(heavy, -1));
+  const eventsNoSnapshot = await metric(svc.base, 'metering_space_cold_load_events_sum');
+
+  // 2. Warm: interleaved single-event POSTs, heavy vs a fresh Space (the baseline).
+  const fresh = `fresh-${now}`;
+  await post(svc.base, gen(fresh, -1));
+  const heavyMs: number[] = [];
+  const freshMs: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    heavyMs.push(await post(svc.base, gen(heavy, i)));
+    freshMs.push(await post(svc.base, gen(fresh, i)));
+  }
+  const rssAfter = rssOf(svc.proc.pid as number);
+  await svc.stop();
+
+  // 3. Restart: the cold load reads the snapshot and a bounded tail.
+  svc = await startService({ EVENT_STORE: 'sqlite' }, dataDir);
+  await waitProjected(svc.base);
+  const before = await metric(svc.base, 'metering_space_cold_load_events_sum');
+  const coldSnapshotMs = await post(svc.base, gen(heavy, samples + 1));
+  const coldSnapshotEvents = (await metric(svc.base, 'metering_space_cold_load_events_sum')) - before;
+  const usedSnapshot = await metric(svc.base, 'metering_space_cold_load_events_count{snapshot="yes"}');
+  const freshCold = await post(svc.base, gen(`fresh2-${now}`, 0));
+  const rssRestart = rssOf(svc.proc.pid as number).current;
+  await svc.stop();
+
+  const p50h = pct(heavyMs, 50);
+  const p50f = pct(freshMs, 50);
+  const p99h = pct(heavyMs, 99);
+  const p99f = pct(freshMs, 99);
+  const mib = (b: number) => `${fmt(b / 2 ** 20)} MiB`;
+  return {
+    key: 'history',
+    title: `A Space with ${fmt(n)} events next to a fresh Space (SQLite, single-event POSTs)`,
+    command: smoke ? 'node -r @swc-node/register bench/history.bench.ts --smoke' : 'npm run bench:history',
+    ratioP50: p50h / p50f,
+    coldSnapshotEvents,
+    lines: [
+      `One enterprise Space with ${fmt(n)} generations over two years (decided by the domain as if each arrived when it occurred, appended to the store before the service starts: ${fmt(seeded.events)} stored events), and a fresh Space. ${samples} single-event \`POST /v1/events\` to each, interleaved, one at a time, after the projection caught up. The fresh Space is the baseline measured in the same run.`,
+      '',
+      '| measure | heavy Space | fresh Space (baseline) | ratio |',
+      '|---|---|---|---|',
+      `| single-event POST p50 | ${fmt(p50h, 2)} ms | ${fmt(p50f, 2)} ms | **${ratio(p50h, p50f)}** |`,
+      `| single-event POST p99 | ${fmt(p99h, 2)} ms | ${fmt(p99f, 2)} ms | ${ratio(p99h, p99f)} |`,
+      `| cold load, no snapshot yet (first POST after the first start) | ${fmt(coldNoSnapshotMs, 1)} ms, ${fmt(eventsNoSnapshot)} events read | | |`,
+      `| cold load after a restart (first POST) | ${fmt(coldSnapshotMs, 1)} ms, ${fmt(coldSnapshotEvents)} events read after the snapshot (${usedSnapshot >= 1 ? 'snapshot used' : '**no snapshot used**'}) | ${fmt(freshCold, 1)} ms (a new Space) | ${ratio(coldSnapshotMs, freshCold)} |`,
+      `| service RSS: after start and catch-up / after the heavy Space was loaded and used / peak / after a restart and a cold load | ${mib(rssStart)} / ${mib(rssAfter.current)} / ${mib(rssAfter.peak)} / ${mib(rssRestart)} | | |`,
+      '',
+      'What bounds it: the decider state keeps only the uses inside the corrections window (35 days here: about ' +
+        `${fmt(Math.round((n * 35) / 730))} uses of this Space) and the periods that can still change; a decision copies nothing; a cold load reads the latest snapshot and the events after it (snapshots are written every max(1000, uses in the window) events); the read model keeps one row per period, not per use.`,
+    ],
+    targets: smoke
+      ? []
+      : [
+          { what: 'single-event p50 within 1.2x of a fresh Space', ok: p50h / p50f <= 1.2, detail: ratio(p50h, p50f) },
+          { what: 'cold load after a restart reads a snapshot and a bounded tail', ok: usedSnapshot >= 1 && coldSnapshotEvents <= Math.max(1000, (n * 36) / 730), detail: `${fmt(coldSnapshotEvents)} events` },
+        ],
+  };
+}
+
+if (require.main === module) runAsScript(runHistoryBench);
