@@ -266,10 +266,14 @@ describe('Space decider', () => {
         .thenRejects(field, rule);
     });
 
-    it('is a duplicate when its eventId was recorded, whatever the payload now says', () => {
-      const h2 = history([generate({ eventId: 'g-1', feature: 'ai_shadows', occurredAt: '2025-02-10T00:00:00Z' })], { after: h() });
-      given(h2).when(generate({ eventId: 'g-1', feature: 'ai_shadows', occurredAt: '2025-02-10T00:00:00Z' }), { now: '2025-02-11T00:00:00Z' }).thenDuplicate();
-      given(h2).when(generate({ eventId: 'g-1', feature: 'virtual_model', occurredAt: '2025-02-12T00:00:00Z' }), { now: '2025-02-12T00:00:00Z' }).thenDuplicate();
+    it('is a duplicate when its eventId was recorded with the same payload, a conflict with another', () => {
+      const h2 = history([generate({ eventId: 'g-1', feature: 'ai_shadows', generations: 5, occurredAt: '2025-02-10T00:00:00Z' })], { after: h() });
+      given(h2).when(generate({ eventId: 'g-1', feature: 'ai_shadows', generations: 5, occurredAt: '2025-02-10T00:00:00Z' }), { now: '2025-02-11T00:00:00Z' }).thenDuplicate();
+      // the same instant written in another zone is the same fact
+      given(h2).when(generate({ eventId: 'g-1', feature: 'ai_shadows', generations: 5, occurredAt: '2025-02-10T01:00:00+01:00' }), { now: '2025-02-11T00:00:00Z' }).thenDuplicate();
+      // 250 credits of other usage under a recorded id: refused and named, never silently dropped
+      given(h2).when(generate({ eventId: 'g-1', feature: 'virtual_model', generations: 50, occurredAt: '2025-02-10T00:00:00Z' }), { now: '2025-02-12T00:00:00Z' }).thenConflict();
+      given(h2).when(generate({ eventId: 'g-1', feature: 'ai_shadows', generations: 5, occurredAt: '2025-02-10T00:00:00Z', userId: 'someone-else' }), { now: '2025-02-12T00:00:00Z' }).thenConflict();
     });
 
     it('a rejected input is not remembered: re-driven after the producer fixed it, it is accepted', () => {
@@ -350,12 +354,15 @@ describe('Space decider', () => {
     });
 
     it('is a duplicate when its eventId was recorded', () => {
-      const h2 = history([exportBatch({ eventId: 'x-1', occurredAt: '2025-03-04T00:00:00Z' })], { after: h() });
-      given(h2).when(exportBatch({ eventId: 'x-1', occurredAt: '2025-03-04T00:00:00Z' }), { now: '2025-03-05T00:00:00Z' }).thenDuplicate();
+      const h2 = history([exportBatch({ eventId: 'x-1', batchId: 'b-x', occurredAt: '2025-03-04T00:00:00Z' })], { after: h() });
+      given(h2).when(exportBatch({ eventId: 'x-1', batchId: 'b-x', occurredAt: '2025-03-04T00:00:00Z' }), { now: '2025-03-05T00:00:00Z' }).thenDuplicate();
+      given(h2).when(exportBatch({ eventId: 'x-1', batchId: 'b-x', images: 99, occurredAt: '2025-03-04T00:00:00Z' }), { now: '2025-03-05T00:00:00Z' }).thenConflict();
     });
 
-    it('a subscription change is deduplicated by its eventId too', () => {
-      given(h()).when(subscribe('max', 'weekly', '2025-03-05T00:00:00Z', { eventId: 'sub-pro-weekly' }), { now: '2025-03-05T00:00:00Z' }).thenDuplicate();
+    it('a subscription change is deduplicated by its eventId too; another plan under the same id is a conflict', () => {
+      const sub = h().find((e) => e.type === 'SubscriptionChanged')!.data as { plan: 'pro'; cycle: 'weekly'; effectiveAt: string };
+      given(h()).when(subscribe(sub.plan, sub.cycle, sub.effectiveAt, { eventId: 'sub-pro-weekly' }), { now: '2025-03-05T00:00:00Z' }).thenDuplicate();
+      given(h()).when(subscribe('max', 'weekly', '2025-03-05T00:00:00Z', { eventId: 'sub-pro-weekly' }), { now: '2025-03-05T00:00:00Z' }).thenConflict();
     });
   });
 
@@ -651,7 +658,7 @@ describe('Space decider', () => {
         spaceId: SPACE_ID,
         version: 2,
         seen: ['e-1'],
-        recent: [{ id: 'e-1', at: Date.parse('2025-03-04T00:00:00.000Z'), pool: 'ai_image_credits', amount: 42 }],
+        recent: [{ id: 'e-1', at: Date.parse('2025-03-04T00:00:00.000Z'), pool: 'ai_image_credits', amount: 42, fp: expect.any(Number) }],
         horizon: Number.NEGATIVE_INFINITY,
         timeline: [],
         periods: [{ start: 0, end: null, used: { ai_image_credits: 42, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 }],

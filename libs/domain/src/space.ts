@@ -55,6 +55,8 @@ export interface UsageItem {
   at: number;
   pool: Pool;
   amount: number;
+  /** Fingerprint of the recorded payload (`payloadFingerprint`): a resend with another one is a conflict. */
+  fp: number;
 }
 
 export interface SpaceState {
@@ -64,8 +66,8 @@ export interface SpaceState {
   timeline: Segment[];
   /** Uses whose occurredAt is at or after `horizon`, by inbound eventId, in stream order. */
   recent: Map<string, UsageItem>;
-  /** Inbound eventIds of subscription changes (one per change: bounded by the changes, not the usage). */
-  subscriptionIds: Set<string>;
+  /** Inbound eventIds of subscription changes, with their payload fingerprints (one per change: bounded by the changes, not the usage). */
+  subscriptionIds: Map<string, number>;
   /**
    * Usage by period start (epoch ms). Each use counts in the period that contained its occurredAt
    * when it was recorded; a later subscription change moves uses inside the window and records the
@@ -89,7 +91,7 @@ export function initialSpaceState(spaceId: string): SpaceState {
     version: 0,
     timeline: [],
     recent: new Map(),
-    subscriptionIds: new Set(),
+    subscriptionIds: new Map(),
     periods: new Map(),
     fired: new Set(),
     lastResetAt: null,
@@ -106,7 +108,7 @@ export function cloneSpaceState(s: SpaceState): SpaceState {
     version: s.version,
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
     recent: new Map(s.recent),
-    subscriptionIds: new Set(s.subscriptionIds),
+    subscriptionIds: new Map(s.subscriptionIds),
     periods,
     fired: new Set(s.fired),
     lastResetAt: s.lastResetAt,
@@ -119,7 +121,7 @@ export const firedKey = (periodStart: number, pool: Pool, threshold: number): st
 /** The use a usage event records: credits of its pool, or exported images. */
 export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
-): UsageItem {
+): Omit<UsageItem, 'fp'> {
   return event.type === 'GenerationRecorded'
     ? { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
     : { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
@@ -196,7 +198,7 @@ function* usesSince(state: SpaceState, cutoff: number): Iterable<UsageItem> {
   for (const u of state.recent.values()) if (u.at >= cutoff) yield u;
 }
 
-function countItem(state: SpaceState, item: UsageItem): void {
+function countItem(state: SpaceState, item: Omit<UsageItem, 'fp'>): void {
   const period = periodAt(state.timeline, item.at);
   state.periods.set(period.start, addUse(state.periods.get(period.start) ?? null, period, item.pool, item.amount));
 }
@@ -219,7 +221,7 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
   switch (event.type) {
     case 'SubscriptionChanged': {
       const d = event.data;
-      state.subscriptionIds.add(d.sourceEventId);
+      state.subscriptionIds.set(d.sourceEventId, recordedFingerprint(event));
       const before = state.timeline;
       state.timeline = withSubscriptionChange(state.timeline, d);
       // Written before moves were recorded (schema 1): attribute the uses this state still has.
@@ -233,7 +235,7 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
       const item = usageItemOf(event);
-      if (item.at >= state.horizon) state.recent.set(item.id, item);
+      if (item.at >= state.horizon) state.recent.set(item.id, { ...item, fp: recordedFingerprint(event) });
       countItem(state, item);
       return state;
     }
@@ -304,9 +306,10 @@ interface SnapshotBody {
   horizon: number | null;
   windowMs: number;
   timeline: Segment[];
-  /** [eventId, at, pool index, amount] */
-  recent: [string, number, number, number][];
-  subscriptionIds: string[];
+  /** [eventId, at, pool index, amount, fingerprint] */
+  recent: [string, number, number, number, number][];
+  /** [eventId, fingerprint] */
+  subscriptionIds: [string, number][];
   periods: [number, number | null, number, number, number, number][];
   fired: string[];
   lastResetAt: number | null;
@@ -320,7 +323,7 @@ export function snapshotOfSpace(state: SpaceState, windowMs: number): string {
     horizon: Number.isFinite(state.horizon) ? state.horizon : null,
     windowMs,
     timeline: state.timeline,
-    recent: [...state.recent.values()].map((u) => [u.id, u.at, POOLS.indexOf(u.pool), u.amount]),
+    recent: [...state.recent.values()].map((u) => [u.id, u.at, POOLS.indexOf(u.pool), u.amount, u.fp]),
     subscriptionIds: [...state.subscriptionIds],
     periods: [...state.periods.values()].map((p) => [p.start, p.end, p.used.ai_image_credits, p.used.ai_video_credits, p.used.batch_exports, p.usageEvents]),
     fired: [...state.fired],
@@ -346,8 +349,8 @@ export function spaceFromSnapshot(spaceId: string, schema: number, json: string,
   s.version = b.version;
   s.horizon = b.horizon === null ? Number.NEGATIVE_INFINITY : b.horizon;
   s.timeline = b.timeline;
-  for (const [id, at, pool, amount] of b.recent) s.recent.set(id, { id, at, pool: POOLS[pool], amount });
-  for (const id of b.subscriptionIds) s.subscriptionIds.add(id);
+  for (const [id, at, pool, amount, fp] of b.recent) s.recent.set(id, { id, at, pool: POOLS[pool], amount, fp });
+  for (const [id, fp] of b.subscriptionIds) s.subscriptionIds.set(id, fp);
   for (const [start, end, img, vid, exp, n] of b.periods)
     s.periods.set(start, { start, end, used: { ai_image_credits: img, ai_video_credits: vid, batch_exports: exp }, usageEvents: n });
   for (const k of b.fired) s.fired.add(k);
@@ -375,15 +378,18 @@ export interface DecideContext {
   /** How late usage may arrive (default DEFAULT_CORRECTION_WINDOW_MS). */
   correctionWindowMs?: number;
   /**
-   * Inbound eventIds the store already holds a recorded event for, among those asked for by
-   * `recordedIdsToLookUp` (uses older than the window, whose ids the state no longer keeps).
+   * Inbound eventIds the store already holds a recorded event for, with that event's payload
+   * fingerprint (`recordedFingerprint`), among those asked for by `recordedIdsToLookUp` (uses older
+   * than the window, whose ids the state no longer keeps).
    */
-  alreadyRecorded?: ReadonlySet<string>;
+  alreadyRecorded?: ReadonlyMap<string, number>;
 }
 
 export type Decision =
   | { outcome: 'accepted'; events: IdentifiedSpaceEvent[] }
   | { outcome: 'duplicate'; events: [] }
+  /** The eventId was recorded with another payload: refused, nothing recorded (rule event_id_conflict). */
+  | { outcome: 'conflict'; events: []; rejection: Rejection }
   | { outcome: 'rejected'; events: []; rejection: Rejection };
 
 const reject = (field: string, rule: string, message: string): Decision => ({
@@ -614,7 +620,7 @@ function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
   data.moves = attributionMoves(state.timeline, timeline, usesSince(state, usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS)));
-  const changed: IdentifiedSpaceEvent = { id: ctx.eventId(`${state.spaceId}/subscription/${input.eventId}`), type: 'SubscriptionChanged', data };
+  const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
   // A change dated in the future is re-evaluated when the scheduler activates it.
@@ -730,6 +736,11 @@ export function lastResetBoundary(timeline: Timeline, after: number, until: numb
 
 const isKnown = (state: SpaceState, eventId: string): boolean => state.recent.has(eventId) || state.subscriptionIds.has(eventId);
 
+/** The fingerprint recorded for an inbound eventId, if the state or the store lookup knows it. */
+function knownFingerprint(state: SpaceState, eventId: string, ctx: DecideContext): number | undefined {
+  return state.recent.get(eventId)?.fp ?? state.subscriptionIds.get(eventId) ?? ctx.alreadyRecorded?.get(eventId);
+}
+
 /** Refuses usage older than the corrections window (a duplicate of it was answered before). */
 function checkTooLate(state: SpaceState, at: number, ctx: DecideContext): Decision | null {
   const windowMs = ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
@@ -745,9 +756,11 @@ function checkTooLate(state: SpaceState, at: number, ctx: DecideContext): Decisi
 const generationRecordedId = (spaceId: string, inbound: string, eventId: (name: string) => string) => eventId(`${spaceId}/generation/${inbound}`);
 const batchRecordedId = (spaceId: string, inbound: string, eventId: (name: string) => string) => eventId(`${spaceId}/batch/${inbound}`);
 
-/** The id of the event a usage command records (deterministic: the store's dedupe key). */
-function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (name: string) => string): string | null {
+/** The id of the event an inbound command records (deterministic: the store's dedupe key); null for resets. */
+export function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (name: string) => string): string | null {
   switch (command.type) {
+    case 'ChangeSubscription':
+      return eventId(`${spaceId}/subscription/${command.input.eventId}`);
     case 'RecordGeneration':
       return generationRecordedId(spaceId, command.input.eventId, eventId);
     case 'RecordBatchExport':
@@ -782,7 +795,19 @@ export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideCont
   const input = command.input;
   if (typeof input.eventId !== 'string' || input.eventId.length === 0) return reject('eventId', 'required', 'eventId is required');
   if (input.spaceId !== state.spaceId) return reject('spaceId', 'matches_stream', `event for Space ${input.spaceId} sent to Space ${state.spaceId}`);
-  if (isKnown(state, input.eventId) || ctx.alreadyRecorded?.has(input.eventId)) return { outcome: 'duplicate', events: [] };
+  const known = knownFingerprint(state, input.eventId, ctx);
+  if (known !== undefined) {
+    if (known === inboundFingerprint(command)) return { outcome: 'duplicate', events: [] };
+    return {
+      outcome: 'conflict',
+      events: [],
+      rejection: {
+        field: 'eventId',
+        rule: 'event_id_conflict',
+        message: `eventId ${input.eventId} was already recorded for Space ${state.spaceId} with a different payload; an eventId names one fact (send a new eventId for a new fact)`,
+      },
+    };
+  }
   switch (command.type) {
     case 'RecordGeneration':
       return decideGeneration(state, command.input, ctx);
@@ -815,4 +840,94 @@ export function decideAll(
     }
   }
   return { decisions, events, state: s };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payload fingerprints: one eventId, one fact
+
+/**
+ * The fields of an inbound event that make it the fact it is, in a canonical form. Two deliveries
+ * with the same eventId are the same fact when these are equal (a duplicate) and a conflict when
+ * not. Not part of it: the arrival time, the spaceId (dedupe is per Space), the key, the topic.
+ * Instants are compared as instants (any zone), optional fields absent or null alike.
+ */
+export function canonicalPayload(command: SpaceCommand): Record<string, unknown> | null {
+  switch (command.type) {
+    case 'RecordGeneration': {
+      const i = command.input;
+      return { kind: 'generation', userId: i.userId, feature: i.feature, medium: i.medium, generations: i.generations, occurredAt: instantText(i.occurredAt), batchId: i.batchId ?? null, platform: i.platform ?? null };
+    }
+    case 'RecordBatchExport': {
+      const i = command.input;
+      return { kind: 'batch', userId: i.userId, batchId: i.batchId, images: i.images, platform: i.platform, occurredAt: instantText(i.occurredAt) };
+    }
+    case 'ChangeSubscription': {
+      const i = command.input;
+      const c = i.customLimits as Partial<Limits> | null | undefined;
+      return {
+        kind: 'subscription', plan: i.plan, cycle: i.cycle, effectiveAt: instantText(i.effectiveAt),
+        customLimits: c === null || c === undefined ? null : { ai_image_credits: c.ai_image_credits, ai_video_credits: c.ai_video_credits, batch_exports: c.batch_exports },
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+/** The canonical payload a recorded event was decided from. */
+export function canonicalRecorded(event: SpaceEvent): Record<string, unknown> | null {
+  switch (event.type) {
+    case 'GenerationRecorded': {
+      const d = event.data;
+      return { kind: 'generation', userId: d.userId, feature: d.feature, medium: d.medium, generations: d.generations, occurredAt: instantText(d.occurredAt), batchId: d.batchId ?? null, platform: d.platform ?? null };
+    }
+    case 'BatchExportRecorded': {
+      const d = event.data;
+      return { kind: 'batch', userId: d.userId, batchId: d.batchId, images: d.images, platform: d.platform, occurredAt: instantText(d.occurredAt) };
+    }
+    case 'SubscriptionChanged': {
+      const d = event.data;
+      const c = d.plan === 'enterprise' ? (d.customLimits ?? d.limits) : null;
+      return {
+        kind: 'subscription', plan: d.plan, cycle: d.cycle, effectiveAt: instantText(d.effectiveAt),
+        customLimits: c === null ? null : { ai_image_credits: c.ai_image_credits, ai_video_credits: c.ai_video_credits, batch_exports: c.batch_exports },
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+function instantText(v: unknown): unknown {
+  const t = parseInstant(v);
+  return Number.isNaN(t) ? v : iso(t);
+}
+
+/** A 53-bit hash (cyrb53) of a string: the fingerprint kept per eventId. */
+function hash53(str: string): number {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < str.length; i++) {
+    const ch = str.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+const fingerprintOf = (canonical: Record<string, unknown> | null): number => hash53(JSON.stringify(canonical));
+
+/** Fingerprint of an inbound command's payload. */
+export const inboundFingerprint = (command: SpaceCommand): number => fingerprintOf(canonicalPayload(command));
+
+/** Fingerprint of the payload a recorded event was decided from (equal to its inbound's). */
+export const recordedFingerprint = (event: SpaceEvent): number => fingerprintOf(canonicalRecorded(event));
+
+/** The fields whose values differ between a resent command and the recorded event (for the conflict message). */
+export function payloadDifferences(command: SpaceCommand, recorded: SpaceEvent): string[] {
+  const a = canonicalPayload(command) ?? {};
+  const b = canonicalRecorded(recorded) ?? {};
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }

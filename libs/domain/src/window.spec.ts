@@ -10,7 +10,9 @@ import {
   compactSpace,
   decideAll,
   foldSpace,
+  inboundFingerprint,
   initialSpaceState,
+  recordedFingerprint,
   recordedIdsToLookUp,
   snapshotOfSpace,
   spaceFromSnapshot,
@@ -52,7 +54,7 @@ describe('the corrections window', () => {
     // the state asks the store about exactly that id
     const ask = recordedIdsToLookUp(state, [again], ctx);
     expect([...ask]).toEqual([[`${SPACE_ID}/generation/old-1`, 'old-1']]);
-    expect(decideAll(state, [again], { ...ctx, alreadyRecorded: new Set(['old-1']) }).decisions[0]).toEqual({ outcome: 'duplicate', events: [] });
+    expect(decideAll(state, [again], { ...ctx, alreadyRecorded: new Map([['old-1', inboundFingerprint(again)]]) }).decisions[0]).toEqual({ outcome: 'duplicate', events: [] });
     // unknown to the store: too late
     expect(decideAll(state, [again], ctx).decisions[0]).toMatchObject({ outcome: 'rejected', rejection: { rule: 'too_late' } });
   });
@@ -108,7 +110,7 @@ describe('compaction and snapshots change no decision (properties)', () => {
   /** Decides each step at its clock; `compact` compacts before every decision and asks a model of the store for old ids. */
   function run(steps: Step[], compact: boolean) {
     let state: SpaceState = initialSpaceState(SPACE_ID);
-    const stored = new Set<string>();
+    const stored = new Map<string, number>();
     const decisions: Decision[] = [];
     const events: IdentifiedSpaceEvent[] = [];
     for (const s of steps) {
@@ -119,11 +121,11 @@ describe('compaction and snapshots change no decision (properties)', () => {
         state = spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, snapshotOfSpace(state, W), W)!;
       }
       const ask = recordedIdsToLookUp(state, [s.command], ctx);
-      const alreadyRecorded = new Set([...ask].filter(([id]) => stored.has(id)).map(([, inbound]) => inbound));
+      const alreadyRecorded = new Map([...ask].filter(([id]) => stored.has(id)).map(([id, inbound]) => [inbound, stored.get(id)!] as [string, number]));
       const r = decideAll(state, [s.command], { ...ctx, alreadyRecorded });
       state = r.state;
       decisions.push(...r.decisions);
-      for (const e of r.events) stored.add(e.id);
+      for (const e of r.events) stored.set(e.id, recordedFingerprint(e));
       events.push(...r.events);
     }
     return { decisions, events, state };
@@ -158,6 +160,45 @@ describe('compaction and snapshots change no decision (properties)', () => {
         expect(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, 'not json', W)).toBeNull();
       }),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('one eventId, one fact (properties)', () => {
+  it('any altered resend of an accepted input is a conflict and records nothing; an identical one a duplicate, at any age', () => {
+    fc.assert(
+      fc.property(lifeArb(25), fc.nat(), fc.integer({ min: 0, max: 400 }), (life, pick, laterDays) => {
+        let state = initialSpaceState(SPACE_ID);
+        const stored = new Map<string, number>();
+        const accepted: Step[] = [];
+        const decideAt = (st: SpaceState, step: Step) => {
+          const ctx = { now: step.now, catalog, eventId: nameAsEventId };
+          const ask = recordedIdsToLookUp(st, [step.command], ctx);
+          const alreadyRecorded = new Map([...ask].filter(([id]) => stored.has(id)).map(([id, inbound]) => [inbound, stored.get(id)!] as [string, number]));
+          return decideAll(st, [step.command], { ...ctx, alreadyRecorded });
+        };
+        for (const s of life) {
+          const r = decideAt(state, s);
+          state = compactSpace(r.state, s.now, W);
+          for (const e of r.events) stored.set(e.id, recordedFingerprint(e));
+          if (r.decisions[0].outcome === 'accepted' && s.command.type !== 'ResetDuePeriods') accepted.push(s);
+        }
+        if (accepted.length === 0) return;
+        const original = accepted[pick % accepted.length];
+        const now = life[life.length - 1].now + laterDays * DAY_MS;
+        const altered = structuredClone(original.command);
+        if (altered.type === 'RecordGeneration') altered.input.generations += 1;
+        else if (altered.type === 'RecordBatchExport') altered.input.userId += '-x';
+        else if (altered.type === 'ChangeSubscription') altered.input.effectiveAt = new Date(Date.parse(altered.input.effectiveAt) + 1).toISOString();
+        const version = state.version;
+        const a = decideAt(compactSpace(state, now, W), { command: altered, now });
+        expect(a.decisions[0].outcome).toBe('conflict');
+        expect(a.events).toEqual([]);
+        const same = decideAt(state, { command: original.command, now });
+        expect(same.decisions[0]).toEqual({ outcome: 'duplicate', events: [] });
+        expect(state.version).toBe(version);
+      }),
+      { numRuns: 150 },
     );
   });
 });

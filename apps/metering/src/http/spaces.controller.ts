@@ -149,7 +149,9 @@ export class SpacesController {
     });
     await this.waitForProjection(outcomes);
     const count = (k: string) => results.filter((r) => r.outcome === k).length;
-    return { accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), results };
+    // One event (not an array) whose eventId was recorded with another payload: 409.
+    if (!Array.isArray(body) && results[0]?.outcome === 'conflict') res.status(HttpStatus.CONFLICT);
+    return { accepted: count('accepted'), duplicates: count('duplicate'), conflicts: count('conflict'), rejected: count('rejected'), results };
   }
 
   @Put('spaces/:spaceId/subscription')
@@ -176,9 +178,9 @@ export class SpacesController {
       throw invalid(parsed.errors);
     }
     const [outcome] = await this.ingest.ingest([parsed.event]);
-    if (outcome.outcome === 'rejected') {
+    if (outcome.outcome === 'rejected' || outcome.outcome === 'conflict') {
       this.rejected(outcome, 'http', 'subscription-changed');
-      throw invalid(outcome.errors);
+      throw invalid(outcome.errors, outcome.outcome === 'conflict' ? 409 : undefined);
     }
     if (outcome.outcome === 'accepted') for (const t of outcome.recorded) this.metrics.appended.inc({ type: t, source: 'http' });
     await this.waitForProjection([outcome]);
@@ -274,7 +276,7 @@ export class SpacesController {
 
   /** Counts and logs (with spaceId and eventId) an event the API refused. */
   private rejected(o: Outcome, source: string, type?: string): void {
-    if (o.outcome !== 'rejected') return;
+    if (o.outcome !== 'rejected' && o.outcome !== 'conflict') return;
     this.metrics.rejected.inc({ type: type ?? 'unknown', source });
     this.logger.info({ spaceId: o.spaceId, eventId: o.eventId, errors: o.errors }, 'event rejected');
   }

@@ -4,7 +4,11 @@ import {
   type Rejection,
   type DecideContext,
   type SpaceCommand,
+  type SpaceEvent,
   decideAll,
+  payloadDifferences,
+  recordedFingerprint,
+  recordedIdOf,
   recordedIdsToLookUp,
   spaceStreamName,
 } from '@metering/domain';
@@ -17,6 +21,8 @@ import type { SpaceRepository } from './space-repository';
 export type Outcome =
   | { outcome: 'accepted'; eventId?: string; spaceId: string; position: string; recorded: string[] }
   | { outcome: 'duplicate'; eventId?: string; spaceId: string }
+  /** The eventId was recorded with another payload: refused (rule event_id_conflict), nothing recorded. */
+  | { outcome: 'conflict'; eventId?: string; spaceId: string; errors: Rejection[] }
   | { outcome: 'rejected'; eventId?: string; spaceId?: string; errors: Rejection[] };
 
 export function commandOf(event: InboundEvent): SpaceCommand {
@@ -67,6 +73,7 @@ export class IngestService {
         // Decided on the cached state, in place (no copy): if the append fails, the cache entry is
         // dropped and the next attempt reloads it.
         const { decisions, events, state: next } = decideAll(state, commands, ctx);
+        await this.nameConflicts(spaceId, commands, decisions, ctx);
         if (events.length === 0) return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, '0', []));
         try {
           const result = await this.store.append(
@@ -100,7 +107,24 @@ export class IngestService {
     const stream = spaceStreamName(spaceId);
     const byLower = new Map([...wanted].map(([id, inbound]) => [id.toLowerCase(), inbound]));
     const found = await this.store.readEventsById([...byLower.keys()]);
-    return new Set(found.filter((e) => e.streamName === stream).map((e) => byLower.get(e.id.toLowerCase())!).filter(Boolean));
+    const out = new Map<string, number>();
+    for (const e of found)
+      if (e.streamName === stream && byLower.has(e.id.toLowerCase()))
+        out.set(byLower.get(e.id.toLowerCase())!, recordedFingerprint({ type: e.type, data: e.data } as unknown as SpaceEvent));
+    return out;
+  }
+
+  /** A conflict's message names the fields that differ from the recorded event (read from the store; rare path). */
+  private async nameConflicts(spaceId: string, commands: SpaceCommand[], decisions: Decision[], ctx: DecideContext): Promise<void> {
+    if (!this.store.readEventsById || !decisions.some((d) => d.outcome === 'conflict')) return;
+    for (const [i, d] of decisions.entries()) {
+      if (d.outcome !== 'conflict') continue;
+      const id = recordedIdOf(spaceId, commands[i], ctx.eventId);
+      const [stored] = id ? await this.store.readEventsById([id]) : [];
+      if (!stored) continue;
+      const fields = payloadDifferences(commands[i], { type: stored.type, data: stored.data } as unknown as SpaceEvent);
+      if (fields.length) d.rejection.message = `${d.rejection.message}; differs in: ${fields.join(', ')}`;
+    }
   }
 
   /** Inbound events for any Spaces: grouped by Space (order kept per Space), Spaces in parallel. */
@@ -124,6 +148,7 @@ export class IngestService {
   private outcomeOf(spaceId: string, command: SpaceCommand, d: Decision, position: string, recorded: string[]): Outcome {
     const eventId = command.type === 'ResetDuePeriods' ? undefined : command.input.eventId;
     if (d.outcome === 'rejected') return { outcome: 'rejected', eventId, spaceId, errors: [d.rejection] };
+    if (d.outcome === 'conflict') return { outcome: 'conflict', eventId, spaceId, errors: [d.rejection] };
     if (d.outcome === 'duplicate') return { outcome: 'duplicate', eventId, spaceId };
     return { outcome: 'accepted', eventId, spaceId, position, recorded };
   }

@@ -108,7 +108,8 @@ export class KafkaIngest {
     let duplicates = 0;
     const appended = new Map<string, number>();
     outcomes.forEach((o, i) => {
-      if (o.outcome === 'rejected') reject(valid[i].msg, o.errors, valid[i].event);
+      // A rejection or an eventId conflict (rule event_id_conflict): a dead letter with the original bytes.
+      if (o.outcome === 'rejected' || o.outcome === 'conflict') reject(valid[i].msg, o.errors, valid[i].event);
       else if (o.outcome === 'duplicate') duplicates++;
       else for (const t of o.recorded) appended.set(t, (appended.get(t) ?? 0) + 1);
     });

@@ -226,6 +226,15 @@ export class Then {
   thenDuplicate(): void {
     expect(this.decision).toEqual({ outcome: 'duplicate', events: [] });
   }
+
+  /** The eventId was recorded with another payload: refused with rule event_id_conflict, nothing recorded. */
+  thenConflict(): void {
+    expect(this.decision.outcome).toBe('conflict');
+    if (this.decision.outcome !== 'conflict') return;
+    expect({ field: this.decision.rejection.field, rule: this.decision.rejection.rule }).toEqual({ field: 'eventId', rule: 'event_id_conflict' });
+    expect(this.decision.rejection.message).toMatch(/different payload/);
+    expect(this.decision.events).toEqual([]);
+  }
 }
 
 export interface Given {
