@@ -63,9 +63,9 @@ describe('product rules over HTTP', () => {
   });
 
   it('a weekly plan back-dated a year puts one reset into the notification feed, covering every boundary', async () => {
-    const resets = await eventually(
+    const resets: any[] = await eventually(
       async () => (await api(app.url, 'GET', '/v1/notifications?limit=1000')).body.notifications.filter((n: any) => n.type === 'PeriodReset' && n.data.spaceId === space),
-      (r: unknown[]) => r.length >= 1,
+      (r: any[]) => r.length >= 1,
     );
     await new Promise((r) => setTimeout(r, 600));
     const all = (await api(app.url, 'GET', '/v1/notifications?limit=1000')).body.notifications.filter((n: any) => n.type === 'PeriodReset' && n.data.spaceId === space);

@@ -296,7 +296,10 @@ export class AppModule {
           useFactory: () =>
             new SpaceRepository(storage.store, {
               correctionWindowMs: config.correctionWindowMs,
-              onLoad: (l) => metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead),
+              onLoad: (l) => {
+                metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
+                metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
+              },
               onSnapshotError: () => metrics.snapshotErrors.inc(),
             }),
         },

@@ -24,7 +24,7 @@ export interface SpaceRepositoryOptions {
    */
   snapshotEvery?: number;
   /** Told about each cold load: how many events it read and whether it started from a snapshot. */
-  onLoad?: (load: { spaceId: string; eventsRead: number; fromSnapshot: boolean }) => void;
+  onLoad?: (load: { spaceId: string; eventsRead: number; fromSnapshot: boolean; ms: number }) => void;
   /** Snapshot writes are best effort (a cache): failures are reported here, never thrown. */
   onSnapshotError?: (err: unknown, spaceId: string) => void;
 }
@@ -70,6 +70,7 @@ export class SpaceRepository {
       this.cache.set(spaceId, cached);
       return cached;
     }
+    const started = performance.now();
     const stream = spaceStreamName(spaceId);
     const snapshot = await this.store.readSnapshot(stream);
     let state = snapshot ? spaceFromSnapshot(spaceId, snapshot.schema, snapshot.data, this.windowMs) : null;
@@ -80,7 +81,7 @@ export class SpaceRepository {
     this.snapshotAt.set(state, start);
     await this.foldTail(state, now);
     compactSpace(state, now, this.windowMs, true);
-    this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot });
+    this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms: performance.now() - started });
     this.maybeSnapshot(state);
     this.remember(state);
     return state;

@@ -19,6 +19,7 @@ export class Metrics {
   readonly relayed: Counter<'type'>;
   readonly appendLatency: Histogram<'op' | 'outcome'>;
   readonly coldLoadEvents: Histogram<'snapshot'>;
+  readonly coldLoadSeconds: Histogram<'snapshot'>;
   readonly snapshotErrors: Counter;
   private projectionLag: LagSource = async () => null;
   private relayLag: LagSource = async () => null;
@@ -75,6 +76,13 @@ export class Metrics {
       help: 'Events read to load a Space not in memory (after its snapshot, when one was used: snapshot="yes")',
       labelNames: ['snapshot'],
       buckets: [0, 10, 100, 1000, 5000, 20_000, 100_000, 1_000_000],
+      registers,
+    });
+    this.coldLoadSeconds = new Histogram({
+      name: 'metering_space_cold_load_seconds',
+      help: 'Time to load a Space not in memory (snapshot read and events folded)',
+      labelNames: ['snapshot'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 20],
       registers,
     });
     this.snapshotErrors = new Counter({
