@@ -24,6 +24,8 @@ import { kafkaSettingsFromEnv } from '../../apps/metering/src/kafka/kafka-settin
 import {
   type InboundKind,
   applyMutation,
+  certainPoison,
+  hostileText,
   hostileBytes,
   hostileJson,
   mutation,
@@ -242,3 +244,27 @@ describe('fuzz: Kafka ingest handler', () => {
     );
   });
 });
+
+describe('fuzz: the torture run\'s poison (scripts/torture/workload.ts draws from the same generators)', () => {
+  const settings = kafkaSettingsFromEnv({ KAFKA_BROKERS: '127.0.0.1:1' })!;
+  it('every certain poison is refused at parse time, and its errors mention what the torture run expects', () => {
+    fc.assert(
+      fc.property(kind, fc.nat(), fc.boolean(), (k, p, bytes) => {
+        const token = 'torture-poison-fz-1';
+        const event = { ...validEvent(k, 'fz-a', p), eventId: token };
+        return fc.assert(
+          fc.property(bytes ? hostileText.map((t) => ({ value: `${token} ${t}`, expect: '"json"' })) : certainPoison(k).map((c) => ({ value: toJson(applyMutation(event, c.mutation)), expect: JSON.stringify(c.expect).slice(1, -1) })), (m) => {
+            const check = checkMessage({ key: 'fz-a', value: Buffer.from(m.value), headers: {}, offset: '0', timestamp: '0' }, k, settings.topics.generationPerformed);
+            expect(check.ok).toBe(false);
+            if (!check.ok) expect(JSON.stringify(check.errors)).toContain(m.expect);
+            expect(/torture-poison-[A-Za-z0-9_-]+/.exec(m.value)![0]).toBe(token);
+            expect(Buffer.from(m.value).toString('utf8')).toBe(m.value);
+          }),
+          { numRuns: 5 },
+        );
+      }),
+      runs(40),
+    );
+  });
+});
+

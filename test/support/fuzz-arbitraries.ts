@@ -136,6 +136,13 @@ export const hostileBytes: fc.Arbitrary<Buffer> = fc.oneof(
   fc.integer({ min: 1000, max: 20_000 }).map((n) => Buffer.from('['.repeat(n))),
 );
 
+/** Text that is not JSON once prefixed by a word (bytes as well-formed UTF-8: they survive a round trip). */
+export const hostileText: fc.Arbitrary<string> = fc.oneof(
+  hostileBytes.map((b) => b.toString('utf8')),
+  oddStrings,
+  hostileJson.map((v) => toJson(v)),
+).map((s) => s.replace(/[\ud800-\udfff]/g, '\ufffd'));
+
 /**
  * JSON text of any value, like JSON.stringify (own "__proto__" keys kept, undefined members left
  * out, non-finite numbers as null) but iterative: thousands of levels do not overflow the stack.
