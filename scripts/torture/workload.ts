@@ -19,6 +19,7 @@
 import { type RefInbound, type RefLimits, ReferenceModel, loadRefCatalog, refAddMonths } from '../../test/support/reference-model';
 
 import { prng } from '../../test/support/prng';
+import { type InboundKind, applyMutation, certainPoison, drawWith, hostileText, toJson } from '../../test/support/fuzz-arbitraries';
 
 export type TopicKind = 'sub' | 'gen' | 'batch';
 
@@ -263,8 +264,19 @@ export class TortureWorkload {
     const batch = { eventId: token, spaceId: p.id, userId: 'u', batchId: 'b', images: 3, platform: 'web', occurredAt: now };
     const sub = { eventId: token, spaceId: p.id, plan: 'pro', cycle: 'monthly', effectiveAt: now };
     const base = topic === 'gen' ? gen : topic === 'batch' ? batch : sub;
+    const inbound: InboundKind = topic === 'gen' ? 'generation-performed' : topic === 'batch' ? 'batch-exported' : 'subscription-changed';
     const kinds: [string, () => { key?: string; value: string; expect: string }][] = [
       ['not-json', () => ({ value: `{"eventId": "${token}", broken`, expect: '"json"' })],
+      // Drawn from the fuzz test's generators (test/support/fuzz-arbitraries.ts): hostile bytes, and
+      // valid bodies broken by a wrong JSON type, a prototype-named key or deep nesting.
+      ['fuzz-bytes', () => ({ value: `${token} ${drawWith(hostileText, r)}`, expect: '"json"' })],
+      [
+        'fuzz-mutation',
+        () => {
+          const p = drawWith(certainPoison(inbound), r);
+          return { value: toJson(applyMutation(base, p.mutation)), expect: JSON.stringify(p.expect).slice(1, -1) };
+        },
+      ],
       ['key-not-spaceId', () => ({ key: `${p.id}-other`, value: JSON.stringify(base), expect: 'key_is_spaceId' })],
       ['missing-spaceId', () => ({ value: JSON.stringify({ ...base, spaceId: undefined }), expect: 'spaceId' })],
       ['wrong-type-eventId', () => ({ value: JSON.stringify({ ...base, eventId: 12345 }).replace('{', `{"_t":"${token}",`), expect: 'eventId' })],
@@ -285,7 +297,11 @@ export class TortureWorkload {
               ['enterprise-without-limits', () => ({ value: JSON.stringify({ ...sub, plan: 'enterprise' }), expect: 'customLimits' })],
             ] as [string, () => { key?: string; value: string; expect: string }][])),
     ];
-    const [kind, make] = kinds[Math.floor(r() * kinds.length)];
+    // Half the poison comes from the fuzz generators, half from the named cases above.
+    const fuzz = kinds.filter(([k]) => k.startsWith('fuzz-'));
+    const named = kinds.filter(([k]) => !k.startsWith('fuzz-'));
+    const from = r() < 0.5 ? fuzz : named;
+    const [kind, make] = from[Math.floor(r() * from.length)];
     const m = make();
     return { topic, key: m.key ?? p.id, value: m.value, poison: { token, kind, expect: m.expect } };
   }

@@ -118,6 +118,37 @@ describe('metering on Kafka', () => {
     }
   });
 
+  it('hostile messages (48 KB of nesting, prototype names, NUL, raw bytes) are dead-lettered with their bytes and the valid subscription behind them on the same partition is applied', async () => {
+    const space = `h-${randomUUID().slice(0, 8)}`;
+    const dlq = await new TopicCollector(messaging, topics.deadLetter).start();
+    collectors.push(dlq);
+    const sub = (over: Record<string, unknown> = {}) =>
+      json({ eventId: randomUUID(), spaceId: space, plan: 'enterprise', cycle: 'monthly', effectiveAt: iso(now - 86_400_000), customLimits: { ai_image_credits: 10, ai_video_credits: 1, batch_exports: 5 }, ...over });
+    const deep = sub().replace(/"customLimits":\{[^}]*\}/, `"customLimits":${'{"a":'.repeat(8000)}1${'}'.repeat(8000)}`);
+    expect(deep.length).toBeGreaterThan(48_000);
+    const poison = [
+      { value: deep, expect: { field: 'customLimits.a', rule: 'max_depth' } },
+      { value: sub().replace('{', '{"__proto__":{"plan":"free"},'), expect: { field: '__proto__', rule: 'unknown_field' } },
+      { value: sub({ type: 'toString' }), expect: { field: 'type', rule: 'matches_topic' } },
+      { value: sub({ effectiveAt: '1970-01-05T00:00:00Z' }), expect: { field: 'effectiveAt', rule: 'min_instant' } },
+      { value: '['.repeat(20_000), expect: { field: '', rule: 'json' } },
+    ];
+    for (const p of poison) await producer.send(topics.subscriptionChanged, [{ key: space, value: p.value }]);
+    const gen = json({ eventId: randomUUID(), spaceId: space, userId: 'a\u0000b', feature: 'ai_shadows', medium: 'image', generations: 1, occurredAt: iso(now) });
+    await producer.send(topics.generationPerformed, [{ key: space, value: gen }]);
+    await producer.send(topics.subscriptionChanged, [{ key: space, value: sub() }]);
+    const u = await until(() => usage(space), (x) => x.plan === 'enterprise', 'the valid subscription behind the poison applied');
+    expect(u.pools.ai_image_credits.limit).toBe(10);
+    const letters = await until(() => dlq.messages.filter((m) => m.key === space), (xs) => xs.length >= poison.length + 1, 'dead letters');
+    for (const p of poison) {
+      const letter = letters.find((m) => m.value.toString() === p.value);
+      expect(letter).toBeDefined();
+      expect(JSON.parse(letter!.headers['dlq-errors'])[0]).toMatchObject(p.expect);
+    }
+    const nul = letters.find((m) => m.value.toString() === gen);
+    expect(JSON.parse(nul!.headers['dlq-errors'])[0]).toMatchObject({ field: 'userId', rule: 'matches' });
+  });
+
   it('while the store is locked, consumes nothing for good, commits nothing, and resumes without loss', async () => {
     const space = `l-${randomUUID().slice(0, 8)}`;
     const lock = new Database(path.join(app.dataDir, 'metering.db'));

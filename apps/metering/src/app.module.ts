@@ -135,7 +135,7 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
 
   switch (config.eventStore) {
     case 'sqlite': {
-      fs.mkdirSync(config.dataDir, { recursive: true });
+      ownerOnlyFiles(config.dataDir, config.sqliteFile);
       const store = new SqliteEventStore(config.sqliteFile, { synchronous: config.sqliteSynchronous });
       const readModel = new SqliteBalanceReadModel(store.db);
       await readModel.init();
@@ -180,8 +180,8 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
       }
       try {
         if (config.postgresUrl) return { store, readModel: await openPostgresReadModel(undefined, config.postgresUrl) };
-        fs.mkdirSync(config.dataDir, { recursive: true });
         const file = path.join(config.dataDir, 'read-model.db');
+        ownerOnlyFiles(config.dataDir, file);
         let db: Database.Database;
         try {
           db = new Database(file);
@@ -202,6 +202,23 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
     default: {
       const kind: never = config.eventStore;
       throw new Error(`EVENT_STORE=${String(kind)}: unknown event store`);
+    }
+  }
+}
+
+/**
+ * DATA_DIR and the SQLite files in it are the owner's alone: the directory is created 0700, the
+ * database file is created (or narrowed to) 0600 before SQLite opens it, and SQLite gives its
+ * -wal and -shm files the database file's mode.
+ */
+export function ownerOnlyFiles(dir: string, dbFile: string): void {
+  if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) {
+    if (f === dbFile && !fs.existsSync(f)) fs.closeSync(fs.openSync(f, 'a', 0o600));
+    try {
+      if ((fs.statSync(f).mode & 0o077) !== 0) fs.chmodSync(f, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 }

@@ -3,6 +3,8 @@
 import 'reflect-metadata';
 import { runCli } from './cli/program';
 
+// Files the CLI may create (a new SQLite database) are readable by the owner only.
+process.umask(0o077);
 runCli(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -38,6 +38,19 @@ export interface AppConfig {
   apiKeys: ApiKey[];
   /** MAX_BODY_BYTES: largest request body (413 beyond). */
   maxBodyBytes: number;
+  /** HTTP limits against slow or hostile clients (SECURITY.md). */
+  http: {
+    /** HTTP_REQUEST_TIMEOUT_MS: the whole request (headers and body) must arrive within this; 408 and closed otherwise. */
+    requestTimeoutMs: number;
+    /** HTTP_HEADERS_TIMEOUT_MS: the headers must arrive within this (at most the request timeout). */
+    headersTimeoutMs: number;
+    /** HTTP_IDLE_TIMEOUT_MS: a connection that sends and receives nothing for this long is closed. */
+    idleTimeoutMs: number;
+    /** HTTP_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection is kept between requests. */
+    keepAliveTimeoutMs: number;
+    /** MAX_JSON_DEPTH: deepest nesting of a JSON body (400 beyond, before it is parsed). */
+    maxJsonDepth: number;
+  };
   /** RELAY_LEASE_CHECK_MS: how often a relay instance checks or tries to take the relay lease (PostgreSQL). */
   relayLeaseCheckMs: number;
   /** CORRECTION_WINDOW_DAYS: how late usage may arrive (older usage is refused, rule too_late). */
@@ -107,6 +120,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const maxBodyBytes = int('MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600);
   const relayLeaseCheckMs = int('RELAY_LEASE_CHECK_MS', 2000, 100, 60_000);
   const correctionWindowDays = int('CORRECTION_WINDOW_DAYS', 35, 1, 3660);
+  const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs)
+    problems.push(`HTTP_HEADERS_TIMEOUT_MS=${headersTimeoutMs}: must not exceed HTTP_REQUEST_TIMEOUT_MS=${requestTimeoutMs} (the headers are part of the request)`);
+  const idleTimeoutMs = int('HTTP_IDLE_TIMEOUT_MS', 60_000, 100, 3_600_000);
+  const keepAliveTimeoutMs = int('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000);
+  const maxJsonDepth = int('MAX_JSON_DEPTH', 32, 4, 1000);
   const keys = parseApiKeys(str('API_KEYS'));
   problems.push(...keys.problems);
   // Without keys the /v1 API is open: allowed on a loopback HOST only (a process without the api
@@ -143,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     roles,
     apiKeys: keys.keys,
     maxBodyBytes,
+    http: { requestTimeoutMs, headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, maxJsonDepth },
     relayLeaseCheckMs,
     secrets: secretValues(env),
   };

@@ -5,6 +5,8 @@ import { ConfigError, loadConfig } from './config';
 import { createHttpApp } from './http/bootstrap';
 
 async function main(): Promise<void> {
+  // Files the service creates (the SQLite database, its WAL) are readable by the owner only.
+  process.umask(0o077);
   let config;
   try {
     config = loadConfig();
@@ -26,7 +28,9 @@ async function main(): Promise<void> {
   );
   if (config.apiKeys.length === 0 && config.roles.has('api'))
     logger.warn(
-      `the API is OPEN: API_KEYS is not set, so every /v1 route answers without a key. This is allowed only because HOST=${config.host} is a loopback address; set API_KEYS (e.g. API_KEYS=read+ingest=<key>,admin=<key>) before exposing it`,
+      `the API is OPEN: API_KEYS is not set, so every /v1 route answers without a key. This is allowed only because HOST=${config.host} is a loopback address. ` +
+        'Only requests with a loopback Host (localhost, 127.0.0.1, [::1]) are served, and writes from a web page of another origin are refused, ' +
+        'but any local process can read and write. Set API_KEYS (e.g. API_KEYS=read+ingest=<key>,admin=<key>) before exposing it',
     );
   else if (config.roles.has('api')) logger.log(`API keys: ${config.apiKeys.length} configured; /v1 needs a key with the route's scope`);
 }

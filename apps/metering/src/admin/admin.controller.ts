@@ -3,7 +3,7 @@ import { ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { Scoped } from '../security/scoped';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
-import { checkSpaceId, invalid } from '../http/api-errors';
+import { checkInstantRange, checkSpaceId, invalid } from '../http/api-errors';
 import { CLOCK, type Clock } from '../infra/clock';
 import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
 import { auditSpace, balanceAt, parseCliInstant } from './audit';
@@ -25,9 +25,9 @@ export class AdminController {
       if (required) throw invalid([{ field: name, rule: 'required', message: `${name} is required (ISO-8601 instant or epoch ms)` }], 400);
       return undefined;
     }
-    const t = parseCliInstant(raw);
+    const t = typeof raw === 'string' && raw.length <= 40 ? parseCliInstant(raw) : Number.NaN;
     if (Number.isNaN(t)) throw invalid([{ field: name, rule: 'iso_instant', message: `${name} must be an ISO-8601 instant or epoch ms` }], 400);
-    return t;
+    return checkInstantRange(name, t);
   }
 
   /** Replays the Space's stream and compares it with the read model; `consistent` false lists every difference. */

@@ -18,6 +18,7 @@ import type { BalanceReadModel } from '../projection/balance-read-model';
 import { type RebuildProgress, rebuildBalances } from '../projection/rebuild';
 import { type AuditReport, auditSpace, balanceAt, listSpaceIds, parseCliInstant, poolsOf } from '../admin/audit';
 import { type DeadLetterEntry, findDeadLetter, listDeadLetters, redrive } from '../admin/dead-letter-ops';
+import { escapeForTerminal, terminalJson } from './terminal';
 
 export interface CliIo {
   out: (s: string) => void;
@@ -73,7 +74,15 @@ async function recordedCatalog(store: EventStore, file: string | null): Promise<
   return { catalog: CatalogService.readSource(file), recorded: false };
 }
 
+const LINES = new Set(['\n', '\r']);
+
+/** The same io with every write escaped (JSON output is escaped by terminalJson first, so it stays valid JSON). */
+function terminalSafe(io: CliIo): CliIo {
+  return { ...io, out: (s) => io.out(escapeForTerminal(s, LINES)), err: (s) => io.err(escapeForTerminal(s, LINES)) };
+}
+
 function table(rows: string[][]): string {
+  rows = rows.map((r) => r.map((c) => escapeForTerminal(c ?? '')));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }
@@ -81,7 +90,7 @@ function table(rows: string[][]): string {
 const csvCell = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 function renderAudit(r: AuditReport, format: string): string {
-  if (format === 'json') return JSON.stringify(r) + '\n';
+  if (format === 'json') return terminalJson(r) + '\n';
   const header = ['period_start', 'period_end', 'plan', 'used_image', 'used_video', 'used_batch', 'limit_image', 'limit_video', 'limit_batch', 'thresholds_fired', 'resets'];
   const lines = r.periods.map((p) => [
     p.start, p.end ?? '-', `${p.plan}/${p.cycle}`, String(p.used.ai_image_credits), String(p.used.ai_video_credits), String(p.used.batch_exports),
@@ -100,7 +109,8 @@ function renderAudit(r: AuditReport, format: string): string {
   return out;
 }
 
-export function buildProgram(io: CliIo = defaultIo()): Command {
+export function buildProgram(rawIo: CliIo = defaultIo()): Command {
+  const io = terminalSafe(rawIo);
   const program = new Command('metering')
     .description('Ops commands for the metering service (same environment as the service: DATA_DIR, EVENT_STORE, DATABASE_URL, ...)')
     .exitOverride()
@@ -171,7 +181,7 @@ export function buildProgram(io: CliIo = defaultIo()): Command {
         const { catalog } = await recordedCatalog(store, config.catalogFile);
         const b = await balanceAt(store, catalog, o.space, o.at);
         if (o.format === 'json') {
-          io.out(JSON.stringify({ ...b.view, eventsIncluded: b.eventsIncluded, eventsExcluded: b.eventsExcluded }) + '\n');
+          io.out(terminalJson({ ...b.view, eventsIncluded: b.eventsIncluded, eventsExcluded: b.eventsExcluded }) + '\n');
           return;
         }
         const v = b.view;
@@ -229,7 +239,7 @@ export function buildProgram(io: CliIo = defaultIo()): Command {
       await withStorage(io, async ({ store, config }) => {
         const { catalog, recorded } = await recordedCatalog(store, config.catalogFile);
         if (o.format === 'json') {
-          io.out(JSON.stringify({ recorded, versions: catalog.versions }) + '\n');
+          io.out(terminalJson({ recorded, versions: catalog.versions }) + '\n');
           return;
         }
         if (!recorded) io.out(`(no version recorded in the store yet; showing ${config.catalogFile ?? 'the built-in catalog'}, recorded on the service's first start)\n`);
@@ -279,7 +289,7 @@ export function buildProgram(io: CliIo = defaultIo()): Command {
     .action(async (o: { pending?: boolean; format: string }) => {
       await withStorage(io, async ({ store }) => {
         const all = (await listDeadLetters(store)).filter((e) => !o.pending || !e.redriven);
-        if (o.format === 'json') io.out(JSON.stringify(all.map((e) => ({ ...e.letter, stream: e.stream, position: e.position, redriven: e.redriven }))) + '\n');
+        if (o.format === 'json') io.out(terminalJson(all.map((e) => ({ ...e.letter, stream: e.stream, position: e.position, redriven: e.redriven }))) + '\n');
         else io.out(all.length ? table([['id', 'source', 'key', 'recorded', 'state', 'reason'], ...all.map(describe)]) : '(no dead letters)\n');
       });
     });
@@ -292,7 +302,7 @@ export function buildProgram(io: CliIo = defaultIo()): Command {
         const e = await findDeadLetter(store, id);
         if (!e) throw new ExitCode(1, `metering dlq show: no dead letter ${id}`);
         const bytes = Buffer.from(e.letter.value, 'base64');
-        io.out(JSON.stringify({ ...e.letter, stream: e.stream, position: e.position, redriven: e.redriven, valueUtf8: bytes.toString('utf8') }, null, 2) + '\n');
+        io.out(terminalJson({ ...e.letter, stream: e.stream, position: e.position, redriven: e.redriven, valueUtf8: bytes.toString('utf8') }, 2) + '\n');
       });
     });
   dlq

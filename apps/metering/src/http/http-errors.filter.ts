@@ -1,6 +1,9 @@
 import { type ArgumentsHost, Catch, HttpException } from '@nestjs/common';
 import { BaseExceptionFilter, type HttpAdapterHost } from '@nestjs/core';
 
+/** Code of the body parser's error for a body nested deeper than MAX_JSON_DEPTH. */
+export const JSON_DEPTH_ERROR = 'METERING_JSON_TOO_DEEP';
+
 type FastifyLikeError = { statusCode?: number; code?: string; message?: string };
 type Reply = { status(code: number): Reply; header(name: string, value: string): Reply; send(body: unknown): unknown };
 
@@ -11,7 +14,11 @@ type Reply = { status(code: number): Reply; header(name: string, value: string):
  */
 @Catch()
 export class HttpErrorsFilter extends BaseExceptionFilter {
-  constructor(applicationRef: HttpAdapterHost['httpAdapter'], private readonly maxBodyBytes: number) {
+  constructor(
+    applicationRef: HttpAdapterHost['httpAdapter'],
+    private readonly maxBodyBytes: number,
+    private readonly maxJsonDepth = 32,
+  ) {
     super(applicationRef);
   }
 
@@ -40,8 +47,13 @@ export class HttpErrorsFilter extends BaseExceptionFilter {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return { status: 400, body: rejection('bad_request', 'body', 'json', `the body is not valid JSON: ${e.message ?? ''}`) };
+      case JSON_DEPTH_ERROR:
+        return {
+          status: 400,
+          body: rejection('bad_request', 'body', 'max_json_depth', `the body nests deeper than ${this.maxJsonDepth} levels (MAX_JSON_DEPTH)`),
+        };
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return { status: 415, body: rejection('unsupported_media_type', 'content-type', 'application_json', 'send the body as application/json') };
+        return { status: 415, body: rejection('unsupported_media_type', 'content-type', 'application_json', 'send the body as application/json (the only media type this API parses)') };
       default:
         if (e.statusCode === 413)
           return { status: 413, body: rejection('payload_too_large', 'body', 'max_body_bytes', `the request body is larger than ${this.maxBodyBytes} bytes (MAX_BODY_BYTES)`) };

@@ -31,12 +31,12 @@ import {
 import { EVENT_STORE, type EventStore, type StoredEvent } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
 import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
-import { parseInbound } from '../ingest/inbound.dto';
+import { MAX_ID_LENGTH, parseInbound, safeField } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
 import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
 import { Projector } from '../projection/projector';
 import { APP_CONFIG, type AppConfig } from '../config';
-import { checkSpaceId, intParam, invalid } from './api-errors';
+import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
 import {
   BatchExportedDoc,
   EntitlementAnswerDoc,
@@ -124,8 +124,9 @@ export class SpacesController {
         results[index] = {
           index,
           outcome: 'rejected',
-          eventId: typeof r?.eventId === 'string' ? r.eventId : undefined,
-          spaceId: typeof r?.spaceId === 'string' ? r.spaceId : undefined,
+          // Echoed (and logged) only when id-sized, and escaped.
+          eventId: typeof r?.eventId === 'string' && r.eventId.length <= MAX_ID_LENGTH ? safeField(r.eventId) : undefined,
+          spaceId: typeof r?.spaceId === 'string' && r.spaceId.length <= MAX_ID_LENGTH ? safeField(r.spaceId) : undefined,
           errors: parsed.errors,
         };
         const t = typeof r?.type === 'string' && INBOUND_TYPES.has(r.type) ? r.type : 'unknown';
@@ -212,20 +213,25 @@ export class SpacesController {
   @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'an unknown feature or platform' })
   async check(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
     checkSpaceId(spaceId);
-    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
     let request: EntitlementRequest;
-    const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+    const intIn = (field: string, v: unknown, max: number): number => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+        throw invalid([{ field, rule: 'isInt', message: `${field} must be an integer from 1 to ${max}` }], 400);
+      return v;
+    };
+    const name = (field: string, v: unknown, max: number): string => {
+      if (typeof v !== 'string' || v.length === 0 || v.length > max || !/^[^\p{Cc}\p{Cs}]*$/u.test(v))
+        throw invalid([{ field, rule: 'isString', message: `${field} must be an id of 1 to ${max} characters without control characters` }], 400);
+      return v;
+    };
     if (b.feature !== undefined) {
-      if (typeof b.feature !== 'string' || b.feature.length === 0)
-        throw invalid([{ field: 'feature', rule: 'isString', message: 'feature must be a feature id' }], 400);
-      const generations = b.generations === undefined ? 1 : b.generations;
-      if (!isInt(generations)) throw invalid([{ field: 'generations', rule: 'isInt', message: 'generations must be an integer >= 1' }], 400);
-      request = { kind: 'generation', feature: b.feature, generations: generations as number };
+      const feature = name('feature', b.feature, 64);
+      request = { kind: 'generation', feature, generations: intIn('generations', b.generations === undefined ? 1 : b.generations, 10_000) };
     } else if (b.batchImages !== undefined) {
-      if (!isInt(b.batchImages)) throw invalid([{ field: 'batchImages', rule: 'isInt', message: 'batchImages must be an integer >= 1' }], 400);
-      if (typeof b.platform !== 'string' || b.platform.length === 0)
-        throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
-      request = { kind: 'batch', images: b.batchImages as number, platform: b.platform };
+      const images = intIn('batchImages', b.batchImages, 100_000);
+      if (b.platform === undefined) throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
+      request = { kind: 'batch', images, platform: name('platform', b.platform, 32) };
     } else
       throw invalid([{ field: 'body', rule: 'one_of', message: 'send {feature, generations} or {batchImages, platform}' }], 400);
     const now = this.clock.now();
@@ -261,11 +267,7 @@ export class SpacesController {
   @ApiQuery({ name: 'since', required: false, type: String, description: 'a global position' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
   async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
-    let after = 0n;
-    if (since !== undefined && since !== '') {
-      if (!/^\d{1,19}$/.test(since)) throw invalid([{ field: 'since', rule: 'position', message: 'since must be a position (a non-negative integer)' }], 400);
-      after = BigInt(since);
-    }
+    const after = positionParam('since', since);
     const max = intParam('limit', limit, 100, 1, 1000);
     const events = await this.store.readAll({ after, maxCount: max, streamPrefix: SPACE_STREAM_PREFIX, types: [...NOTIFICATION_EVENT_TYPES] });
     return {

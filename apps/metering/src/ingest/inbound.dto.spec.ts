@@ -2,12 +2,14 @@ import fc from 'fast-check';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import type { InboundType } from '@metering/domain';
-import { INBOUND_DTOS, certainlyValid, parseInbound, toRejections } from './inbound.dto';
+import { INBOUND_DTOS, MAX_CUSTOM_LIMIT, certainlyValid, parseInbound, structuralRejections, toRejections } from './inbound.dto';
 
-/** What parseInbound did before its fast path: class-transformer for every body. */
+/** What parseInbound did before its fast path: the structural checks, then class-transformer for every body. */
 function reference(raw: Record<string, unknown>, type: InboundType) {
   const body = { ...raw };
   delete body.type;
+  const structural = structuralRejections(body);
+  if (structural.length) return { ok: false, errors: structural };
   const errors = validateSync(plainToInstance(INBOUND_DTOS[type], body), { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
   return errors.length ? { ok: false, errors: toRejections(errors) } : { ok: true };
 }
@@ -81,6 +83,65 @@ describe('parseInbound', () => {
     expect(certainlyValid(valid['generation-performed'], 'generation-performed')).toBe(true);
     expect(certainlyValid(valid['batch-exported'], 'batch-exported')).toBe(true);
     expect(certainlyValid(valid['subscription-changed'], 'subscription-changed')).toBe(false); // always class-validator
+  });
+
+  test.each(['toString', 'valueOf', 'hasOwnProperty', 'constructor', '__proto__', 'isPrototypeOf'])('type "%s" (a name every object inherits) is rejected, not thrown', (t) => {
+    expect(parseInbound({ ...valid['generation-performed'], type: t })).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'type', rule: 'isIn' })] });
+  });
+
+  test('prototype-named keys are unknown fields, at the top and inside customLimits (also when parsed from JSON)', () => {
+    for (const type of Object.keys(valid) as InboundType[]) {
+      const r = parseInbound(JSON.parse(JSON.stringify(valid[type]).replace('{', '{"__proto__":{"x":1},')), type);
+      expect(r).toEqual({ ok: false, errors: [expect.objectContaining({ field: '__proto__', rule: 'unknown_field' })] });
+      const c = parseInbound({ ...valid[type], constructor: 'x' }, type);
+      expect(c).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'constructor', rule: 'unknown_field' })] });
+    }
+    const nested = JSON.parse('{"ai_image_credits":1,"ai_video_credits":1,"batch_exports":1,"__proto__":{"polluted":true}}');
+    expect(parseInbound({ ...valid['subscription-changed'], customLimits: nested }, 'subscription-changed')).toEqual({
+      ok: false,
+      errors: [expect.objectContaining({ field: 'customLimits.__proto__', rule: 'unknown_field' })],
+    });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  test('deep nesting (4,000 levels in customLimits) is rejected naming the field and max_depth, without a stack overflow', () => {
+    const deep = JSON.parse('{"a":'.repeat(4000) + '1' + '}'.repeat(4000));
+    const r = parseInbound({ ...valid['subscription-changed'], customLimits: deep }, 'subscription-changed');
+    expect(r).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'customLimits.a', rule: 'max_depth' })] });
+    const arr = JSON.parse('['.repeat(100_000) + ']'.repeat(100_000));
+    expect(parseInbound({ ...valid['generation-performed'], userId: arr }, 'generation-performed')).toEqual({
+      ok: false,
+      errors: [expect.objectContaining({ field: 'userId.0', rule: 'max_depth' })],
+    });
+  });
+
+  test('instants before 2000-01-01 are rejected with rule min_instant (fast path included)', () => {
+    const g = parseInbound({ ...valid['generation-performed'], occurredAt: '1999-12-31T23:59:59Z' }, 'generation-performed');
+    expect(g).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'occurredAt', rule: 'min_instant' })] });
+    const s = parseInbound({ ...valid['subscription-changed'], effectiveAt: '1970-01-05T00:00:00Z' }, 'subscription-changed');
+    expect(s).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'effectiveAt', rule: 'min_instant' })] });
+    expect(parseInbound({ ...valid['batch-exported'], occurredAt: '2000-01-01T00:30:00+01:00' }, 'batch-exported').ok).toBe(false);
+    expect(parseInbound({ ...valid['batch-exported'], occurredAt: '2000-01-01T00:00:00Z' }, 'batch-exported').ok).toBe(true);
+  });
+
+  test('userId, batchId, feature and platform refuse NUL, control characters and unpaired surrogates', () => {
+    for (const bad of ['a\u0000b', 'a\nb', '\u001b[31mred', 'a\u0085', 'x\ud800']) {
+      const r = parseInbound({ ...valid['generation-performed'], userId: bad }, 'generation-performed');
+      expect(r).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'userId', rule: 'matches' })] });
+      expect(parseInbound({ ...valid['batch-exported'], batchId: bad }, 'batch-exported').ok).toBe(false);
+    }
+    expect(parseInbound({ ...valid['generation-performed'], userId: 'Zoë 😀' }, 'generation-performed').ok).toBe(true);
+  });
+
+  test('custom limits are bounded', () => {
+    const r = parseInbound({ ...valid['subscription-changed'], customLimits: { ai_image_credits: 1e300, ai_video_credits: 0, batch_exports: MAX_CUSTOM_LIMIT } }, 'subscription-changed');
+    expect(r).toEqual({ ok: false, errors: [expect.objectContaining({ field: 'customLimits.ai_image_credits', rule: 'max' })] });
+  });
+
+  test('odd field names are echoed escaped', () => {
+    const r = parseInbound({ ...valid['generation-performed'], 'bad\u001b[2Jkey': 1 }, 'generation-performed');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors[0].field).toBe('bad\\u001b[2Jkey');
   });
 
   test('names the field and the rule', () => {

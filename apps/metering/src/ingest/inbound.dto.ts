@@ -6,7 +6,6 @@
 import 'reflect-metadata';
 import { plainToInstance, Type } from 'class-transformer';
 import {
-  IsDefined,
   IsIn,
   IsInt,
   IsISO8601,
@@ -18,28 +17,66 @@ import {
   Max,
   MaxLength,
   Min,
+  ValidateBy,
   ValidateNested,
   type ValidationError,
+  type ValidationOptions,
   validateSync,
 } from 'class-validator';
 import { CYCLES, type InboundEvent, type InboundType, MEDIA, PLANS, type Rejection, daysInMonth } from '@metering/domain';
 
+// ---- limits (SECURITY.md lists them; each rejection names the field and the rule) -----------
+
+/** Longest eventId and spaceId, everywhere: event bodies, Kafka messages and URL paths. */
+export const MAX_ID_LENGTH = 128;
+/** Longest userId and batchId. */
+export const MAX_TEXT_LENGTH = 128;
+/** Deepest nesting inside one event: the event object holds customLimits, which holds numbers. */
+export const MAX_EVENT_DEPTH = 2;
+/** Largest custom limit of an enterprise Space (fits every store's integer column). */
+export const MAX_CUSTOM_LIMIT = 1_000_000_000_000;
+/** Earliest instant an event may carry (occurredAt, effectiveAt): rule `min_instant`. */
+export const MIN_INSTANT_ISO = '2000-01-01T00:00:00Z';
+export const MIN_INSTANT = Date.parse(MIN_INSTANT_ISO);
+
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
 const ID_MSG = 'letters, digits and . _ : @ - only';
+/** Free text (userId, batchId, feature, platform): no control characters, no lone surrogates. */
+const TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
+const TEXT_MSG = (field: string) => `${field} must not contain control characters or unpaired surrogates`;
+
+/** Keys that name a property of every object: never a field, whatever the contract. */
+export function isPrototypeKey(key: string): boolean {
+  return key === '__proto__' || key === 'prototype' || key in Object.prototype;
+}
+
+/** class-validator rule `min_instant`: not before MIN_INSTANT_ISO. */
+function NotBeforeMinInstant(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'min_instant',
+      validator: {
+        validate: (v: unknown) => typeof v !== 'string' || !(Date.parse(v) < MIN_INSTANT),
+        defaultMessage: (a) => `${a?.property ?? 'instant'} must not be before ${MIN_INSTANT_ISO}`,
+      },
+    },
+    options,
+  );
+}
 
 class InboundBase {
-  @IsString() @IsNotEmpty() @MaxLength(128) @Matches(ID, { message: `eventId: ${ID_MSG}` })
+  @IsString() @IsNotEmpty() @MaxLength(MAX_ID_LENGTH) @Matches(ID, { message: `eventId: ${ID_MSG}` })
   eventId!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(128) @Matches(ID, { message: `spaceId: ${ID_MSG}` })
+  @IsString() @IsNotEmpty() @MaxLength(MAX_ID_LENGTH) @Matches(ID, { message: `spaceId: ${ID_MSG}` })
   spaceId!: string;
 }
 
 export class GenerationPerformedDto extends InboundBase {
-  @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsString() @IsNotEmpty() @MaxLength(MAX_TEXT_LENGTH) @Matches(TEXT, { message: TEXT_MSG('userId') })
   userId!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(64)
+  @IsString() @IsNotEmpty() @MaxLength(64) @Matches(TEXT, { message: TEXT_MSG('feature') })
   feature!: string;
 
   @IsIn(MEDIA as unknown as string[])
@@ -48,37 +85,37 @@ export class GenerationPerformedDto extends InboundBase {
   @IsInt() @Min(1) @Max(10_000)
   generations!: number;
 
-  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'occurredAt must carry a zone (Z or +hh:mm)' })
+  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'occurredAt must carry a zone (Z or +hh:mm)' }) @NotBeforeMinInstant()
   occurredAt!: string;
 
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(MAX_TEXT_LENGTH) @Matches(TEXT, { message: TEXT_MSG('batchId') })
   batchId?: string;
 
-  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(32)
+  @IsOptional() @IsString() @IsNotEmpty() @MaxLength(32) @Matches(TEXT, { message: TEXT_MSG('platform') })
   platform?: string;
 }
 
 export class BatchExportedDto extends InboundBase {
-  @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsString() @IsNotEmpty() @MaxLength(MAX_TEXT_LENGTH) @Matches(TEXT, { message: TEXT_MSG('userId') })
   userId!: string;
 
-  @IsString() @IsNotEmpty() @MaxLength(128)
+  @IsString() @IsNotEmpty() @MaxLength(MAX_TEXT_LENGTH) @Matches(TEXT, { message: TEXT_MSG('batchId') })
   batchId!: string;
 
   @IsInt() @Min(1) @Max(100_000)
   images!: number;
 
-  @IsString() @IsNotEmpty() @MaxLength(32)
+  @IsString() @IsNotEmpty() @MaxLength(32) @Matches(TEXT, { message: TEXT_MSG('platform') })
   platform!: string;
 
-  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'occurredAt must carry a zone (Z or +hh:mm)' })
+  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'occurredAt must carry a zone (Z or +hh:mm)' }) @NotBeforeMinInstant()
   occurredAt!: string;
 }
 
 export class LimitsDto {
-  @IsInt() @Min(0) ai_image_credits!: number;
-  @IsInt() @Min(0) ai_video_credits!: number;
-  @IsInt() @Min(0) batch_exports!: number;
+  @IsInt() @Min(0) @Max(MAX_CUSTOM_LIMIT) ai_image_credits!: number;
+  @IsInt() @Min(0) @Max(MAX_CUSTOM_LIMIT) ai_video_credits!: number;
+  @IsInt() @Min(0) @Max(MAX_CUSTOM_LIMIT) batch_exports!: number;
 }
 
 export class SubscriptionChangedDto extends InboundBase {
@@ -88,7 +125,7 @@ export class SubscriptionChangedDto extends InboundBase {
   @IsIn(CYCLES as unknown as string[])
   cycle!: (typeof CYCLES)[number];
 
-  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'effectiveAt must carry a zone (Z or +hh:mm)' })
+  @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'effectiveAt must carry a zone (Z or +hh:mm)' }) @NotBeforeMinInstant()
   effectiveAt!: string;
 
   @IsOptional() @IsObject() @ValidateNested() @Type(() => LimitsDto)
@@ -107,7 +144,7 @@ export const INBOUND_TYPES = Object.keys(INBOUND_DTOS) as InboundType[];
 export function toRejections(errors: ValidationError[], prefix = ''): Rejection[] {
   const out: Rejection[] = [];
   for (const e of errors) {
-    const field = prefix ? `${prefix}.${e.property}` : e.property;
+    const field = prefix ? `${prefix}.${safeField(e.property)}` : safeField(e.property);
     for (const [rule, message] of Object.entries(e.constraints ?? {})) {
       out.push({ field, rule: rule === 'whitelistValidation' ? 'unknown_field' : rule, message });
     }
@@ -126,10 +163,10 @@ const ISO_STRICT = /^([1-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|
 function isStrictInstant(v: unknown): boolean {
   if (typeof v !== 'string') return false;
   const m = ISO_STRICT.exec(v);
-  return m !== null && +m[3] <= daysInMonth(+m[1], +m[2] - 1);
+  return m !== null && +m[3] <= daysInMonth(+m[1], +m[2] - 1) && Date.parse(v) >= MIN_INSTANT;
 }
-const isText = (v: unknown, max: number): boolean => typeof v === 'string' && v.length > 0 && v.length <= max;
-const isId = (v: unknown): boolean => isText(v, 128) && ID.test(v as string);
+const isText = (v: unknown, max: number): boolean => typeof v === 'string' && v.length > 0 && v.length <= max && TEXT.test(v);
+const isId = (v: unknown): boolean => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH && ID.test(v);
 const isIntIn = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 
 const FAST_KEYS: Partial<Record<InboundType, Set<string>>> = {
@@ -139,7 +176,7 @@ const FAST_KEYS: Partial<Record<InboundType, Set<string>>> = {
 
 /** True only when class-validator would accept the body (false means: ask class-validator). */
 export function certainlyValid(body: Record<string, unknown>, type: InboundType): boolean {
-  const keys = FAST_KEYS[type];
+  const keys = Object.prototype.hasOwnProperty.call(FAST_KEYS, type) ? FAST_KEYS[type] : undefined;
   if (!keys) return false;
   for (const k in body) if (!keys.has(k) || !Object.prototype.hasOwnProperty.call(body, k)) return false;
   if (Object.getPrototypeOf(body) !== Object.prototype) return false;
@@ -158,24 +195,65 @@ export function certainlyValid(body: Record<string, unknown>, type: InboundType)
 
 export type ParsedInbound = { ok: true; event: InboundEvent } | { ok: false; errors: Rejection[] };
 
+/** Rejections for what no contract allows anywhere in an event: prototype-named keys, nesting deeper than MAX_EVENT_DEPTH. */
+export function structuralRejections(body: Record<string, unknown>): Rejection[] {
+  const out: Rejection[] = [];
+  // Iterative walk: a hostile body may nest thousands of levels (recursion would overflow the stack).
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value: body, path: '', depth: 0 }];
+  while (stack.length && out.length < 10) {
+    const { value, path, depth } = stack.pop()!;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth >= MAX_EVENT_DEPTH) {
+      out.push({ field: path, rule: 'max_depth', message: `${safeField(path)} nests deeper than an event may (at most ${MAX_EVENT_DEPTH} levels)` });
+      continue;
+    }
+    for (const k of Object.keys(value)) {
+      const field = path ? `${path}.${safeField(k)}` : safeField(k);
+      if (isPrototypeKey(k)) out.push({ field, rule: 'unknown_field', message: `property ${field} should not exist` });
+      else stack.push({ value: (value as Record<string, unknown>)[k], path: field, depth: depth + 1 });
+    }
+  }
+  return out;
+}
+
+/** A field name from input, safe to echo in answers, logs and terminals: control characters and odd code points escaped, at most 80 characters. */
+export function safeField(name: string): string {
+  const escaped = name.replace(/[\p{Cc}\p{Cs}\p{Cf}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escaped.length > 80 ? `${escaped.slice(0, 77)}...` : escaped;
+}
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
 /**
  * Validates one inbound event. `type` comes from the body (HTTP) or from the topic (Kafka).
- * Unknown fields are refused so typos do not pass silently.
+ * Unknown fields are refused so typos do not pass silently. Never throws: whatever the input, the
+ * answer is the event or rejections naming field and rule.
  */
 export function parseInbound(raw: unknown, type?: InboundType): ParsedInbound {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     return { ok: false, errors: [{ field: '', rule: 'object', message: 'each event must be a JSON object' }] };
-  const body = { ...(raw as Record<string, unknown>) };
+  try {
+    return parseObject(raw as Record<string, unknown>, type);
+  } catch (err) {
+    // Defence in depth: a validator that throws must not fail a request or a Kafka batch.
+    return { ok: false, errors: [{ field: '', rule: 'unprocessable', message: `the event could not be validated: ${safeField(String((err as Error)?.message ?? err))}` }] };
+  }
+}
+
+function parseObject(raw: Record<string, unknown>, type?: InboundType): ParsedInbound {
+  const body = { ...raw };
   const t = type ?? body.type;
   delete body.type;
-  if (typeof t !== 'string' || !(t in INBOUND_DTOS))
+  // Own names only: "toString", "constructor", "__proto__" are on every object's prototype.
+  if (typeof t !== 'string' || !hasOwn(INBOUND_DTOS, t))
     return { ok: false, errors: [{ field: 'type', rule: 'isIn', message: `type must be one of ${INBOUND_TYPES.join(', ')}` }] };
   if (certainlyValid(body, t as InboundType)) return { ok: true, event: { type: t, ...body } as InboundEvent };
+  const structural = structuralRejections(body);
+  if (structural.length) return { ok: false, errors: structural };
   // Only customLimits is nested (it needs class-transformer to become a LimitsDto); a flat body
   // only needs the DTO's prototype for class-validator to find its rules, which is much cheaper.
   const Dto = INBOUND_DTOS[t as InboundType];
-  // (Object.assign would run the __proto__ setter for a JSON key "__proto__": not on that path.)
-  const flat = body.customLimits === undefined && !Object.prototype.hasOwnProperty.call(body, '__proto__');
+  const flat = body.customLimits === undefined;
   const dto = flat ? Object.assign(Object.create(Dto.prototype) as object, body) : plainToInstance(Dto, body);
   const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true });
   if (errors.length) return { ok: false, errors: toRejections(errors) };

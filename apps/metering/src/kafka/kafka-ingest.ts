@@ -7,7 +7,8 @@
  */
 import type { InboundEvent, Rejection } from '@metering/domain';
 import type { BatchConsumer, ConsumedMessage, MessageBatch, Messaging } from '@metering/messaging';
-import { parseInbound } from '../ingest/inbound.dto';
+import type { InboundType } from '@metering/domain';
+import { parseInbound, safeField } from '../ingest/inbound.dto';
 import type { IngestService } from '../ingest/ingest.service';
 import type { DeadLetterData, DeadLetterRecorder } from './dead-letters';
 import { type KafkaSettings, inboundTypeOfTopic } from './kafka-settings';
@@ -81,27 +82,18 @@ export class KafkaIngest {
         reject(msg, [{ field: 'topic', rule: 'known_topic', message: `topic ${batch.topic} is not an inbound topic` }]);
         continue;
       }
-      let raw: unknown;
+      // Whatever the bytes, a message ends as a valid event or a dead letter: never a thrown batch.
+      let checked: { ok: true; event: InboundEvent } | { ok: false; errors: Rejection[]; raw?: unknown };
       try {
-        raw = JSON.parse(msg.value.toString('utf8'));
+        checked = checkMessage(msg, type, batch.topic);
       } catch (err) {
-        reject(msg, [{ field: '', rule: 'json', message: `the message is not JSON: ${(err as Error).message}` }]);
+        checked = { ok: false, errors: [{ field: '', rule: 'unprocessable', message: `the message could not be validated: ${safeField(String((err as Error)?.message ?? err))}` }] };
+      }
+      if (!checked.ok) {
+        reject(msg, checked.errors, checked.raw);
         continue;
       }
-      if (typeof raw === 'object' && raw !== null && 'type' in raw && (raw as { type: unknown }).type !== type) {
-        reject(msg, [{ field: 'type', rule: 'matches_topic', message: `type must be ${type} on ${batch.topic} (or absent)` }], raw);
-        continue;
-      }
-      const parsed = parseInbound(raw, type);
-      if (!parsed.ok) {
-        reject(msg, parsed.errors, raw);
-        continue;
-      }
-      if (msg.key !== null && msg.key !== '' && msg.key !== parsed.event.spaceId) {
-        reject(msg, [{ field: 'key', rule: 'key_is_spaceId', message: `messages are keyed by spaceId: key "${msg.key}" differs from spaceId "${parsed.event.spaceId}"` }], raw);
-        continue;
-      }
-      valid.push({ event: parsed.event, msg });
+      valid.push({ event: checked.event, msg });
     }
     // Throws when the store is unavailable: the batch is not committed and comes again.
     const outcomes = valid.length ? await this.ingest.ingest(valid.map((v) => v.event)) : [];
@@ -128,4 +120,30 @@ export class KafkaIngest {
     await this.consumer?.stop();
     this.consumer = null;
   }
+}
+
+/** Parses and validates one consumed message: the event, or the rejections for its dead letter. */
+export function checkMessage(
+  msg: ConsumedMessage,
+  type: InboundType,
+  topic: string,
+): { ok: true; event: InboundEvent } | { ok: false; errors: Rejection[]; raw?: unknown } {
+  let raw: unknown;
+  try {
+    // JSON.parse is iterative in V8: any nesting parses; parseInbound bounds the depth it accepts.
+    raw = JSON.parse(msg.value.toString('utf8'));
+  } catch (err) {
+    return { ok: false, errors: [{ field: '', rule: 'json', message: `the message is not JSON: ${safeField((err as Error).message)}` }] };
+  }
+  if (typeof raw === 'object' && raw !== null && Object.prototype.hasOwnProperty.call(raw, 'type') && (raw as { type: unknown }).type !== type)
+    return { ok: false, errors: [{ field: 'type', rule: 'matches_topic', message: `type must be ${type} on ${topic} (or absent)` }], raw };
+  const parsed = parseInbound(raw, type);
+  if (!parsed.ok) return { ok: false, errors: parsed.errors, raw };
+  if (msg.key !== null && msg.key !== '' && msg.key !== parsed.event.spaceId)
+    return {
+      ok: false,
+      errors: [{ field: 'key', rule: 'key_is_spaceId', message: `messages are keyed by spaceId: key "${safeField(msg.key)}" differs from spaceId "${parsed.event.spaceId}"` }],
+      raw,
+    };
+  return parsed;
 }
