@@ -29,7 +29,7 @@ describe('MeteringClient over HTTP (built service)', () => {
   beforeAll(async () => {
     app = await startApp({ API_KEYS: `${INGEST_KEY},${READ_KEY}`, LOG_LEVEL: 'warn' });
     client = new MeteringClient({ baseUrl: app.url, apiKey: key(INGEST_KEY), timeoutMs: 5000, retries: 2 });
-    doc = await (await fetch(`${app.url}/docs-json`)).json();
+    doc = (await (await fetch(`${app.url}/docs-json`)).json()) as typeof doc;
   });
   afterAll(async () => {
     await app?.stop();
