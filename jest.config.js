@@ -23,6 +23,7 @@ const common = {
     '^@metering/event-store/(.*)$': '<rootDir>/libs/event-store/src/$1',
     '^@metering/messaging$': '<rootDir>/libs/messaging/src',
     '^@metering/messaging/(.*)$': '<rootDir>/libs/messaging/src/$1',
+    '^@metering/client$': '<rootDir>/packages/client/src',
   },
   testEnvironment: 'node',
   rootDir: __dirname,

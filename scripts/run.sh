@@ -12,9 +12,9 @@ install_deps() {
   # Reinstall when the lockfile changed since the last install (or nothing is installed).
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     echo "installing dependencies" >&2
-    # npm 11 leaves other platforms' optional binaries (@swc/core-*, ...) out of the lock, and
-    # `npm ci` then refuses it; `npm install` installs the same locked versions.
-    npm ci --no-audit --no-fund >&2 2>/dev/null || npm install --no-audit --no-fund >&2
+    # Only from the lock file: `npm ci` never rewrites package-lock.json, so a quick start leaves
+    # `git status` clean. The lock covers every platform (scripts/lock-refresh.sh writes it).
+    npm ci --no-audit --no-fund >&2
   fi
 }
 

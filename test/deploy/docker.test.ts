@@ -9,47 +9,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../apps/metering/src/config';
+import { type Stage, dockerStages } from './dockerfile';
 
 const ROOT = path.join(__dirname, '../..');
 const DOCKER = path.join(ROOT, 'docker');
 
 // ---------------------------------------------------------------------------------------------
 // Dockerfile
-
-interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
-}
-interface Stage {
-  from: string;
-  name: string | null;
-  instructions: Instruction[];
-}
-
-/** Instructions (continuations joined, comments dropped), grouped by build stage. */
-function dockerStages(text: string): Stage[] {
-  const stages: Stage[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const start = i;
-    let l = lines[i];
-    if (/^\s*(#|$)/.test(l)) continue;
-    while (/\\\s*$/.test(l) && i + 1 < lines.length) l = l.replace(/\\\s*$/, ' ') + lines[++i].replace(/^\s*#.*$/, '');
-    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(l);
-    if (!m) throw new Error(`Dockerfile line ${start + 1}: cannot read "${l}"`);
-    const ins = { keyword: m[1].toUpperCase(), args: m[2].trim().replace(/\s+/g, ' '), line: start + 1 };
-    if (ins.keyword === 'FROM') {
-      const f = /^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
-      if (!f) throw new Error(`Dockerfile line ${start + 1}: cannot read FROM ${ins.args}`);
-      stages.push({ from: f[1], name: f[2] ?? null, instructions: [] });
-    } else {
-      if (!stages.length) throw new Error(`Dockerfile line ${start + 1}: ${ins.keyword} before FROM`);
-      stages[stages.length - 1].instructions.push(ins);
-    }
-  }
-  return stages;
-}
 
 const npmInstalls = (s: Stage): string[] =>
   s.instructions
@@ -72,6 +38,12 @@ describe('docker/Dockerfile', () => {
   it('is multi-stage, every stage on a Node 24 slim image', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     for (const s of stages) expect(s.from).toMatch(/^node:24[\w.-]*-slim(@sha256:[0-9a-f]{64})?$/);
+  });
+
+  it('installs only from the lock file: npm ci, with no npm install fallback', () => {
+    const all = stages.flatMap(npmInstalls);
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    for (const c of all) expect(c).toMatch(/^npm ci\b/);
   });
 
   it('runs the service as a non-root user', () => {

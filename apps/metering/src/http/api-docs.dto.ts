@@ -3,7 +3,7 @@
  * contracts (ingest/inbound.dto.ts) and the domain, which answer with field and rule.
  */
 import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
-import { CYCLES, PLANS } from '@metering/domain';
+import { CYCLES, PLANS, POOLS } from '@metering/domain';
 
 export class ErrorItemDoc {
   @ApiProperty({ example: 'cycle' }) field!: string;
@@ -82,10 +82,13 @@ export class EntitlementCheckDoc {
 export class EntitlementAnswerDoc {
   @ApiProperty() spaceId!: string;
   @ApiProperty() allowed!: boolean;
-  @ApiProperty({ example: 'ai_image_credits' }) pool!: string;
+  @ApiProperty({ enum: POOLS as unknown as string[], example: 'ai_image_credits' }) pool!: string;
   @ApiProperty() cost!: number;
   @ApiProperty() used!: number;
   @ApiProperty() limit!: number;
   @ApiProperty() remaining!: number;
-  @ApiPropertyOptional() reason?: string;
+  @ApiProperty({ enum: ['within_limit', 'free_feature', 'limit_reached', 'insufficient_remaining', 'per_batch_cap'] }) reason!: string;
+  @ApiProperty() message!: string;
+  @ApiProperty() catalogVersion!: number;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) periodEnd!: string | null;
 }

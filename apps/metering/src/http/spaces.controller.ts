@@ -47,6 +47,7 @@ import {
   SubscriptionBodyDoc,
   SubscriptionChangedDoc,
 } from './api-docs.dto';
+import { EventsPageDoc, NotificationsPageDoc, PostEventsAnswerDoc, SubscriptionAnswerDoc, UsageViewDoc } from './api-answers.dto';
 import { METRICS, type Metrics } from '../observability/metrics';
 import { Scoped } from '../security/scoped';
 
@@ -105,8 +106,8 @@ export class SpacesController {
   @Scoped('ingest')
   @ApiOperation({ summary: 'Record one inbound event or an array of them; each gets its own outcome (accepted, duplicate, rejected; queued with Kafka)' })
   @ApiBody({ schema: POST_EVENTS_BODY })
-  @ApiOkResponse({ description: 'embedded: every event decided and appended (or rejected with field and rule)' })
-  @ApiAcceptedResponse({ description: 'with Kafka: valid events published to their inbound topics (outcome queued)' })
+  @ApiOkResponse({ type: PostEventsAnswerDoc, description: 'embedded: every event decided and appended (or rejected with field and rule)' })
+  @ApiAcceptedResponse({ type: PostEventsAnswerDoc, description: 'with Kafka: valid events published to their inbound topics (outcome queued)' })
   @ApiPayloadTooLargeResponse({ type: ErrorDoc, description: 'the body is larger than MAX_BODY_BYTES' })
   async postEvents(@Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const items = Array.isArray(body) ? body : [body];
@@ -160,7 +161,7 @@ export class SpacesController {
   @ApiOperation({ summary: "Change a Space's subscription (plan, cycle); effectiveAt defaults to now" })
   @ApiParam(SPACE_PARAM)
   @ApiBody({ type: SubscriptionBodyDoc })
-  @ApiOkResponse({ description: 'the outcome and the usage view after it' })
+  @ApiOkResponse({ type: SubscriptionAnswerDoc, description: 'the outcome and the usage view after it' })
   @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'refused by the rules (e.g. a plan/cycle pair that does not exist)' })
   async putSubscription(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
     checkSpaceId(spaceId);
@@ -192,6 +193,7 @@ export class SpacesController {
   @Scoped('read')
   @ApiOperation({ summary: 'Plan, cycle, period, next reset and, per pool, used, limit, remaining, percent, over' })
   @ApiParam(SPACE_PARAM)
+  @ApiOkResponse({ type: UsageViewDoc })
   async usage(@Param('spaceId') spaceId: string) {
     checkSpaceId(spaceId);
     const now = this.clock.now();
@@ -247,6 +249,7 @@ export class SpacesController {
   @ApiParam(SPACE_PARAM)
   @ApiQuery({ name: 'fromRevision', required: false, type: Number })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
+  @ApiOkResponse({ type: EventsPageDoc })
   async events(@Param('spaceId') spaceId: string, @Query('fromRevision') from?: string, @Query('limit') limit?: string) {
     checkSpaceId(spaceId);
     const fromRevision = intParam('fromRevision', from, 0, 0, Number.MAX_SAFE_INTEGER);
@@ -266,6 +269,7 @@ export class SpacesController {
   @ApiOperation({ summary: 'Threshold-crossed and period-reset events in store order; `next` is the `since` of the next page' })
   @ApiQuery({ name: 'since', required: false, type: String, description: 'a global position' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
+  @ApiOkResponse({ type: NotificationsPageDoc })
   async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
     const after = positionParam('since', since);
     const max = intParam('limit', limit, 100, 1, 1000);
