@@ -1,6 +1,7 @@
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, Subscription } from '@metering/event-store';
 import type { BalanceReadModel } from './balance-read-model';
+import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15: read models fed the same pages
 
 export interface ProjectorLogger {
   error(obj: unknown, msg?: string): void;
@@ -24,7 +25,15 @@ export class Projector {
     private readonly logger: ProjectorLogger,
     private readonly pollIntervalMs = 200,
     private readonly batchSize = 1000,
+    /** issue-15: read models with checkpoints of their own (the usage breakdown) applied from the same pages, after the balances. */
+    private readonly followers: readonly ProjectionFollower[] = [],
   ) {}
+
+  /** issue-15: applies a page to the balances, then to each follower (each skips what it already has). */
+  private async applyPage(events: Parameters<BalanceReadModel['apply']>[0]): Promise<void> {
+    await this.readModel.apply(events);
+    for (const f of this.followers) await f.apply(events);
+  }
 
   get checkpoint(): bigint {
     return this.position;
@@ -41,10 +50,15 @@ export class Projector {
   async catchUp(): Promise<number> {
     let applied = 0;
     this.position = await this.readModel.checkpoint();
+    // issue-15: start from the lowest checkpoint, so a follower that is behind (new, or cleared) catches up.
+    for (const f of this.followers) {
+      const at = await f.checkpoint();
+      if (at < this.position) this.position = at;
+    }
     for (;;) {
       const page = await this.store.readAll({ after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX });
       if (page.length === 0) break;
-      await this.readModel.apply(page);
+      await this.applyPage(page);
       applied += page.length;
       this.advance(page[page.length - 1].globalPosition);
     }
@@ -58,7 +72,7 @@ export class Projector {
       pollIntervalMs: this.pollIntervalMs,
       batchSize: this.batchSize,
       handler: async (events) => {
-        await this.readModel.apply(events);
+        await this.applyPage(events);
         this.advance(events[events.length - 1].globalPosition);
       },
       onError: (err) => {
