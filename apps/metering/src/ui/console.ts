@@ -31,7 +31,7 @@ async function gauge(metrics: Metrics, name: string): Promise<number | null> {
   return v.length ? v[0].value : null;
 }
 
-export async function readConsole(store: EventStore, readModel: BalanceReadModel, breakdown: BreakdownReadModel, catalog: CatalogVersion[], metrics: Metrics): Promise<ConsoleData> {
+export async function readConsole(store: EventStore, readModel: BalanceReadModel, breakdown: BreakdownReadModel, catalog: CatalogVersion[], metrics: Metrics, kafka: boolean): Promise<ConsoleData> {
   const head = await store.headPosition();
   const after = head > NOTIFICATION_WINDOW ? head - NOTIFICATION_WINDOW : 0n;
   const [watch, recent, letters, balances, bd, projectionLag, relayLag] = await Promise.all([
@@ -41,7 +41,7 @@ export async function readConsole(store: EventStore, readModel: BalanceReadModel
     readModel.checkpoint(),
     breakdown.checkpoint(),
     gauge(metrics, 'metering_projection_lag_events'),
-    gauge(metrics, 'metering_relay_lag_events'),
+    kafka ? gauge(metrics, 'metering_relay_lag_events') : Promise.resolve(null), // no relay without Kafka
   ]);
   const deadLetters = [...letters].sort((a, b) => (BigInt(b.position) > BigInt(a.position) ? 1 : -1)).slice(0, 50);
   return {

@@ -103,7 +103,7 @@ export class UiController implements OnModuleInit {
     const access = accessOf(this.config, req, this.clock.now());
     if (!canRead(access)) return this.html(res, 401, loginPage());
     await this.catalog.refresh();
-    const data = await readConsole(this.store, this.readModel, this.breakdown, this.catalog.catalog.versions, this.metrics);
+    const data = await readConsole(this.store, this.readModel, this.breakdown, this.catalog.catalog.versions, this.metrics, this.config.kafka !== null);
     return this.html(
       res,
       200,

@@ -5,7 +5,7 @@
  *    Space's usage screen, for the product's app to show in an iframe or web view.
  */
 import { Body, Controller, Get, HttpCode, HttpException, HttpStatus, Inject, Param, Post, Query, Req } from '@nestjs/common';
-import { ApiBody, ApiOperation, ApiParam, ApiQuery, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiExtension, ApiForbiddenResponse, ApiOperation, ApiParam, ApiQuery, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { iso, periodAt } from '@metering/domain';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, invalid } from '../http/api-errors';
@@ -76,8 +76,11 @@ export class UsageApiController {
    */
   @Post('spaces/:spaceId/usage-links')
   @HttpCode(201)
-  @ApiSecurity(BEARER_SCHEME, ['ingest'])
   @ApiSecurity(API_KEY_SCHEME, ['ingest'])
+  @ApiSecurity(BEARER_SCHEME, ['ingest'])
+  @ApiExtension('x-required-scope', 'ingest')
+  @ApiUnauthorizedResponse({ description: 'no API key, or not a valid one: the body names the header to send' })
+  @ApiForbiddenResponse({ description: 'the API key has neither the "ingest" nor the "admin" scope' })
   @ApiOperation({ summary: 'A short-lived signed URL of the Space usage screen (/ui/spaces/:spaceId?t=...), for an iframe or web view; scope ingest or admin' })
   @ApiParam(SPACE_PARAM)
   @ApiBody({ required: false, schema: { type: 'object', properties: { ttlSeconds: { type: 'integer', minimum: 30, description: 'at most UI_LINK_TTL_SECONDS (the default)' } } } })
