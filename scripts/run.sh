@@ -31,6 +31,14 @@ ensure_postgres() {
   export PG_URL="$url"
 }
 
+ensure_chromium() {
+  # The browser tests (test/ui) drive Debian's Chromium through playwright-core; never a downloaded browser.
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "installing Debian's chromium for the browser tests" >&2
+    apt-get update >&2 && apt-get install -y chromium >&2
+  fi
+}
+
 cmd="${1:-start}"
 shift || true
 case "$cmd" in
@@ -44,6 +52,7 @@ case "$cmd" in
   test)
     install_deps
     ensure_postgres
+    ensure_chromium
     # The Kafka broker jars (Maven Central) are resolved once into a cache outside the repo.
     node scripts/kafka/prefetch.js >&2
     npx depcruise --config .dependency-cruiser.cjs libs apps >&2

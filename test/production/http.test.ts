@@ -179,6 +179,8 @@ describe('HTTP API with API keys', () => {
       'post /v1/spaces/{spaceId}/entitlements/check': 'read',
       'get /v1/spaces/{spaceId}/events': 'read',
       'get /v1/notifications': 'read',
+      'get /v1/spaces/{spaceId}/usage/breakdown': 'read', // issue-15
+      'post /v1/spaces/{spaceId}/usage-links': 'ingest', // issue-15 (ingest or admin)
       'get /v1/admin/spaces/{spaceId}/audit': 'admin',
       'get /v1/admin/spaces/{spaceId}/balance': 'admin',
       'get /health/live': null,

@@ -27,6 +27,11 @@ import type { BalanceReadModel, ReadModelDump } from '../../apps/metering/src/pr
 import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+// issue-15: the usage breakdown read model is rebuilt with the balances and must equal its live self.
+import type { BreakdownDump, BreakdownReadModel } from '../../apps/metering/src/projection/breakdown/breakdown';
+import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/postgres-breakdown-read-model';
+import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
+import { rebuildBalances } from '../../apps/metering/src/projection/rebuild';
 import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 import { type Workload, WorkloadClock, generateWorkload, runWorkload } from '../support/workload';
 
@@ -52,13 +57,14 @@ afterAll(() => {
 });
 
 /** Runs the workload with a live projector; returns the live dump (the store is left open). */
-async function liveRun(label: string, workload: Workload, store: EventStore, readModel: BalanceReadModel): Promise<ReadModelDump> {
+async function liveRun(label: string, workload: Workload, store: EventStore, readModel: BalanceReadModel, breakdown?: BreakdownReadModel): Promise<ReadModelDump> {
   const clock = new WorkloadClock(workload.start);
   const catalog = new CatalogService(store, systemIds, null);
   await catalog.init();
   const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
   await readModel.init();
-  const projector = new Projector(store, readModel, silent, 20, 500);
+  await breakdown?.init();
+  const projector = new Projector(store, readModel, silent, 20, 500, breakdown ? [breakdown] : []);
   await projector.start();
   // The projector must follow while the workload runs: record its checkpoint after each step.
   const checkpoints: bigint[] = [];
@@ -103,12 +109,69 @@ function expectNonTrivial(dump: ReadModelDump, workload: Workload): void {
   for (const pool of POOLS) expect(dump.usage.some((u) => u.used[pool] > 0)).toBe(true);
 }
 
-async function rebuild(label: string, store: EventStore, readModel: BalanceReadModel): Promise<ReadModelDump> {
+async function rebuild(label: string, store: EventStore, readModel: BalanceReadModel, breakdown?: BreakdownReadModel): Promise<ReadModelDump> {
   await readModel.clear();
   expect(await readModel.dump()).toEqual({ spaces: [], usage: [], thresholds: [] });
   expect(await readModel.checkpoint()).toBe(0n);
-  await time(`${label}: rebuild from the store`, () => new Projector(store, readModel, silent, 20, 1000).catchUp());
+  if (breakdown) {
+    await breakdown.clear();
+    expect(await breakdown.dump()).toEqual({ rows: [], watch: [] });
+    expect(await breakdown.checkpoint()).toBe(0n);
+  }
+  await time(`${label}: rebuild from the store`, () => new Projector(store, readModel, silent, 20, 1000, breakdown ? [breakdown] : []).catchUp());
   return readModel.dump();
+}
+
+/**
+ * issue-15: the breakdown equals a plain fold of the Space streams (written here, apart from the
+ * read model's code): usage summed by (Space, recorded periodStart, userId, feature); the watch
+ * rows are the last threshold event per (Space, pool, threshold) of the latest period, rows of
+ * periods before a reset dropped.
+ */
+async function expectBreakdownEqualsFold(store: EventStore, dump: BreakdownDump, workload: Workload): Promise<void> {
+  const ids = new Set(workload.spaceIds);
+  const rows = new Map<string, BreakdownDump['rows'][number]>();
+  const watch = new Map<string, BreakdownDump['watch'][number]>();
+  let after = 0n;
+  for (;;) {
+    const page = await store.readAll({ after, maxCount: 5000, streamPrefix: 'space-' });
+    if (page.length === 0) break;
+    after = page[page.length - 1].globalPosition;
+    for (const e of page) {
+      const d = e.data as Record<string, any>;
+      if (!ids.has(d.spaceId)) continue;
+      if (e.type === 'GenerationRecorded' || e.type === 'BatchExportRecorded') {
+        const feature = e.type === 'GenerationRecorded' ? d.feature : 'batch_export';
+        const k = [d.spaceId, d.periodStart, d.userId, feature].join('|');
+        const r = rows.get(k) ?? { spaceId: d.spaceId, periodStart: Date.parse(d.periodStart), userId: d.userId, feature, used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }, events: 0 };
+        if (e.type === 'GenerationRecorded') r.used[d.pool as Pool] += d.credits;
+        else r.used.batch_exports += d.images;
+        r.events += 1;
+        rows.set(k, r);
+      } else if (e.type === 'ThresholdCrossed' || e.type === 'ThresholdRearmed') {
+        const k = [d.spaceId, d.pool, d.threshold].join('|');
+        const old = watch.get(k);
+        if (!old || Date.parse(d.periodStart) >= old.periodStart)
+          watch.set(k, {
+            spaceId: d.spaceId, pool: d.pool, threshold: d.threshold, periodStart: Date.parse(d.periodStart),
+            state: e.type === 'ThresholdCrossed' ? 'fired' : 'rearmed', used: d.used, limit: d.limit, position: e.globalPosition.toString(), recordedAt: e.recordedAt,
+          });
+      } else if (e.type === 'PeriodReset') {
+        for (const [k, w] of watch) if (w.spaceId === d.spaceId && w.periodStart < Date.parse(d.periodStart)) watch.delete(k);
+      }
+    }
+  }
+  const byKey = (a: string[], b: string[]) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1; return 0; };
+  const expectedRows = [...rows.values()].sort((a, b) => byKey([a.spaceId], [b.spaceId]) || a.periodStart - b.periodStart || byKey([a.userId, a.feature], [b.userId, b.feature]));
+  const expectedWatch = [...watch.values()].sort((a, b) => byKey([a.spaceId, a.pool], [b.spaceId, b.pool]) || a.threshold - b.threshold);
+  const mine = { rows: dump.rows.filter((r) => ids.has(r.spaceId)), watch: dump.watch.filter((w) => ids.has(w.spaceId)) };
+  expect(mine.rows.length).toBe(expectedRows.length);
+  expect(mine).toEqual({ rows: expectedRows, watch: expectedWatch });
+  // Not trivial: several members and features, all three pools, fired and rearmed thresholds.
+  expect(new Set(mine.rows.map((r) => r.feature)).size).toBeGreaterThanOrEqual(5);
+  expect(new Set(mine.rows.map((r) => r.userId)).size).toBeGreaterThanOrEqual(3);
+  for (const pool of POOLS) expect(mine.rows.some((r) => r.used[pool] > 0)).toBe(true);
+  expect(mine.watch.some((w) => w.state === 'fired')).toBe(true);
 }
 
 /** The read model of a sample of Spaces equals the domain fold of their streams. */
@@ -164,11 +227,19 @@ describe(`rebuild = live, field for field (${EVENTS} inbound events over ${SPACE
   test('SQLite file', async () => {
     const store = new SqliteEventStore(path.join(dir, 'metering.db'));
     const readModel = new SqliteBalanceReadModel(store.db);
+    const breakdown = new SqliteBreakdownReadModel(store.db); // issue-15
     try {
-      const live = await liveRun('sqlite', workload, store, readModel);
+      const live = await liveRun('sqlite', workload, store, readModel, breakdown);
       expectNonTrivial(live, workload);
       await expectSampleEqualsFold(store, live, workload);
-      expect(await rebuild('sqlite', store, readModel)).toEqual(live);
+      const liveBreakdown = await breakdown.dump();
+      await expectBreakdownEqualsFold(store, liveBreakdown, workload);
+      expect(await rebuild('sqlite', store, readModel, breakdown)).toEqual(live);
+      expect(await breakdown.dump()).toEqual(liveBreakdown);
+      // The ops CLI's path (rebuildBalances with the breakdown as a follower) gives the same rows.
+      await time('sqlite: rebuildBalances with the breakdown', () => rebuildBalances(store, readModel, { followers: [breakdown] }));
+      expect(await readModel.dump()).toEqual(live);
+      expect(await breakdown.dump()).toEqual(liveBreakdown);
     } finally {
       await readModel.close();
       await store.close();
@@ -179,17 +250,24 @@ describe(`rebuild = live, field for field (${EVENTS} inbound events over ${SPACE
     const schema = freshSchemaName('rebuild');
     const store = new PostgresEventStore({ url: PG_URL, schema });
     const readModel = new PostgresBalanceReadModel({ pool: store.pool, schema });
+    const breakdown = new PostgresBreakdownReadModel(store.pool, schema); // issue-15
     const sqliteDb = new Database(path.join(dir, 'read-model-from-pg.db'));
     const fromPg = new SqliteBalanceReadModel(sqliteDb, true);
+    const breakdownFromPg = new SqliteBreakdownReadModel(sqliteDb);
     try {
       await store.migrate();
-      const live = await liveRun('postgres', workload, store, readModel);
+      const live = await liveRun('postgres', workload, store, readModel, breakdown);
       expectNonTrivial(live, workload);
       await expectSampleEqualsFold(store, live, workload);
+      const liveBreakdown = await breakdown.dump();
+      await expectBreakdownEqualsFold(store, liveBreakdown, workload);
       await fromPg.init();
-      await time('postgres: SQLite read model from the PostgreSQL events', () => new Projector(store, fromPg, silent, 20, 1000).catchUp());
+      await breakdownFromPg.init();
+      await time('postgres: SQLite read model from the PostgreSQL events', () => new Projector(store, fromPg, silent, 20, 1000, [breakdownFromPg]).catchUp());
       expect(await fromPg.dump()).toEqual(live);
-      expect(await rebuild('postgres', store, readModel)).toEqual(live);
+      expect(await breakdownFromPg.dump()).toEqual(liveBreakdown);
+      expect(await rebuild('postgres', store, readModel, breakdown)).toEqual(live);
+      expect(await breakdown.dump()).toEqual(liveBreakdown);
     } finally {
       await fromPg.close();
       await readModel.close();

@@ -38,6 +38,8 @@ import { METRICS, Metrics, cachedProbe } from './observability/metrics';
 import { pinoHttpOptions } from './observability/logging';
 import { timedEventStore } from './observability/timed-event-store';
 import { ApiKeyGuard } from './security/api-keys';
+import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from './projection/breakdown/breakdown'; // issue-15
+import { UI_CONTROLLERS, uiProviders } from './ui/ui-wiring'; // issue-15
 
 /** The Kafka side of the service, present when KAFKA_BROKERS is set. */
 export interface KafkaStats {
@@ -299,7 +301,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }), TerminusModule.forRoot({ errorLogStyle: 'json' })],
-      controllers: [HealthController, ...(api ? [SpacesController, AdminController] : [])],
+      controllers: [HealthController, ...(api ? [SpacesController, AdminController, ...UI_CONTROLLERS /* issue-15 */] : [])],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         { provide: CLOCK, useValue: clock },
@@ -308,6 +310,7 @@ export class AppModule {
         { provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.apiKeys) },
         { provide: EVENT_STORE, useValue: storage.store },
         { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
+        ...uiProviders(config, storage), // issue-15: the usage breakdown read model
         {
           provide: SpaceRepository,
           useFactory: () =>
@@ -328,10 +331,11 @@ export class AppModule {
         },
         {
           provide: Projector,
-          inject: [PinoLogger],
-          useFactory: (logger: PinoLogger) => {
+          inject: [PinoLogger, BREAKDOWN_READ_MODEL],
+          useFactory: (logger: PinoLogger, breakdown: BreakdownReadModel) => {
             logger.setContext('projection');
-            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs, PROJECTION_BATCH);
+            // issue-15: the breakdown read model follows the balance projection's pages.
+            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs, PROJECTION_BATCH, [breakdown]);
             metrics.setProjectionLag(
               cachedProbe(
                 async () => {

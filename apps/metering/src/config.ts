@@ -7,6 +7,7 @@ import { MessagingConfigError } from '@metering/messaging';
 import { type KafkaSettings, kafkaSettingsFromEnv } from './kafka/kafka-settings';
 import { type ApiKey, isLoopbackHost, parseApiKeys } from './security/api-keys';
 import { secretValues } from './observability/logging';
+import { type UiSettings, uiSecretValues, uiSettingsFromEnv } from './ui/ui-settings'; // issue-15
 
 export type StoreKind = 'sqlite' | 'postgres' | 'kurrentdb';
 
@@ -57,6 +58,8 @@ export interface AppConfig {
   correctionWindowMs: number;
   /** Secret values (API keys, passwords) scrubbed from every log line. Never logged. */
   secrets: string[];
+  /** issue-15: UI_LINK_SECRET, UI_LINK_TTL_SECONDS, UI_FRAME_ANCESTORS (ui/ui-settings.ts). */
+  ui: UiSettings;
 }
 
 export class ConfigError extends Error {
@@ -142,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (err instanceof MessagingConfigError) problems.push(...err.problems);
     else throw err;
   }
+  const ui = uiSettingsFromEnv(env, problems); // issue-15
   if (problems.length) throw new ConfigError(problems);
   return {
     port,
@@ -165,7 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     maxBodyBytes,
     http: { requestTimeoutMs, headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, maxJsonDepth },
     relayLeaseCheckMs,
-    secrets: secretValues(env),
+    secrets: [...secretValues(env), ...uiSecretValues(env)], // issue-15: UI_LINK_SECRET
+    ui,
   };
 }
 

@@ -16,6 +16,7 @@ import { type AppConfig, ConfigError, loadConfig } from '../config';
 import { systemIds } from '../infra/clock';
 import type { BalanceReadModel } from '../projection/balance-read-model';
 import { type RebuildProgress, rebuildBalances } from '../projection/rebuild';
+import { openBreakdownReadModel } from '../projection/breakdown/open-breakdown'; // issue-15
 import { type AuditReport, auditSpace, balanceAt, listSpaceIds, parseCliInstant, poolsOf } from '../admin/audit';
 import { type DeadLetterEntry, findDeadLetter, listDeadLetters, redrive } from '../admin/dead-letter-ops';
 import { escapeForTerminal, terminalJson } from './terminal';
@@ -205,7 +206,8 @@ export function buildProgram(rawIo: CliIo = defaultIo()): Command {
       return n;
     }, 5000)
     .action(async (o: { batch: number }) => {
-      await withStorage(io, async ({ store, readModel }) => {
+      await withStorage(io, async ({ store, readModel, config }) => {
+        const breakdown = await openBreakdownReadModel(config, { store, readModel }); // issue-15: rebuilt with the balances
         const started = Date.now();
         let lastLine = 0;
         const line = (p: RebuildProgress, final: boolean) => {
@@ -220,6 +222,7 @@ export function buildProgram(rawIo: CliIo = defaultIo()): Command {
         let last: RebuildProgress = { applied: 0, position: 0n, head: await store.headPosition() };
         const applied = await rebuildBalances(store, readModel, {
           batch: o.batch,
+          followers: [breakdown], // issue-15
           onProgress: (p) => {
             last = p;
             line(p, false);
@@ -227,6 +230,7 @@ export function buildProgram(rawIo: CliIo = defaultIo()): Command {
         });
         line(last, true);
         io.out(`rebuilt balances: ${applied} events applied, checkpoint ${await readModel.checkpoint()}\n`);
+        await breakdown.close(); // issue-15
       });
     });
 

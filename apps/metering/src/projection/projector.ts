@@ -2,6 +2,7 @@ import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, Subscription } from '@metering/event-store';
 import type { BalanceReadModel } from './balance-read-model';
 import { withLegacyMoves } from './legacy-moves';
+import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15: read models fed the same pages
 
 export interface ProjectorLogger {
   error(obj: unknown, msg?: string): void;
@@ -25,7 +26,17 @@ export class Projector {
     private readonly logger: ProjectorLogger,
     private readonly pollIntervalMs = 200,
     private readonly batchSize = 1000,
+    /** issue-15: read models with checkpoints of their own (the usage breakdown) applied from the same pages, after the balances. */
+    private readonly followers: readonly ProjectionFollower[] = [],
   ) {}
+
+  /** issue-15: applies a page to the balances, then to each follower (each skips what it already has). */
+  private async applyPage(page: Parameters<BalanceReadModel['apply']>[0]): Promise<void> {
+    // Events written before usage moves were recorded get them first (see legacy-moves.ts).
+    const events = await withLegacyMoves(this.store, page);
+    await this.readModel.apply(events);
+    for (const f of this.followers) await f.apply(events);
+  }
 
   get checkpoint(): bigint {
     return this.position;
@@ -42,10 +53,15 @@ export class Projector {
   async catchUp(): Promise<number> {
     let applied = 0;
     this.position = await this.readModel.checkpoint();
+    // issue-15: start from the lowest checkpoint, so a follower that is behind (new, or cleared) catches up.
+    for (const f of this.followers) {
+      const at = await f.checkpoint();
+      if (at < this.position) this.position = at;
+    }
     for (;;) {
       const page = await this.store.readAll({ after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX });
       if (page.length === 0) break;
-      await this.readModel.apply(await withLegacyMoves(this.store, page));
+      await this.applyPage(page);
       applied += page.length;
       this.advance(page[page.length - 1].globalPosition);
     }
@@ -59,7 +75,7 @@ export class Projector {
       pollIntervalMs: this.pollIntervalMs,
       batchSize: this.batchSize,
       handler: async (events) => {
-        await this.readModel.apply(await withLegacyMoves(this.store, events));
+        await this.applyPage(events);
         this.advance(events[events.length - 1].globalPosition);
       },
       onError: (err) => {

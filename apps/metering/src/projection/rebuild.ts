@@ -2,6 +2,7 @@ import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel } from './balance-read-model';
 import { withLegacyMoves } from './legacy-moves';
+import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15
 
 export interface RebuildProgress {
   applied: number;
@@ -17,11 +18,12 @@ export interface RebuildProgress {
 export async function rebuildBalances(
   store: EventStore,
   readModel: BalanceReadModel,
-  options: { batch?: number; onProgress?: (p: RebuildProgress) => void } = {},
+  options: { batch?: number; onProgress?: (p: RebuildProgress) => void; /** issue-15: rebuilt with the balances (the usage breakdown) */ followers?: readonly ProjectionFollower[] } = {},
 ): Promise<number> {
   const batch = options.batch ?? 5000;
   const head = await store.headPosition();
   await readModel.clear();
+  for (const f of options.followers ?? []) await f.clear(); // issue-15
   let position = 0n;
   let applied = 0;
   async function* pages(): AsyncGenerator<StoredEvent[]> {
@@ -29,7 +31,9 @@ export async function rebuildBalances(
       const page = await store.readAll({ after: position, maxCount: batch, streamPrefix: SPACE_STREAM_PREFIX });
       if (page.length === 0) return;
       position = page[page.length - 1].globalPosition;
-      yield await withLegacyMoves(store, page);
+      const upcast = await withLegacyMoves(store, page);
+      for (const f of options.followers ?? []) await f.apply(upcast); // issue-15
+      yield upcast;
       applied += page.length;
       options.onProgress?.({ applied, position, head });
     }

@@ -1,0 +1,151 @@
+/**
+ * The usage breakdown read model (issue 15): which members (userId) and features used a Space's
+ * pools, per period; and, for the ops console, each Space's threshold state in its latest period.
+ *
+ * A read model of its own: own tables (`rm_breakdown`, `rm_breakdown_watch`), own checkpoint
+ * (`rm_breakdown_checkpoint`, untouched by the balance read model's clear), rows and checkpoint written in one transaction, events at or
+ * before the checkpoint skipped (a page applied twice changes nothing). The Projector hands it
+ * every page it applies to the balances (projection/projector.ts) and a rebuild clears and
+ * replays it with them (projection/rebuild.ts), so it is rebuilt with the others.
+ *
+ * Keys come from the stored event as recorded: `periodStart` of GenerationRecorded /
+ * BatchExportRecorded (the period the decider counted it in), `userId`, and the feature (a batch
+ * export counts under the pseudo-feature `batch_export`; an AI feature used inside a batch counts
+ * under its own feature).
+ */
+import type { BatchExportRecordedData, GenerationRecordedData, Limits, PeriodResetData, Pool, ThresholdCrossedData, ThresholdRearmedData } from '@metering/domain';
+import type { StoredEvent } from '@metering/event-store';
+
+export const BREAKDOWN_CHECKPOINT = 'breakdown';
+/** The feature a batch export is listed under (batch exports have no AI feature). */
+export const BATCH_EXPORT_FEATURE = 'batch_export';
+
+export interface BreakdownRow {
+  spaceId: string;
+  /** Epoch ms, as recorded on the usage event. */
+  periodStart: number;
+  userId: string;
+  feature: string;
+  used: Limits;
+  /** Usage events counted in this row. */
+  events: number;
+}
+
+/** The latest state of one threshold of one pool of a Space (rows of older periods are dropped at a reset). */
+export interface WatchRow {
+  spaceId: string;
+  pool: Pool;
+  threshold: number;
+  periodStart: number;
+  state: 'fired' | 'rearmed';
+  used: number;
+  limit: number;
+  /** Global position of the event that set this state. */
+  position: string;
+  recordedAt: string;
+}
+
+export interface BreakdownDump {
+  rows: BreakdownRow[];
+  watch: WatchRow[];
+}
+
+/** What a projector needs of a read model that follows the balance projection's pages. */
+export interface ProjectionFollower {
+  /** Global position of the last event applied (0n when none). */
+  checkpoint(): Promise<bigint>;
+  /** Applies events in global order and moves the checkpoint, atomically; events at or before it are skipped. */
+  apply(events: StoredEvent[]): Promise<void>;
+  /** Drops every row and the checkpoint (for a rebuild). */
+  clear(): Promise<void>;
+}
+
+export interface BreakdownReadModel extends ProjectionFollower {
+  init(): Promise<void>;
+  /** The Space's rows of one period, largest use first. */
+  forPeriod(spaceId: string, periodStart: number): Promise<BreakdownRow[]>;
+  /** Fired thresholds, highest threshold first, then the most recent: Spaces nearest or over their limits. */
+  watchList(limit: number): Promise<WatchRow[]>;
+  /** Everything, in a canonical order (rebuild equality). */
+  dump(): Promise<BreakdownDump>;
+  close(): Promise<void>;
+}
+
+export const BREAKDOWN_READ_MODEL = Symbol('BREAKDOWN_READ_MODEL');
+
+const zero = (): Limits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
+
+/** A change to write, in event order (sums are merged; watch changes keep their order). */
+export type WatchChange =
+  | { kind: 'set'; row: WatchRow }
+  | { kind: 'reset'; spaceId: string; periodStart: number };
+
+/** The rows one batch of events changes, decided without reading the database. */
+export class BreakdownBatch {
+  readonly sums = new Map<string, BreakdownRow>();
+  readonly watch: WatchChange[] = [];
+  position = 0n;
+
+  constructor(from: bigint) {
+    this.position = from;
+  }
+
+  add(e: StoredEvent): void {
+    if (e.globalPosition <= this.position) return;
+    this.position = e.globalPosition;
+    if (!e.streamName.startsWith('space-')) return;
+    const spaceId = (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice('space-'.length);
+    switch (e.type) {
+      case 'GenerationRecorded': {
+        const d = e.data as unknown as GenerationRecordedData;
+        this.count(spaceId, Date.parse(d.periodStart), d.userId, d.feature, d.pool, d.credits);
+        break;
+      }
+      case 'BatchExportRecorded': {
+        const d = e.data as unknown as BatchExportRecordedData;
+        this.count(spaceId, Date.parse(d.periodStart), d.userId, BATCH_EXPORT_FEATURE, 'batch_exports', d.images);
+        break;
+      }
+      case 'ThresholdCrossed':
+      case 'ThresholdRearmed': {
+        const d = e.data as unknown as ThresholdCrossedData | ThresholdRearmedData;
+        this.watch.push({
+          kind: 'set',
+          row: {
+            spaceId,
+            pool: d.pool,
+            threshold: d.threshold,
+            periodStart: Date.parse(d.periodStart),
+            state: e.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
+            used: d.used,
+            limit: d.limit,
+            position: e.globalPosition.toString(),
+            recordedAt: e.recordedAt,
+          },
+        });
+        break;
+      }
+      case 'PeriodReset': {
+        const d = e.data as unknown as PeriodResetData;
+        this.watch.push({ kind: 'reset', spaceId, periodStart: Date.parse(d.periodStart) });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  private count(spaceId: string, periodStart: number, userId: string, feature: string, pool: Pool, amount: number): void {
+    const k = JSON.stringify([spaceId, periodStart, userId, feature]);
+    let row = this.sums.get(k);
+    if (!row) this.sums.set(k, (row = { spaceId, periodStart, userId, feature, used: zero(), events: 0 }));
+    row.used[pool] += amount;
+    row.events += 1;
+  }
+}
+
+/** Largest use first (credits, then exports, then events), then by member and feature. */
+export function byUse(a: BreakdownRow, b: BreakdownRow): number {
+  const total = (r: BreakdownRow) => r.used.ai_image_credits + r.used.ai_video_credits;
+  return total(b) - total(a) || b.used.batch_exports - a.used.batch_exports || b.events - a.events || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0) || (a.feature < b.feature ? -1 : a.feature > b.feature ? 1 : 0);
+}
