@@ -47,3 +47,8 @@ export async function createEventStore(config: EventStoreConfig): Promise<EventS
     }
   }
 }
+export {
+  chunkByBytes,
+  newEventBytes,
+  KURRENTDB_DEFAULT_MAX_APPEND_BYTES,
+} from './internal/append-budget';
