@@ -256,13 +256,16 @@ export class SpacesController {
   @Get('notifications')
   @Scoped('read')
   @ApiOperation({ summary: 'Threshold-crossed and period-reset events in store order; `next` is the `since` of the next page' })
-  @ApiQuery({ name: 'since', required: false, type: String, description: 'a global position' })
+  @ApiQuery({ name: 'since', required: false, type: String, description: 'a `next` value this endpoint returned (an opaque store position), or absent/0 for the start' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
   async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
     let after = 0n;
     if (since !== undefined && since !== '') {
-      if (!/^\d{1,19}$/.test(since)) throw invalid([{ field: 'since', rule: 'position', message: 'since must be a position (a non-negative integer)' }], 400);
+      // Positions are opaque store tokens (sparse on KurrentDB): only a value the store handed out is accepted.
+      const notPosition = () => invalid([{ field: 'since', rule: 'position', message: 'since must be a `next` value returned by this endpoint' }], 400);
+      if (!/^\d{1,19}$/.test(since)) throw notPosition();
       after = BigInt(since);
+      if (!(await this.store.hasPosition(after))) throw notPosition();
     }
     const max = intParam('limit', limit, 100, 1, 1000);
     const events = await this.store.readAll({ after, maxCount: max, streamPrefix: SPACE_STREAM_PREFIX, types: [...NOTIFICATION_EVENT_TYPES] });
