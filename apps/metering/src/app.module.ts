@@ -171,7 +171,7 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
       const url = config.kurrentdbUrl as string; // loadConfig requires it for kurrentdb
       let store: KurrentDbEventStore;
       try {
-        store = await createEventStore({ kind: 'kurrentdb', url });
+        store = await createEventStore({ kind: 'kurrentdb', url, maxAppendBytes: config.kurrentdbMaxAppendBytes });
         // The client connects lazily: probe now so an unreachable server fails the start, clearly.
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
