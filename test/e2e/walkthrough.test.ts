@@ -3,6 +3,11 @@
  * embedded SQLite default: subscribe to pro monthly two months ago, export 400 images now,
  * see 400/500 (80 %) and exactly one 80 % notification, resend everything (nothing changes),
  * and find the two missed boundaries caught up by one reset of the scheduler.
+ *
+ * It runs twice: on the embedded store as shipped, and on the same store with its positions mapped
+ * to sparse, gapped values (METERING_TEST_SPARSE_POSITIONS=1, a test-only hook; KurrentDB's
+ * positions are sparse byte offsets): any code that adds to, subtracts or invents a position
+ * fails the second run.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -11,7 +16,10 @@ import { type RunningApp, api, eventually, startApp } from '../support/app-proce
 
 jest.setTimeout(90_000);
 
-describe('walk-through on the embedded default', () => {
+describe.each([
+  ['the embedded default', {}],
+  ['the embedded store with sparse positions', { METERING_TEST_SPARSE_POSITIONS: '1' }],
+] as [string, Record<string, string>][])('walk-through on %s', (_name, storeEnv) => {
   let app: RunningApp;
   const space = `space-${randomUUID().slice(0, 8)}`;
   const now = Date.now();
@@ -28,7 +36,7 @@ describe('walk-through on the embedded default', () => {
   }));
 
   beforeAll(async () => {
-    app = await startApp({ SCHEDULER_INTERVAL_MS: '200' });
+    app = await startApp({ SCHEDULER_INTERVAL_MS: '200', ...storeEnv });
   });
 
   afterAll(async () => {
@@ -68,6 +76,19 @@ describe('walk-through on the embedded default', () => {
     const crossings = n.body.notifications.filter((x: any) => x.type === 'ThresholdCrossed' && x.data.spaceId === space);
     expect(crossings).toHaveLength(1);
     expect(crossings[0].data).toMatchObject({ pool: 'batch_exports', threshold: 80, used: 400, limit: 500 });
+
+    // `since` takes back only the opaque `next` tokens the endpoint hands out.
+    const first = await api(app.url, 'GET', '/v1/notifications?limit=1');
+    expect(first.status).toBe(200);
+    const rest = await api(app.url, 'GET', `/v1/notifications?limit=1000&since=${first.body.next}`);
+    expect(rest.status).toBe(200);
+    expect([...first.body.notifications, ...rest.body.notifications].map((x: any) => x.id)).toEqual(n.body.notifications.map((x: any) => x.id));
+    const invented = await api(app.url, 'GET', `/v1/notifications?since=${BigInt(first.body.next) + 1n}`);
+    expect(invented.status).toBe(400);
+    expect(invented.body.errors[0]).toMatchObject({ field: 'since', rule: 'position' });
+    expect((await api(app.url, 'GET', '/v1/notifications?since=0')).status).toBe(200);
+    // The hook is really on: positions handed out are the sparse ones (p * 1000 + (p % 7) * 100 + 7).
+    if (storeEnv.METERING_TEST_SPARSE_POSITIONS) expect(BigInt(first.body.next) % 100n).toBe(7n);
   });
 
   it('sending the same 400 events again changes nothing', async () => {
@@ -116,7 +137,7 @@ describe('walk-through on the embedded default', () => {
     expect(ok.body).toMatchObject({ allowed: false, reason: 'insufficient_remaining', remaining: 99, cost: 100 });
     const usageBefore = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
     await app.stop();
-    app = await startApp({ SCHEDULER_INTERVAL_MS: '200' }, app.dataDir);
+    app = await startApp({ SCHEDULER_INTERVAL_MS: '200', ...storeEnv }, app.dataDir);
     const usageAfter = await api(app.url, 'GET', `/v1/spaces/${space}/usage`);
     expect({ ...usageAfter.body, asOf: null }).toEqual({ ...usageBefore.body, asOf: null });
   });

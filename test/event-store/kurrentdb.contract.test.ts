@@ -59,8 +59,8 @@ if (mode !== 'none') {
 
 describeEventStoreContract(
   'kurrentdb',
-  async () => {
-    const store = new KurrentDbEventStore({ client: client as KurrentDBClient });
+  async (o) => {
+    const store = new KurrentDbEventStore({ client: client as KurrentDBClient, maxAppendBytes: o?.maxAppendBytes });
     return { store, cleanup: () => store.close() };
   },
   { skip: mode === 'none', uniqueIdsAcrossStreams: false, appendMany: false, readEventsById: false },

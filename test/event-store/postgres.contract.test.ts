@@ -23,8 +23,8 @@ afterAll(async () => {
   for (const s of schemas) await dropSchema(s);
 });
 
-describeEventStoreContract('postgres', async () => {
-  const store = new PostgresEventStore({ url: PG_URL, schema, poolConfig: { max: 10 } });
+describeEventStoreContract('postgres', async (o) => {
+  const store = new PostgresEventStore({ url: PG_URL, schema, poolConfig: { max: 10 }, maxAppendBytes: o?.maxAppendBytes });
   return { store, cleanup: () => store.close() };
 });
 
@@ -37,7 +37,7 @@ describe('PostgresEventStore specifics', () => {
       await Promise.all(stores.map((st) => st.migrate()));
       await stores[0].migrate();
       const { rows } = await stores[0].pool.query(`SELECT version, count(*)::int AS n FROM "${s}".schema_migrations GROUP BY version ORDER BY version`);
-      expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }]);
+      expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }, { version: 3, n: 1 }]);
       const r = await stores[1].append('s', [newEvent()], 'no_stream');
       expect(r.lastGlobalPosition).toBe(1n);
     } finally {

@@ -15,8 +15,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'es-sqlite-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const freshFile = () => path.join(dir, `${randomUUID()}.db`);
 
-describeEventStoreContract('sqlite', async () => {
-  const store = new SqliteEventStore(freshFile());
+describeEventStoreContract('sqlite', async (o) => {
+  const store = new SqliteEventStore(freshFile(), { maxAppendBytes: o?.maxAppendBytes });
   return { store, cleanup: () => store.close() };
 });
 

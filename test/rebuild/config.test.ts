@@ -94,7 +94,7 @@ describe('openStorage: the stores open ready to use', () => {
             [schema],
           );
           expect(rows.map((r) => r.table_name)).toEqual([
-            'events', 'global_position', 'read_model_migrations', 'rm_checkpoints', 'rm_spaces', 'rm_thresholds', 'rm_usage', 'schema_migrations', 'snapshots',
+            'events', 'global_position', 'read_model_migrations', 'rm_checkpoints', 'rm_spaces', 'rm_thresholds', 'rm_usage', 'schema_migrations', 'snapshots', 'store_identity',
           ]);
         } finally {
           await readModel.close();

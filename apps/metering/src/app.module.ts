@@ -22,11 +22,14 @@ import { SpaceRepository } from './ingest/space-repository';
 import { BALANCE_READ_MODEL, type BalanceReadModel } from './projection/balance-read-model';
 import { PostgresBalanceReadModel } from './projection/postgres-balance-read-model';
 import { Projector } from './projection/projector';
+import { checkStoreIdentity } from './projection/store-identity';
+import { SparsePositionsStore } from '@metering/event-store/testing/sparse-positions-store';
 import { SqliteBalanceReadModel } from './projection/sqlite-balance-read-model';
 import { ResetScheduler } from './scheduler/reset-scheduler';
 import { SpacesController } from './http/spaces.controller';
 import { HealthController, KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from './http/health.controller';
 import { AdminController } from './admin/admin.controller';
+import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
 import { DeadLetterRecorder } from './kafka/dead-letters';
 import { KAFKA_INGRESS, KafkaIngress } from './kafka/kafka-ingress';
@@ -71,6 +74,8 @@ export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
 
 /** Events per projection transaction: larger batches write each touched row once for more events. */
 const PROJECTION_BATCH = 5000;
+/** metering_projection_lag_events counts at most this many events. */
+const PROJECTION_LAG_CAP = 10_000;
 
 export interface AppOverrides {
   clock?: Clock;
@@ -138,9 +143,12 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
   switch (config.eventStore) {
     case 'sqlite': {
       ownerOnlyFiles(config.dataDir, config.sqliteFile);
-      const store = new SqliteEventStore(config.sqliteFile, { synchronous: config.sqliteSynchronous });
-      const readModel = new SqliteBalanceReadModel(store.db);
+      const sqlite = new SqliteEventStore(config.sqliteFile, { synchronous: config.sqliteSynchronous });
+      const readModel = new SqliteBalanceReadModel(sqlite.db);
       await readModel.init();
+      // TEST ONLY hook (undocumented for operators): the same store with sparse, gapped positions,
+      // so the end-to-end tests prove no code assumes dense positions (KurrentDB's are sparse).
+      const store: EventStore = process.env.METERING_TEST_SPARSE_POSITIONS === '1' ? new SparsePositionsStore(sqlite) : sqlite;
       return { store, readModel };
     }
     case 'postgres': {
@@ -165,11 +173,13 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
       const url = config.kurrentdbUrl as string; // loadConfig requires it for kurrentdb
       let store: KurrentDbEventStore;
       try {
-        store = await createEventStore({ kind: 'kurrentdb', url });
+        store = await createEventStore({ kind: 'kurrentdb', url, maxAppendBytes: config.kurrentdbMaxAppendBytes });
         // The client connects lazily: probe now so an unreachable server fails the start, clearly.
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          store.headPosition().finally(() => clearTimeout(timer)),
+          // A read of the store's own identity stream, not of $all: an access problem on $all is
+          // then reported by name (the projection's first read) instead of as "cannot reach".
+          store.storeId().finally(() => clearTimeout(timer)),
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => reject(new Error('no answer within 15 s')), 15_000);
           }),
@@ -178,7 +188,13 @@ export async function openStorage(config: AppConfig): Promise<{ store: EventStor
           throw err;
         });
       } catch (err) {
-        throw startupError(`EVENT_STORE=kurrentdb: cannot reach KurrentDB at ${hostOf(url)} (KURRENTDB_URL)`, err);
+        const denied = /access denied/i.test(String((err as Error)?.message));
+        throw startupError(
+          denied
+            ? `EVENT_STORE=kurrentdb: KurrentDB at ${hostOf(url)} denied the user of KURRENTDB_URL access (see README, KurrentDB user and ACLs)`
+            : `EVENT_STORE=kurrentdb: cannot reach KurrentDB at ${hostOf(url)} (KURRENTDB_URL)`,
+          err,
+        );
       }
       try {
         if (config.postgresUrl) return { store, readModel: await openPostgresReadModel(undefined, config.postgresUrl) };
@@ -243,6 +259,8 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   async onApplicationBootstrap(): Promise<void> {
     const roles = this.config.roles;
     this.logger.info({ roles: [...roles] }, 'roles of this instance');
+    // Checkpoints of another store are refused before anything reads or writes positions.
+    await checkStoreIdentity(this.store, this.readModel, [RELAY_CHECKPOINT]);
     await this.catalog.init();
     if (roles.has('projector')) {
       await this.projector.start();
@@ -339,9 +357,9 @@ export class AppModule {
             metrics.setProjectionLag(
               cachedProbe(
                 async () => {
-                  const head = await storage.store.headPosition();
+                  // Events, not positions (KurrentDB's are sparse byte offsets): count what is left, capped.
                   const at = config.roles.has('projector') ? projector.checkpoint : await storage.readModel.checkpoint();
-                  return Number(head > at ? head - at : 0n);
+                  return (await storage.store.readAll({ after: at, streamPrefix: SPACE_STREAM_PREFIX, maxCount: PROJECTION_LAG_CAP })).length;
                 },
                 1000,
                 3000,

@@ -24,6 +24,8 @@ export interface AppConfig {
   postgresUrl: string | null;
   postgresSchema: string;
   kurrentdbUrl: string | null;
+  /** Byte budget of one KurrentDB append; keep it under the server's MaxAppendSize. */
+  kurrentdbMaxAppendBytes: number;
   catalogFile: string | null;
   schedulerIntervalMs: number;
   projectionPollMs: number;
@@ -95,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   // PG_URL is the test suite's variable, never read by the service: only DATABASE_URL configures it.
   const postgresUrl = str('DATABASE_URL');
   const kurrentdbUrl = str('KURRENTDB_URL');
+  const kurrentdbMaxAppendBytes = int('KURRENTDB_MAX_APPEND_BYTES', 983_040, 16_384, 67_108_864);
   if (eventStore === 'postgres' && !postgresUrl) problems.push('DATABASE_URL: required when EVENT_STORE=postgres (e.g. postgres://user@host:5432/db)');
   if (postgresUrl && !/^postgres(ql)?:\/\//.test(postgresUrl)) problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
   if (eventStore === 'kurrentdb' && !kurrentdbUrl) problems.push('KURRENTDB_URL: required when EVENT_STORE=kurrentdb (e.g. kurrentdb://host:2113?tls=false)');
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     postgresUrl,
     postgresSchema,
     kurrentdbUrl,
+    kurrentdbMaxAppendBytes,
     catalogFile: catalogFile ? path.resolve(cwd, catalogFile) : null,
     schedulerIntervalMs,
     projectionPollMs,

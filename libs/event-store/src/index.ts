@@ -15,7 +15,7 @@ import { SqliteEventStore } from './sqlite/sqlite-event-store';
 export type EventStoreConfig =
   | { kind: 'sqlite'; file: string }
   | { kind: 'postgres'; url: string; schema?: string }
-  | { kind: 'kurrentdb'; url: string };
+  | { kind: 'kurrentdb'; url: string; maxAppendBytes?: number };
 
 /**
  * Opens the configured store, ready to use: PostgreSQL migrations are applied (safe when several
@@ -23,7 +23,7 @@ export type EventStoreConfig =
  */
 export function createEventStore(config: { kind: 'sqlite'; file: string }): Promise<SqliteEventStore>;
 export function createEventStore(config: { kind: 'postgres'; url: string; schema?: string }): Promise<PostgresEventStore>;
-export function createEventStore(config: { kind: 'kurrentdb'; url: string }): Promise<KurrentDbEventStore>;
+export function createEventStore(config: { kind: 'kurrentdb'; url: string; maxAppendBytes?: number }): Promise<KurrentDbEventStore>;
 export function createEventStore(config: EventStoreConfig): Promise<EventStore>;
 export async function createEventStore(config: EventStoreConfig): Promise<EventStore> {
   switch (config.kind) {
@@ -40,10 +40,15 @@ export async function createEventStore(config: EventStoreConfig): Promise<EventS
       return store;
     }
     case 'kurrentdb':
-      return new KurrentDbEventStore({ url: config.url });
+      return new KurrentDbEventStore({ url: config.url, maxAppendBytes: config.maxAppendBytes });
     default: {
       const kind: never = config;
       throw new TypeError(`unknown event store kind: ${JSON.stringify(kind)}`);
     }
   }
 }
+export {
+  chunkByBytes,
+  newEventBytes,
+  KURRENTDB_DEFAULT_MAX_APPEND_BYTES,
+} from './internal/append-budget';

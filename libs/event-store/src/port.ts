@@ -21,7 +21,13 @@ export interface StoredEvent {
   metadata: Record<string, unknown>;
   /** 0-based position of the event inside its stream. */
   revision: number;
-  /** Strictly increasing across the whole store, in commit order. Never reused. */
+  /**
+   * Strictly increasing across the whole store, in commit order. Never reused. OPAQUE: a token
+   * the store hands out and takes back (`readAll({after})`, `subscribe({after})`), comparable
+   * within one store, never dense (KurrentDB's are sparse byte offsets): callers never subtract,
+   * add to, or invent one. Values from outside (an HTTP `since`) are checked with `hasPosition`;
+   * saved ones carry `storeId()`.
+   */
   globalPosition: bigint;
   /** When the store recorded it (ISO-8601). Informational only. */
   recordedAt: string;
@@ -118,6 +124,22 @@ export interface EventStore {
   readAll(options?: ReadAllOptions): Promise<StoredEvent[]>;
   /** Highest global position visible now (0n when empty). */
   headPosition(): Promise<bigint>;
+  /**
+   * Whether `position` is a token this store handed out: 0n (the start) or the global position
+   * of a stored event. Use it before taking a position from outside (a query string, a saved
+   * checkpoint of unknown origin).
+   */
+  hasPosition(position: bigint): Promise<boolean>;
+  /**
+   * A stable identity of this store's log, created on first use and kept in the store itself.
+   * Positions of one store mean nothing in another: whoever saves a position saves this next to it.
+   */
+  storeId(): Promise<string>;
+  /**
+   * The byte budget of one append (see AppendTooLargeError), or null for none. Callers that can
+   * split their events (dead letters) chunk under it with `chunkByBytes`.
+   */
+  readonly maxAppendBytes: number | null;
   /** Catch-up subscription: reads from `after`, then follows new events. */
   subscribe(options: SubscribeOptions): Subscription;
   /** The latest snapshot of a stream, or null. */
@@ -153,6 +175,25 @@ export class DuplicateEventIdError extends Error {
   constructor(public readonly streamName: string, public readonly eventId: string) {
     super(`stream ${streamName}: event id ${eventId} is already stored`);
     this.name = 'DuplicateEventIdError';
+  }
+}
+
+/**
+ * One append (one stream's part of it) is larger than the store's byte budget
+ * (`maxAppendBytes`; KurrentDB: MaxAppendSize). Thrown before anything is written; retrying the
+ * same append can never succeed.
+ */
+export class AppendTooLargeError extends Error {
+  constructor(
+    public readonly streamName: string,
+    public readonly eventCount: number,
+    public readonly bytes: number,
+    public readonly maxAppendBytes: number,
+  ) {
+    super(
+      `stream ${streamName}: an append of ${eventCount} event(s), ${bytes} bytes, exceeds the store's append budget of ${maxAppendBytes} bytes (maxAppendBytes); nothing was written`,
+    );
+    this.name = 'AppendTooLargeError';
   }
 }
 

@@ -71,6 +71,9 @@ export async function redrive(store: EventStore, producer: MessageProducer, entr
     const done = events.some((e) => e.type === DEAD_LETTER_REDRIVEN && (e.data as { deadLetterId?: string }).deadLetterId === l.deadLetterId);
     return { done, revision: events.length ? events[events.length - 1].revision : -1 };
   };
+  if (l.truncated) {
+    throw new Error(`dead letter ${l.deadLetterId} was recorded truncated (${l.truncated.valueBytes} bytes over the store's append budget): re-publish the original message from its source`);
+  }
   let state = await alreadyDone();
   if (state.done) return { deadLetterId: l.deadLetterId, outcome: 'already_redriven' };
   await producer.send(l.topic, [{ key: l.key ?? '', value: Buffer.from(l.value, 'base64'), headers: l.headers ?? {} }]);

@@ -17,6 +17,8 @@ import { systemIds } from '../infra/clock';
 import type { BalanceReadModel } from '../projection/balance-read-model';
 import { type RebuildProgress, rebuildBalances } from '../projection/rebuild';
 import { openBreakdownReadModel } from '../projection/breakdown/open-breakdown'; // issue-15
+import { adoptStoreIdentity } from '../projection/store-identity';
+import { RELAY_CHECKPOINT } from '../kafka/outbound-relay';
 import { type AuditReport, auditSpace, balanceAt, listSpaceIds, parseCliInstant, poolsOf } from '../admin/audit';
 import { type DeadLetterEntry, findDeadLetter, listDeadLetters, redrive } from '../admin/dead-letter-ops';
 import { escapeForTerminal, terminalJson } from './terminal';
@@ -229,6 +231,10 @@ export function buildProgram(rawIo: CliIo = defaultIo()): Command {
           },
         });
         line(last, true);
+        // The rebuilt checkpoint is this store's: record its identity; a relay position saved
+        // for another store starts again from the beginning (consumers dedupe by event id).
+        const reset = await adoptStoreIdentity(store, readModel, [RELAY_CHECKPOINT]);
+        for (const name of reset) io.err(`rebuild: position ${name} was not one of this store: reset to the start\n`);
         io.out(`rebuilt balances: ${applied} events applied, checkpoint ${await readModel.checkpoint()}\n`);
         await breakdown.close(); // issue-15
       });

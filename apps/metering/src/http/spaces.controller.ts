@@ -267,11 +267,14 @@ export class SpacesController {
   @Get('notifications')
   @Scoped('read')
   @ApiOperation({ summary: 'Threshold-crossed and period-reset events in store order; `next` is the `since` of the next page' })
-  @ApiQuery({ name: 'since', required: false, type: String, description: 'a global position' })
+  @ApiQuery({ name: 'since', required: false, type: String, description: 'a `next` value this endpoint returned (an opaque store position), or absent/0 for the start' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: '1-1000, default 100' })
   @ApiOkResponse({ type: NotificationsPageDoc })
   async notifications(@Query('since') since?: string, @Query('limit') limit?: string) {
     const after = positionParam('since', since);
+    // Positions are opaque store tokens (sparse on KurrentDB): only a value the store handed out is accepted.
+    if (after !== 0n && !(await this.store.hasPosition(after)))
+      throw invalid([{ field: 'since', rule: 'position', message: 'since must be a `next` value returned by this endpoint' }], 400);
     const max = intParam('limit', limit, 100, 1, 1000);
     const events = await this.store.readAll({ after, maxCount: max, streamPrefix: SPACE_STREAM_PREFIX, types: [...NOTIFICATION_EVENT_TYPES] });
     return {

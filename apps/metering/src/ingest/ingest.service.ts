@@ -12,7 +12,7 @@ import {
   recordedIdsToLookUp,
   spaceStreamName,
 } from '@metering/domain';
-import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
+import { AppendTooLargeError, type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
 import type { CatalogService } from '../catalog/catalog.service';
 import type { Clock, IdGenerator } from '../infra/clock';
 import { KeyedMutex } from './keyed-mutex';
@@ -55,8 +55,30 @@ export class IngestService {
     private readonly ids: IdGenerator,
   ) {}
 
-  /** Commands for one Space, decided and appended together. Outcomes in input order. */
+  /**
+   * Commands for one Space, decided and appended together. Outcomes in input order. When their
+   * events exceed the store's append budget (AppendTooLargeError, thrown before anything is
+   * written), the commands are split in two consecutive decisions, each one append: as if they had
+   * arrived in two batches. One command alone over the budget is rejected (rule append_too_large)
+   * so that the input moves on (Kafka: to the dead letters) instead of failing forever.
+   */
   async executeForSpace(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
+    try {
+      return await this.executeOnce(spaceId, commands);
+    } catch (err) {
+      if (!(err instanceof AppendTooLargeError)) throw err;
+      if (commands.length === 1) {
+        const c = commands[0];
+        const eventId = c.type === 'ResetDuePeriods' ? undefined : c.input.eventId;
+        return [{ outcome: 'rejected', eventId, spaceId, errors: [{ field: '', rule: 'append_too_large', message: err.message }] }];
+      }
+      const mid = Math.ceil(commands.length / 2);
+      const first = await this.executeForSpace(spaceId, commands.slice(0, mid));
+      return [...first, ...(await this.executeForSpace(spaceId, commands.slice(mid)))];
+    }
+  }
+
+  private async executeOnce(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
     await this.catalog.refreshIfStale(this.clock.now());
     return this.locks.run(spaceId, async () => {
       for (let attempt = 1; ; attempt++) {

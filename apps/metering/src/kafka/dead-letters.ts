@@ -5,7 +5,8 @@
  * dual write, and ops can list, show and re-drive them from the store.
  */
 import type { Rejection } from '@metering/domain';
-import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
+import { createHash } from 'node:crypto';
+import { type EventStore, type NewEvent, WrongExpectedRevisionError, chunkByBytes, newEventBytes } from '@metering/event-store';
 import type { ConsumedMessage } from '@metering/messaging';
 import type { IdGenerator } from '../infra/clock';
 
@@ -27,6 +28,13 @@ export interface DeadLetterData {
   /** One line: the first error's field, rule and message. */
   reason: string;
   recordedAt: string;
+  /**
+   * Set when the letter alone exceeded the store's append budget (e.g. a 1 MiB Kafka message on
+   * KurrentDB, whose MaxAppendSize is 1 MiB and base64 adds a third): `value` (and the headers)
+   * were cut so the partition moves on; the original size and digest are kept. Such a letter
+   * cannot be re-driven from the store.
+   */
+  truncated?: { valueBytes: number; sha256: string; headersDropped: boolean };
 }
 
 export function reasonOf(errors: Rejection[]): string {
@@ -34,6 +42,8 @@ export function reasonOf(errors: Rejection[]): string {
   if (!e) return 'rejected';
   return `${e.field || '(message)'}: ${e.rule}: ${e.message}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}`;
 }
+
+const toEvent = (l: DeadLetterData): NewEvent => ({ id: l.deadLetterId, type: DEAD_LETTER_RECORDED, data: l as unknown as Record<string, unknown> });
 
 export const deadLetterStream = (topic: string, partition: number): string => `${DEAD_LETTER_STREAM_PREFIX}${topic}-${partition}`;
 
@@ -74,18 +84,34 @@ export class DeadLetterRecorder {
       const fresh = letters.filter((l) => !k.ids.has(l.deadLetterId));
       if (fresh.length === 0) return;
       try {
-        const r = await this.store.append(
-          stream,
-          fresh.map((l) => ({ id: l.deadLetterId, type: DEAD_LETTER_RECORDED, data: l as unknown as Record<string, unknown> })),
-          k.revision < 0 ? 'no_stream' : k.revision,
-        );
-        k.revision = r.nextExpectedRevision;
-        for (const l of fresh) k.ids.add(l.deadLetterId);
+        // Chunked under the store's append budget: letters need not be atomic together (their
+        // ids are deterministic, so a chunk written before a crash is skipped on the retry).
+        const budget = this.store.maxAppendBytes;
+        for (const chunk of chunkByBytes(stream, fresh.map((l) => this.fit(toEvent(l), budget)), budget)) {
+          const r = await this.store.append(stream, chunk, k.revision < 0 ? 'no_stream' : k.revision);
+          k.revision = r.nextExpectedRevision;
+          for (const e of chunk) k.ids.add(e.id);
+        }
         return;
       } catch (err) {
         if (!(err instanceof WrongExpectedRevisionError) || attempt >= 10) throw err;
       }
     }
+  }
+
+  /** A letter alone over the budget is cut (value, then headers) so that it can be recorded at all. */
+  private fit(e: NewEvent, budget: number | null): NewEvent {
+    if (budget === null || newEventBytes(e) <= budget) return e;
+    const l = e.data as unknown as DeadLetterData;
+    const original = Buffer.from(l.value, 'base64');
+    const truncated = { valueBytes: original.length, sha256: createHash('sha256').update(original).digest('hex'), headersDropped: false };
+    let cut: DeadLetterData = { ...l, value: '', truncated };
+    if (newEventBytes(toEvent(cut)) > budget) cut = { ...cut, headers: {}, truncated: { ...truncated, headersDropped: true } };
+    const room = budget - newEventBytes(toEvent(cut)) - 16;
+    // Keep as much of the start of the message as fits (base64: 4 characters per 3 bytes).
+    const keepBytes = Math.max(0, Math.floor(room / 4) * 3);
+    cut = { ...cut, value: original.subarray(0, keepBytes).toString('base64') };
+    return toEvent(cut);
   }
 
   private async refresh(stream: string): Promise<{ revision: number; ids: Set<string> }> {

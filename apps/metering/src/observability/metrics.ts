@@ -93,7 +93,7 @@ export class Metrics {
     const self = this;
     new Gauge({
       name: 'metering_projection_lag_events',
-      help: 'Store head position minus the balance projection checkpoint (global positions)',
+      help: 'Space events stored after the balance projection checkpoint (counted, not position arithmetic), capped at 10000',
       registers,
       async collect() {
         const v = await self.projectionLag().catch(() => null);

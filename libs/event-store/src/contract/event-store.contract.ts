@@ -7,8 +7,10 @@
  * events. The factory is called once per test; `cleanup` runs after it.
  */
 import { randomUUID } from 'node:crypto';
+import { chunkByBytes } from '../internal/append-budget';
 import {
   AppendRequest,
+  AppendTooLargeError,
   DuplicateEventIdError,
   EventStore,
   NewEvent,
@@ -19,6 +21,12 @@ import {
 export interface ContractStore {
   store: EventStore;
   cleanup(): Promise<void>;
+}
+
+/** What a test may ask of the factory (each adapter passes it to its constructor). */
+export interface ContractStoreOptions {
+  /** The adapter's append byte budget (`maxAppendBytes`). */
+  maxAppendBytes?: number;
 }
 
 export interface ContractOptions {
@@ -78,7 +86,7 @@ function expectStrictlyIncreasing(positions: bigint[]): void {
 
 export function describeEventStoreContract(
   name: string,
-  factory: () => Promise<ContractStore>,
+  factory: (storeOptions?: ContractStoreOptions) => Promise<ContractStore>,
   options: ContractOptions = {},
 ): void {
   const uniqueIdsAcrossStreams = options.uniqueIdsAcrossStreams ?? true;
@@ -598,6 +606,70 @@ export function describeEventStoreContract(
         } finally {
           await sub.stop();
         }
+      });
+    });
+
+    describe('positions are opaque tokens', () => {
+      test('hasPosition: true for 0n and every stored position, false for values the store never handed out', async () => {
+        const r = await store.append(`${p}a`, events(3), 'no_stream');
+        const read = await store.readStream(`${p}a`);
+        expect(await store.hasPosition(0n)).toBe(true);
+        for (const e of read) expect(await store.hasPosition(e.globalPosition)).toBe(true);
+        // Past the last event (dense stores: the next free number; sparse ones: inside or after a record).
+        expect(await store.hasPosition(r.lastGlobalPosition + 1n)).toBe(false);
+        expect(await store.hasPosition(-1n)).toBe(false);
+      });
+
+      test('storeId is stable and non-empty', async () => {
+        const id = await store.storeId();
+        expect(typeof id).toBe('string');
+        expect(id.length).toBeGreaterThan(0);
+        expect(await store.storeId()).toBe(id);
+      });
+    });
+
+    describe('append byte budget (maxAppendBytes)', () => {
+      const BUDGET = 1500;
+      let small: ContractStore | undefined;
+      afterEach(async () => {
+        await small?.cleanup();
+        small = undefined;
+      });
+      const payload = (n: number) => ({ text: 'x'.repeat(n) });
+
+      test('an append over the budget is refused before anything is written; one under it is kept', async () => {
+        small = await factory({ maxAppendBytes: BUDGET });
+        const s = small.store;
+        expect(s.maxAppendBytes).toBe(BUDGET);
+        const big = [newEvent('Tested', payload(700)), newEvent('Tested', payload(700))];
+        const err = await rejectionOf(s.append(`${p}a`, big, 'no_stream'));
+        expect(err).toBeInstanceOf(AppendTooLargeError);
+        expect(err).toMatchObject({ streamName: `${p}a`, eventCount: 2, maxAppendBytes: BUDGET });
+        expect((err as Error).message).toMatch(/exceeds the store's append budget of 1500 bytes.*nothing was written/);
+        expect(await s.streamRevision(`${p}a`)).toBe(-1);
+        // The same events, chunked under the budget, all go in (order kept).
+        const chunks = chunkByBytes(`${p}a`, big, BUDGET);
+        expect(chunks.map((c) => c.length)).toEqual([1, 1]);
+        let expected: number | 'no_stream' = 'no_stream';
+        for (const c of chunks) expected = (await s.append(`${p}a`, c, expected)).nextExpectedRevision;
+        expect((await s.readStream(`${p}a`)).map((e) => e.id)).toEqual(big.map((e) => e.id));
+        // One event alone over the budget cannot be chunked.
+        expect(() => chunkByBytes(`${p}b`, [newEvent('Tested', payload(2000))], BUDGET)).toThrow(AppendTooLargeError);
+      });
+
+      test('appendMany holds each request to the budget and writes nothing when one is over', async () => {
+        small = await factory({ maxAppendBytes: BUDGET });
+        const s = small.store;
+        if (typeof s.appendMany !== 'function') return; // optional in the port (KurrentDB: not offered)
+        const err = await rejectionOf(
+          s.appendMany([
+            { streamName: `${p}a`, events: [newEvent('Tested', payload(100))], expected: 'no_stream' },
+            { streamName: `${p}b`, events: [newEvent('Tested', payload(1000)), newEvent('Tested', payload(1000))], expected: 'no_stream' },
+          ]),
+        );
+        expect(err).toBeInstanceOf(AppendTooLargeError);
+        expect(await s.streamRevision(`${p}a`)).toBe(-1);
+        expect(await s.streamRevision(`${p}b`)).toBe(-1);
       });
     });
 

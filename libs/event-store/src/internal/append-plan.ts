@@ -11,6 +11,7 @@ import {
   NewEvent,
   WrongExpectedRevisionError,
 } from '../port';
+import { checkBudget } from './append-budget';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -54,8 +55,11 @@ export function validateExpected(expected: unknown): asserts expected is Expecte
   throw new TypeError(`expected revision must be 'no_stream', 'any' or an integer >= 0, got ${String(expected)}`);
 }
 
-/** Validates one append and serialises its payloads. Throws before anything is written. */
-export function prepareRequest(streamName: string, events: NewEvent[], expected: ExpectedRevision): PreparedRequest {
+/**
+ * Validates one append and serialises its payloads. Throws before anything is written, also
+ * AppendTooLargeError when `budget` (bytes, null: none) is exceeded.
+ */
+export function prepareRequest(streamName: string, events: NewEvent[], expected: ExpectedRevision, budget: number | null = null): PreparedRequest {
   validateStreamName(streamName);
   validateExpected(expected);
   if (!Array.isArray(events)) throw new TypeError('events must be an array');
@@ -75,14 +79,16 @@ export function prepareRequest(streamName: string, events: NewEvent[], expected:
       metadata: serialise(e.metadata ?? {}, `events[${i}].metadata`),
     };
   });
+  checkBudget(streamName, prepared, budget);
   return { streamName, expected, events: prepared };
 }
 
-export function prepareBatch(batch: AppendRequest[]): PreparedRequest[] {
+/** Each request of the batch is held to the budget on its own (one stream's part = one append). */
+export function prepareBatch(batch: AppendRequest[], budget: number | null = null): PreparedRequest[] {
   if (!Array.isArray(batch)) throw new TypeError('batch must be an array');
   const all = batch.map((r) => {
     if (r === null || typeof r !== 'object') throw new TypeError('each batch entry must be an object');
-    return prepareRequest(r.streamName, r.events, r.expected);
+    return prepareRequest(r.streamName, r.events, r.expected, budget);
   });
   return all;
 }

@@ -12,16 +12,28 @@
  *  - system streams and `$` event types are never returned.
  *
  * The port's idempotency and duplicate-id rules are stricter than the server's (the server does
- * not index event ids): before each append the adapter reads the stream's ids it has not seen yet
- * (an LRU cache per stream keeps this incremental) and applies the same rule as the other
- * adapters. Limits: an id reused in a DIFFERENT stream is not detected (no global id index in
- * KurrentDB), and with expected 'any' the check races with other writers (use exact revisions).
- * `appendMany` is not offered (callers fall back to one append per stream).
+ * not index event ids). Bounded id tracking: before each append the adapter reads only the
+ * stream's tail (as many events as the append holds, backwards, which also gives the tip) and
+ * keeps a bounded window of the latest ids per stream (`idWindow`, default 256) for at most
+ * `idCacheStreams` streams; it never reads a stream's history. An idempotent retry (the ids are
+ * the run that ends the stream) is always recognised; an id reused further back than the window
+ * is not detected here: callers rely on deterministic ids, exact expected revisions and their own
+ * bounded state (snapshots + the corrections window). An id reused in a DIFFERENT stream is not
+ * detected either (no global id index), and with expected 'any' the check races with other
+ * writers. `appendMany` and `readEventsById` are not offered.
+ *
+ * Positions are sparse byte offsets (never dense): the app treats them as opaque tokens.
+ * Appends over `maxAppendBytes` (default 960 KiB, under the server's MaxAppendSize of 1 MiB) are
+ * refused before anything is sent (AppendTooLargeError). Read errors are transient
+ * (StoreUnavailableError: deadlines, restarts, leader changes, unknown gRPC failures) unless the
+ * stream is not found or access is denied.
  */
+import { randomUUID } from 'node:crypto';
 import {
   ANY,
   END,
   ErrorType,
+  eventTypeFilter,
   FORWARDS,
   BACKWARDS,
   KurrentDBClient,
@@ -35,6 +47,7 @@ import {
 import type { AllStreamResolvedEvent, Filter, ReadPosition, RecordedEvent, ResolvedEvent, StreamState } from '@kurrent/kurrentdb-client';
 import {
   AppendResult,
+  AppendTooLargeError,
   DuplicateEventIdError,
   EventStore,
   ExpectedRevision,
@@ -49,19 +62,26 @@ import {
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, decide, prepareRequest } from '../internal/append-plan';
+import { KURRENTDB_DEFAULT_MAX_APPEND_BYTES, normaliseBudget } from '../internal/append-budget';
 import { reportUnhandled, safeCall } from '../internal/polling-subscription';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 
 /** Snapshots of stream X live in stream `snapshot-X` (outside every prefix the app reads). */
 const SNAPSHOT_PREFIX = 'snapshot-';
+/** One event, written once: the identity of this store's log (see `storeId`). */
+const IDENTITY_STREAM = 'metering-store-identity';
 
 export interface KurrentDbEventStoreOptions {
   /** Connection string, e.g. `kurrentdb://host:2113?tls=false`. Ignored when `client` is given. */
   url?: string;
   /** An existing client (not disposed by `close()`). */
   client?: KurrentDBClient;
-  /** Streams whose event ids are cached for the duplicate-id check. Default 1000. */
+  /** Streams whose recent event ids are kept for the duplicate-id check. Default 1000. */
   idCacheStreams?: number;
+  /** Latest ids kept per stream (bounded window). Default 256. */
+  idWindow?: number;
+  /** Byte budget of one append. Default 960 KiB (the server's MaxAppendSize is 1 MiB by default). */
+  maxAppendBytes?: number;
 }
 
 const READ_PAGE = 512;
@@ -83,6 +103,38 @@ export function isKurrentTransient(err: unknown): boolean {
   const { type, code } = err as { type?: unknown; code?: unknown };
   if (typeof type === 'string' && TRANSIENT_TYPES.has(type)) return true;
   return code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED || code === GRPC_RESOURCE_EXHAUSTED;
+}
+
+/** Errors a READ can never outgrow by waiting: everything else (UnknownError included) is transient. */
+const PERMANENT_READ_TYPES = new Set<string>([
+  ErrorType.STREAM_NOT_FOUND,
+  ErrorType.NOT_FOUND,
+  ErrorType.ACCESS_DENIED,
+  ErrorType.STREAM_DELETED,
+  ErrorType.STREAM_TOMBSTONED,
+  ErrorType.INVALID_ARGUMENT,
+  ErrorType.UNSUPPORTED,
+]);
+const GRPC_NOT_FOUND = 5;
+const GRPC_PERMISSION_DENIED = 7;
+const GRPC_UNAUTHENTICATED = 16;
+
+/**
+ * Read errors: transient unless not-found, access-denied (or another error waiting cannot fix).
+ * Deadlines and server restarts arrive from the client as UnknownError: they are transient.
+ */
+export function isKurrentReadTransient(err: unknown): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  if (err instanceof TypeError || err instanceof RangeError) return false; // our own bug, not the server
+  const { type, code } = err as { type?: unknown; code?: unknown };
+  if (typeof type === 'string' && PERMANENT_READ_TYPES.has(type)) return false;
+  if (code === GRPC_NOT_FOUND || code === GRPC_PERMISSION_DENIED || code === GRPC_UNAUTHENTICATED) return false;
+  return true;
+}
+
+export function isAccessDenied(err: unknown): boolean {
+  const { type, code } = (err ?? {}) as { type?: unknown; code?: unknown };
+  return type === ErrorType.ACCESS_DENIED || code === GRPC_PERMISSION_DENIED || code === GRPC_UNAUTHENTICATED;
 }
 
 function isStreamNotFound(err: unknown): boolean {
@@ -121,11 +173,32 @@ function fromPosition(after: bigint): ReadPosition {
   return after > 0n ? { commit: after, prepare: after } : START;
 }
 
-function serverFilter(streamPrefix: string | null): Filter {
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * The server-side filter: by event type when types are asked for (the relay: the server skips
+ * every other event), else by stream prefix, else no system events. The other criterion, if any,
+ * is applied on the client.
+ */
+function serverFilter(streamPrefix: string | null, types: string[] | null): Filter {
+  if (types) return eventTypeFilter({ regex: `^(${types.map(escapeRegex).join('|')})$` });
   return streamPrefix ? streamNameFilter({ prefixes: [streamPrefix] }) : excludeSystemEvents();
 }
 
-/** Ids of one stream already stored, in revision order (revision = index). */
+/** Closes a read early (server-side resources), whatever the iterator offers. */
+async function closeRead(it: AsyncIterator<unknown>): Promise<void> {
+  const r = it as { return?: () => Promise<unknown>; cancel?: () => Promise<unknown> };
+  try {
+    if (typeof r.cancel === 'function') await r.cancel();
+    else if (typeof r.return === 'function') await r.return();
+  } catch {
+    // already closed
+  }
+}
+
+/** The latest ids of one stream: a bounded window ending at `revision`. */
 interface StreamIds {
   revision: number;
   ids: Map<string, number>;
@@ -136,6 +209,9 @@ export class KurrentDbEventStore implements EventStore {
   private readonly ownsClient: boolean;
   private readonly idCache = new Map<string, StreamIds>();
   private readonly idCacheLimit: number;
+  private readonly idWindow: number;
+  readonly maxAppendBytes: number | null;
+  private identity: string | null = null;
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
 
@@ -149,6 +225,8 @@ export class KurrentDbEventStore implements EventStore {
       this.ownsClient = true;
     }
     this.idCacheLimit = options.idCacheStreams ?? 1000;
+    this.idWindow = options.idWindow ?? 256;
+    this.maxAppendBytes = normaliseBudget(options.maxAppendBytes, KURRENTDB_DEFAULT_MAX_APPEND_BYTES);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -156,9 +234,9 @@ export class KurrentDbEventStore implements EventStore {
 
   async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     this.assertOpen();
-    const req = prepareRequest(streamName, events, expected);
+    const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
     try {
-      const known = await this.catchUpIds(streamName);
+      const known = await this.recentIds(streamName, Math.max(1, req.events.length));
       const existing = new Map<string, ExistingEvent>();
       for (const e of req.events) {
         const revision = known.ids.get(e.id);
@@ -185,6 +263,7 @@ export class KurrentDbEventStore implements EventStore {
       if (known.revision === d.firstRevision - 1 && next === d.result.nextExpectedRevision) {
         req.events.forEach((e, i) => known.ids.set(e.id, d.firstRevision + i));
         known.revision = next;
+        this.trim(known);
       }
       this.notify();
       return {
@@ -197,29 +276,58 @@ export class KurrentDbEventStore implements EventStore {
     }
   }
 
-  /** Brings the cached id list of a stream up to date with the server. */
-  private async catchUpIds(streamName: string): Promise<StreamIds> {
+  /**
+   * The stream's tip and its latest ids, without reading its history: the last `tail` events
+   * (backwards, from the end) are always read, which finds an idempotent retry and the tip; ids
+   * of earlier appends stay in a bounded window per stream (LRU over streams).
+   */
+  private async recentIds(streamName: string, tail: number): Promise<StreamIds> {
     let entry = this.idCache.get(streamName);
-    if (entry) {
-      this.idCache.delete(streamName); // LRU: re-insert as most recent
-    } else {
-      entry = { revision: -1, ids: new Map() };
+    if (entry) this.idCache.delete(streamName); // LRU: re-insert as most recent
+    this.idCache.set(streamName, (entry ??= { revision: -1, ids: new Map() }));
+    while (this.idCache.size > this.idCacheLimit) this.idCache.delete(this.idCache.keys().next().value as string);
+    const last = await this.readTail(streamName, tail);
+    const tip = last.length ? Number(last[0].revision) : -1;
+    if (tip < entry.revision) {
+      entry.revision = -1; // the stream was deleted and recreated: forget what we knew
+      entry.ids.clear();
     }
-    this.idCache.set(streamName, entry);
-    while (this.idCache.size > this.idCacheLimit) {
-      const oldest = this.idCache.keys().next().value as string;
-      this.idCache.delete(oldest);
-    }
-    for (;;) {
-      const page = await this.readStreamRaw(streamName, entry.revision + 1, READ_PAGE);
-      for (const e of page) {
-        const revision = Number(e.revision);
-        if (revision !== entry.revision + 1) continue; // a concurrent catch-up already added it
-        entry.ids.set(e.id.toLowerCase(), revision);
-        entry.revision = revision;
+    if (tip > entry.revision) {
+      const gap = tip - entry.revision;
+      // A gap larger than the tail read: what is between is only read up to the window.
+      if (gap > last.length && entry.revision >= 0 && gap <= this.idWindow) {
+        for (const e of await this.readStreamRaw(streamName, entry.revision + 1, gap - last.length)) entry.ids.set(e.id.toLowerCase(), Number(e.revision));
+      } else if (gap > last.length) {
+        entry.ids.clear();
       }
-      if (page.length < READ_PAGE) return entry;
+      for (const e of [...last].reverse()) entry.ids.set(e.id.toLowerCase(), Number(e.revision));
+      entry.revision = tip;
+      this.trim(entry);
     }
+    return entry;
+  }
+
+  private trim(entry: StreamIds): void {
+    const floor = entry.revision - this.idWindow;
+    for (const [id, revision] of entry.ids) {
+      if (revision > floor) break; // insertion order = revision order
+      entry.ids.delete(id);
+    }
+  }
+
+  /** The last `n` events of a stream, newest first. */
+  private async readTail(streamName: string, n: number): Promise<RecordedEvent[]> {
+    const out: RecordedEvent[] = [];
+    const it = this.client.readStream(streamName, { fromRevision: END, direction: BACKWARDS, maxCount: n });
+    try {
+      for await (const resolved of it) if (resolved.event) out.push(resolved.event);
+    } catch (err) {
+      if (isStreamNotFound(err)) return [];
+      throw err;
+    } finally {
+      await closeRead(it);
+    }
+    return out;
   }
 
   private async positionAt(streamName: string, revision: number): Promise<bigint> {
@@ -233,17 +341,20 @@ export class KurrentDbEventStore implements EventStore {
   private async readStreamRaw(streamName: string, fromRevision: number, maxCount: number | null): Promise<RecordedEvent[]> {
     const out: RecordedEvent[] = [];
     if (maxCount === 0) return out;
+    const it = this.client.readStream(streamName, {
+      fromRevision: BigInt(fromRevision),
+      direction: FORWARDS,
+      ...(maxCount === null ? {} : { maxCount }),
+    });
     try {
-      for await (const resolved of this.client.readStream(streamName, {
-        fromRevision: BigInt(fromRevision),
-        direction: FORWARDS,
-        ...(maxCount === null ? {} : { maxCount }),
-      })) {
+      for await (const resolved of it) {
         if (resolved.event) out.push(resolved.event);
       }
     } catch (err) {
       if (isStreamNotFound(err)) return [];
       throw err;
+    } finally {
+      await closeRead(it);
     }
     return out;
   }
@@ -255,20 +366,17 @@ export class KurrentDbEventStore implements EventStore {
       const raw = await this.readStreamRaw(streamName, fromRevision, maxCount);
       return raw.map((e) => toStored(e, e.position?.commit ?? 0n));
     } catch (err) {
-      throw await this.translate(err, streamName);
+      throw this.translateRead(err, streamName);
     }
   }
 
   async streamRevision(streamName: string): Promise<number> {
     this.assertOpen();
     try {
-      for await (const resolved of this.client.readStream(streamName, { fromRevision: END, direction: BACKWARDS, maxCount: 1 })) {
-        if (resolved.event) return Number(resolved.event.revision);
-      }
-      return -1;
+      const [last] = await this.readTail(streamName, 1);
+      return last ? Number(last.revision) : -1;
     } catch (err) {
-      if (isStreamNotFound(err)) return -1;
-      throw await this.translate(err, streamName);
+      throw this.translateRead(err, streamName);
     }
   }
 
@@ -282,12 +390,16 @@ export class KurrentDbEventStore implements EventStore {
       for (;;) {
         let seen = 0;
         let progressed = false;
-        for await (const resolved of this.client.readAll({
+        // Ask for no more than is still wanted (+1: the read position is inclusive).
+        const want = o.maxCount === null ? READ_PAGE : Math.min(READ_PAGE, o.maxCount - out.length + 1);
+        const it = this.client.readAll({
           fromPosition: fromPosition(from),
           direction: FORWARDS,
-          maxCount: READ_PAGE,
-          filter: serverFilter(o.streamPrefix),
-        })) {
+          maxCount: want,
+          filter: serverFilter(o.streamPrefix, o.types),
+        });
+        try {
+        for await (const resolved of it) {
           seen++;
           const e = resolved.event;
           if (!e) continue;
@@ -301,10 +413,13 @@ export class KurrentDbEventStore implements EventStore {
           out.push(toStored(e, pos));
           if (o.maxCount !== null && out.length >= o.maxCount) return out;
         }
-        if (seen < READ_PAGE || !progressed) return out;
+        } finally {
+          await closeRead(it);
+        }
+        if (seen < want || !progressed) return out;
       }
     } catch (err) {
-      throw await this.translate(err);
+      throw this.translateRead(err);
     }
   }
 
@@ -315,15 +430,13 @@ export class KurrentDbEventStore implements EventStore {
   async readSnapshot(streamName: string): Promise<Snapshot | null> {
     this.assertOpen();
     try {
-      for await (const resolved of this.client.readStream(SNAPSHOT_PREFIX + streamName, { fromRevision: END, direction: BACKWARDS, maxCount: 1 })) {
-        const d = resolved.event?.data as { revision?: unknown; schema?: unknown; data?: unknown } | undefined;
-        if (d && typeof d.revision === 'number' && typeof d.schema === 'number' && typeof d.data === 'string')
-          return { streamName, revision: d.revision, schema: d.schema, data: d.data };
-      }
+      const [last] = await this.readTail(SNAPSHOT_PREFIX + streamName, 1);
+      const d = last?.data as { revision?: unknown; schema?: unknown; data?: unknown } | undefined;
+      if (d && typeof d.revision === 'number' && typeof d.schema === 'number' && typeof d.data === 'string')
+        return { streamName, revision: d.revision, schema: d.schema, data: d.data };
       return null;
     } catch (err) {
-      if (isStreamNotFound(err)) return null;
-      throw await this.translate(err, streamName);
+      throw this.translateRead(err, streamName);
     }
   }
 
@@ -361,17 +474,65 @@ export class KurrentDbEventStore implements EventStore {
   async headPosition(): Promise<bigint> {
     this.assertOpen();
     try {
-      for await (const resolved of this.client.readAll({
-        fromPosition: END,
-        direction: BACKWARDS,
-        maxCount: 1,
-        filter: excludeSystemEvents(),
-      })) {
-        if (resolved.event) return positionOf(resolved);
+      const it = this.client.readAll({ fromPosition: END, direction: BACKWARDS, maxCount: 1, filter: excludeSystemEvents() });
+      try {
+        for await (const resolved of it) if (resolved.event) return positionOf(resolved);
+      } finally {
+        await closeRead(it);
       }
       return 0n;
     } catch (err) {
-      throw await this.translate(err);
+      throw this.translateRead(err);
+    }
+  }
+
+  /** 0n, or the commit position of a stored (non-system) event; an offset inside a record is not one. */
+  async hasPosition(position: bigint): Promise<boolean> {
+    this.assertOpen();
+    if (typeof position !== 'bigint' || position < 0n) return false;
+    if (position === 0n) return true;
+    try {
+      const it = this.client.readAll({ fromPosition: { commit: position, prepare: position }, direction: FORWARDS, maxCount: 1, filter: excludeSystemEvents() });
+      try {
+        for await (const resolved of it) return resolved.event !== undefined && positionOf(resolved) === position;
+      } finally {
+        await closeRead(it);
+      }
+      return false;
+    } catch (err) {
+      // InvalidPosition (an offset inside a record, or past the end) arrives as an unknown error.
+      if (/invalid ?position|position.*(invalid|beyond)/i.test(String((err as Error)?.message))) return false;
+      throw this.translateRead(err);
+    }
+  }
+
+  /**
+   * The identity of this server's log: one event in `metering-store-identity`, written once with
+   * NO_STREAM (a racing writer loses and reads the winner's). Needs read and write on that stream.
+   */
+  async storeId(): Promise<string> {
+    this.assertOpen();
+    if (this.identity) return this.identity;
+    const read = async (): Promise<string | null> => {
+      const [e] = await this.readTail(IDENTITY_STREAM, 1);
+      const id = (e?.data as { storeId?: unknown } | undefined)?.storeId;
+      return typeof id === 'string' ? id : null;
+    };
+    try {
+      let id = await read();
+      if (!id) {
+        try {
+          await this.client.appendToStream(IDENTITY_STREAM, jsonEvent({ type: 'StoreIdentity', data: { storeId: `kurrentdb:${randomUUID()}` } }), { streamState: NO_STREAM });
+        } catch (err) {
+          if (!(err instanceof WrongExpectedVersionError)) throw err;
+        }
+        id = await read();
+      }
+      if (!id) throw new Error(`KurrentDB stream ${IDENTITY_STREAM} holds no store identity`);
+      this.identity = id;
+      return id;
+    } catch (err) {
+      throw this.translateRead(err, IDENTITY_STREAM);
     }
   }
 
@@ -430,9 +591,27 @@ export class KurrentDbEventStore implements EventStore {
       else actual = await this.streamRevision(stream).catch(() => -1);
       return new WrongExpectedRevisionError(stream, expected ?? 'any', actual);
     }
-    if (isKurrentTransient(err)) {
+    const type = (err as { type?: unknown } | null)?.type;
+    if (type === ErrorType.MAXIMUM_APPEND_SIZE_EXCEEDED || type === ErrorType.APPEND_RECORD_SIZE_EXCEEDED) {
+      // The server's MaxAppendSize is below our budget: configure maxAppendBytes lower.
+      return new AppendTooLargeError(streamName ?? 'unknown', 0, -1, this.maxAppendBytes ?? -1);
+    }
+    if (isKurrentReadTransient(err)) {
       return new StoreUnavailableError(`kurrentdb unavailable: ${(err as Error).message}`, err);
     }
+    return err;
+  }
+
+  /** Read errors: transient (StoreUnavailableError) unless not-found, access-denied or alike. */
+  private translateRead(err: unknown, streamName?: string): unknown {
+    if (err instanceof StoreUnavailableError || err instanceof TypeError) return err;
+    if (isAccessDenied(err)) {
+      const what = streamName ? `stream ${streamName}` : '$all';
+      const e = new Error(`kurrentdb: access denied reading ${what}: grant the service's user read on it (see README, KurrentDB user and ACLs): ${(err as Error).message}`);
+      (e as Error & { cause?: unknown }).cause = err;
+      return e;
+    }
+    if (isKurrentReadTransient(err)) return new StoreUnavailableError(`kurrentdb unavailable: ${(err as Error).message}`, err);
     return err;
   }
 }
@@ -479,7 +658,7 @@ class KurrentCatchUpSubscription implements Subscription {
     const { handler, onError = reportUnhandled } = this.options;
     let failures = 0;
     while (!this.stopped) {
-      const sub = this.client.subscribeToAll({ fromPosition: fromPosition(this.last), filter: serverFilter(this.streamPrefix) });
+      const sub = this.client.subscribeToAll({ fromPosition: fromPosition(this.last), filter: serverFilter(this.streamPrefix, this.types) });
       this.current = sub;
       try {
         for await (const resolved of sub) {
@@ -512,7 +691,7 @@ class KurrentCatchUpSubscription implements Subscription {
         }
       } catch (err) {
         if (this.stopped) break;
-        if (isKurrentTransient(err)) {
+        if (isKurrentReadTransient(err)) {
           await this.sleep(Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(++failures, 10)));
           continue;
         }

@@ -81,4 +81,15 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'store identity: saved next to every checkpoint (positions mean nothing in another store)',
+    sql: (s) => `
+      CREATE TABLE ${s}.store_identity (
+        id       BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+        store_id TEXT    NOT NULL
+      );
+      INSERT INTO ${s}.store_identity (id, store_id) VALUES (TRUE, 'postgres:' || md5(random()::text || clock_timestamp()::text));
+    `,
+  },
 ];

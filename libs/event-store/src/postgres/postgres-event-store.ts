@@ -64,6 +64,7 @@ import {
   WrongExpectedRevisionError,
 } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
+import { normaliseBudget } from '../internal/append-budget';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { MIGRATIONS, applyMigrations } from './migrations';
@@ -77,6 +78,8 @@ export interface PostgresEventStoreOptions {
   poolConfig?: PoolConfig;
   /** Schema holding the tables. Default `metering`. */
   schema?: string;
+  /** Byte budget of one append (AppendTooLargeError beyond it). Default: none. */
+  maxAppendBytes?: number;
 }
 
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -183,8 +186,10 @@ export class PostgresEventStore implements EventStore {
   private readonly wakers = new Wakers();
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
+  readonly maxAppendBytes: number | null;
 
   constructor(options: PostgresEventStoreOptions) {
+    this.maxAppendBytes = normaliseBudget(options.maxAppendBytes);
     const c = pgConnection(options, 'PostgresEventStore');
     [this.schema, this.q, this.pool, this.ownsPool] = [c.schema, c.quoted, c.pool, c.ownsPool];
     this.sql = buildSql(this.q);
@@ -216,14 +221,14 @@ export class PostgresEventStore implements EventStore {
   // Writes
 
   async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
-    const req = prepareRequest(streamName, events, expected);
+    const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
     const [result] = await this.appendWithRetry([req]);
     return result;
   }
 
   /** Appends to several streams in one transaction: all or nothing. */
   async appendMany(batch: AppendRequest[]): Promise<AppendResult[]> {
-    const reqs = prepareBatch(batch);
+    const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
     return this.appendWithRetry(reqs);
   }
@@ -240,7 +245,7 @@ export class PostgresEventStore implements EventStore {
    */
   async appendManyInTransaction(client: ClientBase, batch: AppendRequest[]): Promise<AppendResult[]> {
     this.assertOpen();
-    const reqs = prepareBatch(batch);
+    const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
     try {
       return await this.appendOnce((text, values) => client.query(text, values), reqs);
@@ -411,6 +416,19 @@ export class PostgresEventStore implements EventStore {
   async headPosition(): Promise<bigint> {
     const { rows } = await this.query<{ head: string | null }>(this.sql.head, []);
     return rows[0]?.head ? BigInt(rows[0].head) : 0n;
+  }
+
+  async hasPosition(position: bigint): Promise<boolean> {
+    if (typeof position !== 'bigint' || position < 0n) return false;
+    if (position === 0n) return true;
+    const { rows } = await this.query(`SELECT 1 FROM ${this.q}.events WHERE global_position = $1`, [position.toString()]);
+    return rows.length > 0;
+  }
+
+  async storeId(): Promise<string> {
+    const { rows } = await this.query<{ store_id: string }>(`SELECT store_id FROM ${this.q}.store_identity`, []);
+    if (!rows[0]) throw new Error(`PostgreSQL schema ${this.schema} has no store identity (run the migrations)`);
+    return rows[0].store_id;
   }
 
   async readEventsById(ids: string[]): Promise<StoredEvent[]> {

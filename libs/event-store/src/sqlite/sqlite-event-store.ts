@@ -15,6 +15,7 @@
  *   them all; every promise resolves only after that commit. Several processes on the same file
  *   are serialised by SQLite's write lock (busy_timeout waits for it).
  */
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import {
   AppendRequest,
@@ -35,6 +36,7 @@ import {
 import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+import { normaliseBudget } from '../internal/append-budget';
 
 export interface SqliteEventStoreOptions {
   /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
@@ -48,6 +50,8 @@ export interface SqliteEventStoreOptions {
    * (e.g. Kafka) right after an append and the host may lose power.
    */
   synchronous?: 'NORMAL' | 'FULL';
+  /** Byte budget of one append (AppendTooLargeError beyond it). Default: none. */
+  maxAppendBytes?: number;
 }
 
 interface GroupKnowledge {
@@ -84,6 +88,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
   schema      INTEGER NOT NULL,
   data        TEXT    NOT NULL,
   written_at  TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_identity (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  store_id TEXT    NOT NULL
 );`;
 
 const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
@@ -121,6 +129,7 @@ export class SqliteEventStore implements EventStore {
   private readonly wakers = new Wakers();
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
+  readonly maxAppendBytes: number | null;
   private readonly stmts: ReturnType<SqliteEventStore['prepareStatements']>;
   private readonly appendTx: (reqs: PreparedRequest[]) => AppendResult[];
   /** Group commit: appends waiting for the next flush (see `append`). */
@@ -147,6 +156,8 @@ export class SqliteEventStore implements EventStore {
       this.db.pragma(`cache_size = -${cacheKb}`);
       this.db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
       this.db.exec(SCHEMA);
+      this.db.prepare('INSERT OR IGNORE INTO store_identity (id, store_id) VALUES (1, ?)').run(`sqlite:${randomUUID()}`);
+      this.maxAppendBytes = normaliseBudget(options.maxAppendBytes);
     } catch (err) {
       throw this.translate(err);
     }
@@ -235,7 +246,7 @@ export class SqliteEventStore implements EventStore {
 
   async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     if (this.closed) throw new Error('event store is closed');
-    const req = prepareRequest(streamName, events, expected);
+    const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
     // Inside the app's own transaction there is nothing to group: append now, as a savepoint.
     if (this.db.inTransaction) return this.appendSync(streamName, events, expected);
     return new Promise<AppendResult>((resolve, reject) => {
@@ -281,7 +292,7 @@ export class SqliteEventStore implements EventStore {
    * Throws the same errors as `append`.
    */
   appendSync(streamName: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
-    const req = prepareRequest(streamName, events, expected);
+    const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
     const [result] = this.run(() => this.appendTx([req]));
     if (!result.alreadyAppended && req.events.length > 0) this.notify();
     return result;
@@ -289,7 +300,7 @@ export class SqliteEventStore implements EventStore {
 
   /** Synchronous `appendMany` (see `appendSync`). */
   appendManySync(batch: AppendRequest[]): AppendResult[] {
-    const reqs = prepareBatch(batch);
+    const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
     const results = this.run(() => this.appendTx(reqs));
     this.notify();
@@ -387,6 +398,16 @@ export class SqliteEventStore implements EventStore {
 
   async headPosition(): Promise<bigint> {
     return this.run(() => this.stmts.head.get()?.head ?? 0n);
+  }
+
+  async hasPosition(position: bigint): Promise<boolean> {
+    if (typeof position !== 'bigint' || position < 0n) return false;
+    if (position === 0n) return true;
+    return this.run(() => this.db.prepare('SELECT 1 FROM events WHERE global_position = ?').pluck().get(position) !== undefined);
+  }
+
+  async storeId(): Promise<string> {
+    return this.run(() => this.db.prepare('SELECT store_id FROM store_identity WHERE id = 1').pluck().get() as string);
   }
 
   async readEventsById(ids: string[]): Promise<StoredEvent[]> {
