@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { CYCLES, type Catalog, type Limits, type Pool, catalogVersionAt, resetFamilyOf } from './catalog/catalog';
 import type { IdentifiedSpaceEvent, ThresholdCrossedData } from './events';
 import { DAY_MS, periodContaining } from './period';
-import { type Decision, type SpaceCommand, type SpaceState, decideAll, foldSpace, initialSpaceState } from './space';
+import { type Decision, type SpaceCommand, type SpaceState, decideAll, foldSpace, inboundEventIdOf, initialSpaceState } from './space';
 import {
   type Step,
   T0,
@@ -34,7 +34,7 @@ function run(steps: Step[], start: SpaceState = initialSpaceState(SPACE_ID)) {
 }
 
 const isInbound = (c: SpaceCommand) => c.type !== 'ResetDuePeriods';
-const eventIdOf = (c: SpaceCommand) => (c.type === 'ResetDuePeriods' ? '' : c.input.eventId);
+const eventIdOf = (c: SpaceCommand) => inboundEventIdOf(c) ?? '';
 
 /** Re-deliveries: copies of inbound steps inserted anywhere after the original, decided at that point's clock. */
 const redeliveriesArb = fc.array(fc.record({ from: fc.nat(), after: fc.nat() }), { minLength: 1, maxLength: 15 });

@@ -365,7 +365,13 @@ export type SpaceCommand =
   | { type: 'RecordGeneration'; input: GenerationPerformedV1 }
   | { type: 'RecordBatchExport'; input: BatchExportedV1 }
   | { type: 'ChangeSubscription'; input: SubscriptionChangedV1 }
-  | { type: 'ResetDuePeriods'; spaceId: string };
+  | { type: 'ResetDuePeriods'; spaceId: string }
+  /** A catalog version took effect: thresholds are re-evaluated under the allowances it brings (once per version). */
+  | { type: 'ReevaluateAllowances'; spaceId: string; catalogVersion: number };
+
+/** The inbound eventId of a command (none for the scheduler's own commands). */
+export const inboundEventIdOf = (command: SpaceCommand): string | undefined =>
+  command.type === 'ResetDuePeriods' || command.type === 'ReevaluateAllowances' ? undefined : command.input.eventId;
 
 export interface DecideContext {
   /** The decision instant, epoch ms (from the injected clock). */
@@ -734,6 +740,18 @@ export function lastResetBoundary(timeline: Timeline, after: number, until: numb
   return last === null || first === null ? null : { boundary: last, first, count };
 }
 
+/**
+ * A catalog version that changes allowances reaches every Space on the plans it changes (through
+ * `limitsFor`: a raise at once, a cut from the next period). When it takes effect, the running
+ * period's thresholds are re-evaluated exactly as for an upgrade: re-armed where usage is now under,
+ * fired where it is now reached; once per version (the ids derive from it).
+ */
+function decideAllowances(state: SpaceState, catalogVersion: number, ctx: DecideContext): Decision {
+  const v = ctx.catalog.versions.find((x) => x.version === catalogVersion);
+  if (!v || Date.parse(v.effectiveFrom) > ctx.now) return { outcome: 'accepted', events: [] };
+  return { outcome: 'accepted', events: reevaluateThresholds(state, `catalog-v${catalogVersion}`, iso(Math.max(Date.parse(v.effectiveFrom), 0)), ctx) };
+}
+
 const isKnown = (state: SpaceState, eventId: string): boolean => state.recent.has(eventId) || state.subscriptionIds.has(eventId);
 
 /** The fingerprint recorded for an inbound eventId, if the state or the store lookup knows it. */
@@ -792,6 +810,7 @@ export function recordedIdsToLookUp(state: SpaceState, commands: readonly SpaceC
 /** Decides what a command records. Never mutates `state`. */
 export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideContext): Decision {
   if (command.type === 'ResetDuePeriods') return decideResets(state, ctx);
+  if (command.type === 'ReevaluateAllowances') return decideAllowances(state, command.catalogVersion, ctx);
   const input = command.input;
   if (typeof input.eventId !== 'string' || input.eventId.length === 0) return reject('eventId', 'required', 'eventId is required');
   if (input.spaceId !== state.spaceId) return reject('spaceId', 'matches_stream', `event for Space ${input.spaceId} sent to Space ${state.spaceId}`);

@@ -146,12 +146,41 @@ export function periodAt(timeline: Timeline, t: number): Period {
 /**
  * The limits that apply to a period as of `now`: those of the segment in force at `now`, clamped
  * into the period (an upgrade applies at once to the running period; a closed period keeps the
- * limits in force at its end; a future period takes those in force at its start).
+ * limits in force at its end; a future period takes those in force at its start). For a catalog
+ * plan the allowance follows the catalog (`allowanceDuring`): a version that raises it applies at
+ * once, one that cuts it from the Space's next period. Enterprise limits are the Space's own.
  */
 export function limitsFor(timeline: Timeline, period: Period, now: number, catalog: Catalog): Segment {
   let t = Math.max(now, period.start);
   if (period.end !== null) t = Math.min(t, period.end - 1);
-  return segmentAt(timeline, t, catalog);
+  const seg = segmentAt(timeline, t, catalog);
+  if (seg.plan === 'enterprise') return seg;
+  const limits = allowanceDuring(catalog, seg.plan, seg.cycle, Math.max(period.start, seg.effectiveAt), t);
+  return limits ? { ...seg, limits } : seg;
+}
+
+/**
+ * A catalog plan's allowance at `t` in a period (of that plan) that started at `from`: per pool, the
+ * highest allowance of every catalog version in force at some instant of [from, t]. So a version
+ * that raises an allowance applies at once to the running period, and one that cuts it applies from
+ * the next period that starts after it (nobody loses credits mid-period; a plan that never resets,
+ * free, keeps the highest it had). null when no version has the pair.
+ */
+export function allowanceDuring(catalog: Catalog, plan: Exclude<Plan, 'enterprise'>, cycle: Cycle, from: number, t: number): Limits | null {
+  let out: Limits | null = null;
+  const versions = catalog.versions;
+  for (let i = 0; i < versions.length; i++) {
+    // The first version is also the one in force before every version (catalogVersionAt).
+    const start = i === 0 ? Number.NEGATIVE_INFINITY : Date.parse(versions[i].effectiveFrom);
+    const end = i + 1 < versions.length ? Date.parse(versions[i + 1].effectiveFrom) : Number.POSITIVE_INFINITY;
+    if (start > t || end <= from) continue;
+    const l = versions[i].plans[plan]?.[cycle];
+    if (!l) continue;
+    out = out
+      ? { ai_image_credits: Math.max(out.ai_image_credits, l.ai_image_credits), ai_video_credits: Math.max(out.ai_video_credits, l.ai_video_credits), batch_exports: Math.max(out.batch_exports, l.batch_exports) }
+      : { ai_image_credits: l.ai_image_credits, ai_video_credits: l.ai_video_credits, batch_exports: l.batch_exports };
+  }
+  return out;
 }
 
 /**

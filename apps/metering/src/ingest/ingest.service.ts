@@ -6,6 +6,7 @@ import {
   type SpaceCommand,
   type SpaceEvent,
   decideAll,
+  inboundEventIdOf,
   payloadDifferences,
   recordedFingerprint,
   recordedIdOf,
@@ -69,7 +70,7 @@ export class IngestService {
       if (!(err instanceof AppendTooLargeError)) throw err;
       if (commands.length === 1) {
         const c = commands[0];
-        const eventId = c.type === 'ResetDuePeriods' ? undefined : c.input.eventId;
+        const eventId = inboundEventIdOf(c);
         return [{ outcome: 'rejected', eventId, spaceId, errors: [{ field: '', rule: 'append_too_large', message: err.message }] }];
       }
       const mid = Math.ceil(commands.length / 2);
@@ -168,7 +169,7 @@ export class IngestService {
   }
 
   private outcomeOf(spaceId: string, command: SpaceCommand, d: Decision, position: string, recorded: string[]): Outcome {
-    const eventId = command.type === 'ResetDuePeriods' ? undefined : command.input.eventId;
+    const eventId = inboundEventIdOf(command);
     if (d.outcome === 'rejected') return { outcome: 'rejected', eventId, spaceId, errors: [d.rejection] };
     if (d.outcome === 'conflict') return { outcome: 'conflict', eventId, spaceId, errors: [d.rejection] };
     if (d.outcome === 'duplicate') return { outcome: 'duplicate', eventId, spaceId };

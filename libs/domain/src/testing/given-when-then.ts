@@ -104,6 +104,7 @@ export const subscribe = (
 ): SpaceCommand => ({ type: 'ChangeSubscription', input: subscriptionInput({ plan, cycle, effectiveAt, ...over }) });
 
 export const resetDue = (spaceId = SPACE_ID): SpaceCommand => ({ type: 'ResetDuePeriods', spaceId });
+export const reevaluateAllowances = (catalogVersion: number, spaceId = SPACE_ID): SpaceCommand => ({ type: 'ReevaluateAllowances', spaceId, catalogVersion });
 
 /**
  * Stored events produced by deciding each command at its own `now` (defaults to the instant the
@@ -135,7 +136,8 @@ function instantOf(c: SpaceCommand): string {
     case 'ChangeSubscription':
       return c.input.effectiveAt;
     case 'ResetDuePeriods':
-      throw new Error('ResetDuePeriods needs an explicit now: [resetDue(), now]');
+    case 'ReevaluateAllowances':
+      throw new Error(`${c.type} needs an explicit now: [command, now]`);
   }
 }
 
