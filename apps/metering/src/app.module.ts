@@ -370,12 +370,24 @@ export class AppModule {
         },
         {
           provide: ResetScheduler,
-          inject: [IngestService, PinoLogger],
-          useFactory: (ingest: IngestService, logger: PinoLogger) => {
+          inject: [IngestService, PinoLogger, CatalogService],
+          useFactory: (ingest: IngestService, logger: PinoLogger, catalog: CatalogService) => {
             logger.setContext('scheduler');
-            return new ResetScheduler(storage.readModel, ingest, clock, logger, config.schedulerIntervalMs, undefined, (types) => {
-              for (const type of types) metrics.appended.inc({ type, source: 'scheduler' });
-            });
+            return new ResetScheduler(
+              storage.readModel,
+              ingest,
+              clock,
+              logger,
+              config.schedulerIntervalMs,
+              undefined,
+              (types) => {
+                for (const type of types) metrics.appended.inc({ type, source: 'scheduler' });
+              },
+              async () => {
+                await catalog.refreshIfStale(clock.now());
+                return catalog.catalog;
+              },
+            );
           },
         },
         {

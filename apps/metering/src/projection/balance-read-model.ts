@@ -50,6 +50,8 @@ export interface BalanceReadModel {
   usage(spaceId: string): Promise<UsageRow[]>;
   /** Spaces whose next reset is due at `now`, oldest first. */
   dueForReset(now: number, limit: number): Promise<string[]>;
+  /** Ids of the Spaces with a row, in id order, after `after` (paging; '' from the start). */
+  spaceIdsAfter(after: string, limit: number): Promise<string[]>;
   /**
    * Optional fast path for a rebuild: applies every page with one row buffer, flushing now and
    * then (rows and checkpoint together). Returns the number of events applied.

@@ -258,6 +258,14 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
     return rows.map(toUsage);
   }
 
+  async spaceIdsAfter(after: string, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ space_id: string }>(
+      `SELECT space_id FROM ${this.q}.rm_spaces WHERE space_id COLLATE "C" > $1 ORDER BY space_id COLLATE "C" LIMIT $2`,
+      [after, limit],
+    );
+    return rows.map((r) => r.space_id);
+  }
+
   async dueForReset(now: number, limit: number): Promise<string[]> {
     const { rows } = await this.pool.query<{ space_id: string }>(
       `SELECT space_id FROM ${this.q}.rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= $1

@@ -82,6 +82,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
          ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
       ),
       usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
+      idsAfter: db.prepare('SELECT space_id FROM rm_spaces WHERE space_id > ? ORDER BY space_id LIMIT ?'),
       due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
       deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
@@ -197,6 +198,10 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
 
   async usage(spaceId: string): Promise<UsageRow[]> {
     return (this.stmts.usageOf.all(spaceId) as UsageDb[]).map(toUsage);
+  }
+
+  async spaceIdsAfter(after: string, limit: number): Promise<string[]> {
+    return (this.stmts.idsAfter.all(after, limit) as { space_id: string }[]).map((r) => r.space_id);
   }
 
   async dueForReset(now: number, limit: number): Promise<string[]> {

@@ -1,3 +1,4 @@
+import { type Catalog, type SpaceCommand, catalogVersionAt } from '@metering/domain';
 import { DuplicateEventIdError, WrongExpectedRevisionError } from '@metering/event-store';
 import type { BalanceReadModel } from '../projection/balance-read-model';
 import type { Clock } from '../infra/clock';
@@ -15,6 +16,9 @@ export interface SchedulerLogger {
  * reset recorded and ids are deterministic, so a reset is never appended twice, even by several
  * schedulers at once (optimistic concurrency on the Space stream).
  */
+/** Read-model position name: the catalog version whose allowances every Space was re-evaluated under. */
+export const ALLOWANCES_POSITION = 'allowances';
+
 export class ResetScheduler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
@@ -28,6 +32,8 @@ export class ResetScheduler {
     private readonly pageSize = 500,
     /** Told the types of the events each tick appended (metrics). */
     private readonly onRecorded: (types: string[]) => void = () => undefined,
+    /** The catalog in force (allowance changes reach every Space when a version takes effect). */
+    private readonly catalog: (() => Promise<Catalog> | Catalog) | null = null,
   ) {}
 
   start(): void {
@@ -51,6 +57,44 @@ export class ResetScheduler {
   }
 
   private async runOnce(): Promise<number> {
+    const total = await this.resetsPass();
+    await this.allowancesPass().catch((err) => this.logger.error({ err }, 'allowance re-evaluation failed; retried next tick'));
+    return total;
+  }
+
+  /**
+   * When a catalog version takes effect, every Space's thresholds are re-evaluated under the
+   * allowances it brings (ReevaluateAllowances: re-armed where usage is now under, fired where now
+   * reached; deterministic ids, so several schedulers or a retry change nothing twice). The version
+   * handled last is kept next to the read model; a store that never had the pass adopts the version
+   * in force (everything decided so far already used it).
+   */
+  private async allowancesPass(): Promise<void> {
+    if (!this.catalog) return;
+    const inForce = catalogVersionAt(await this.catalog(), this.clock.now()).version;
+    const done = await this.readModel.getPosition(ALLOWANCES_POSITION);
+    if (done === 0n) {
+      await this.readModel.setPosition(ALLOWANCES_POSITION, BigInt(inForce));
+      return;
+    }
+    if (BigInt(inForce) <= done) return;
+    let after = '';
+    for (;;) {
+      const ids = await this.readModel.spaceIdsAfter(after, this.pageSize);
+      if (ids.length === 0) break;
+      for (const spaceId of ids) {
+        const outcome = await this.executeWithRetry(spaceId, { type: 'ReevaluateAllowances', spaceId, catalogVersion: inForce });
+        if (outcome.outcome === 'accepted' && outcome.recorded.length) {
+          this.onRecorded(outcome.recorded);
+          this.logger.info({ spaceId, recorded: outcome.recorded, catalogVersion: inForce }, 'thresholds re-evaluated under a new catalog version');
+        }
+      }
+      after = ids[ids.length - 1];
+    }
+    await this.readModel.setPosition(ALLOWANCES_POSITION, BigInt(inForce));
+  }
+
+  private async resetsPass(): Promise<number> {
     let total = 0;
     const seen = new Set<string>();
     for (;;) {
@@ -88,10 +132,14 @@ export class ResetScheduler {
    * and a decision made on a state that misses a reset already stored (the same deterministic id)
    * is refused by the store as a duplicate id, which means the same: read again and decide again.
    */
-  private async resetSpace(spaceId: string) {
+  private resetSpace(spaceId: string) {
+    return this.executeWithRetry(spaceId, { type: 'ResetDuePeriods', spaceId });
+  }
+
+  private async executeWithRetry(spaceId: string, command: SpaceCommand) {
     for (let attempt = 1; ; attempt++) {
       try {
-        const [outcome] = await this.ingest.executeForSpace(spaceId, [{ type: 'ResetDuePeriods', spaceId }]);
+        const [outcome] = await this.ingest.executeForSpace(spaceId, [command]);
         return outcome;
       } catch (err) {
         const conflict = err instanceof DuplicateEventIdError || err instanceof WrongExpectedRevisionError;
