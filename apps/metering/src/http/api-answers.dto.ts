@@ -34,17 +34,18 @@ export class UsageViewDoc {
 
 export class OutcomeDoc {
   @ApiProperty({ description: 'the index of the event in the request' }) index!: number;
-  @ApiProperty({ enum: ['accepted', 'duplicate', 'rejected', 'queued'] }) outcome!: string;
+  @ApiProperty({ enum: ['accepted', 'duplicate', 'conflict', 'rejected', 'queued'], description: 'conflict: the eventId was recorded with another payload (rule event_id_conflict)' }) outcome!: string;
   @ApiPropertyOptional() eventId?: string;
   @ApiPropertyOptional() spaceId?: string;
   @ApiPropertyOptional({ description: 'accepted: the store position of the last event recorded' }) position?: string;
   @ApiPropertyOptional({ type: [String], description: 'accepted: the types of the events recorded' }) recorded?: string[];
-  @ApiPropertyOptional({ type: [ErrorItemDoc], description: 'rejected: every field and rule' }) errors?: ErrorItemDoc[];
+  @ApiPropertyOptional({ type: [ErrorItemDoc], description: 'rejected or conflict: every field and rule' }) errors?: ErrorItemDoc[];
 }
 
 export class PostEventsAnswerDoc {
   @ApiPropertyOptional({ description: 'embedded' }) accepted?: number;
   @ApiPropertyOptional({ description: 'embedded' }) duplicates?: number;
+  @ApiPropertyOptional({ description: 'embedded: eventIds recorded with another payload (one event alone: HTTP 409)' }) conflicts?: number;
   @ApiPropertyOptional({ description: 'with Kafka' }) queued?: number;
   @ApiProperty() rejected!: number;
   @ApiProperty({ type: [OutcomeDoc] }) results!: OutcomeDoc[];

@@ -48,7 +48,7 @@ export class SubscriptionChangedDoc {
   @ApiProperty() spaceId!: string;
   @ApiProperty({ enum: PLANS as unknown as string[] }) plan!: string;
   @ApiProperty({ enum: CYCLES as unknown as string[] }) cycle!: string;
-  @ApiProperty({ format: 'date-time' }) effectiveAt!: string;
+  @ApiProperty({ format: 'date-time', description: 'The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.' }) effectiveAt!: string;
   @ApiPropertyOptional({ description: 'enterprise: {ai_image_credits, ai_video_credits, batch_exports}' }) customLimits?: Record<string, number>;
 }
 
@@ -67,9 +67,9 @@ export const POST_EVENTS_BODY = {
 export class SubscriptionBodyDoc {
   @ApiProperty({ enum: PLANS as unknown as string[], example: 'pro' }) plan!: string;
   @ApiProperty({ enum: CYCLES as unknown as string[], example: 'monthly' }) cycle!: string;
-  @ApiPropertyOptional({ format: 'date-time', description: 'default: now' }) effectiveAt?: string;
+  @ApiPropertyOptional({ format: 'date-time', description: 'default: now. The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.' }) effectiveAt?: string;
   @ApiPropertyOptional() customLimits?: Record<string, number>;
-  @ApiPropertyOptional({ description: 'default: a random id' }) eventId?: string;
+  @ApiPropertyOptional({ description: 'default: a random id. Deduplicated per Space: the same id with the same payload is a duplicate, with another payload a 409 conflict' }) eventId?: string;
 }
 
 export class EntitlementCheckDoc {

@@ -18,7 +18,7 @@ export const CHANNELS = {
  */
 export type Id = string;
 /**
- * ISO-8601 instant with a zone (Z or +hh:mm).
+ * ISO-8601 instant with a zone (Z or +hh:mm), not before 2000-01-01T00:00:00Z (rule min_instant).
  *
  * This interface was referenced by `AsyncApiSchemas`'s JSON-Schema
  * via the `definition` "Instant".
@@ -29,6 +29,10 @@ export type Instant = string;
  * via the `definition` "StoredInstant".
  */
 export type StoredInstant = string;
+/**
+ * The earliest boundary covered (equal to periodStart when boundariesCovered is 1).
+ */
+export type StoredInstant1 = string;
 /**
  * This interface was referenced by `AsyncApiSchemas`'s JSON-Schema
  * via the `definition` "Pool".
@@ -189,6 +193,14 @@ export interface PeriodResetData {
   plan: 'free' | 'pro' | 'max' | 'ultra' | 'ultra_2x' | 'ultra_5x' | 'ultra_10x' | 'enterprise';
   cycle: 'weekly' | 'monthly' | 'yearly';
   limits: Limits;
+  /**
+   * How many reset boundaries this one event stands for: 1 normally; more after a catch-up
+   * (a back-dated subscription, a scheduler that was down), when one notification covers
+   * every boundary from `firstBoundary` to `periodStart`. Absent on events recorded before it existed.
+   *
+   */
+  boundariesCovered?: number;
+  firstBoundary?: StoredInstant1;
 }
 /**
  * This interface was referenced by `AsyncApiSchemas`'s JSON-Schema

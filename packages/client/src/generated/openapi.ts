@@ -189,6 +189,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/spaces/{spaceId}/usage-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A short-lived signed URL of the Space usage screen (/ui/spaces/:spaceId?t=...), for an iframe or web view; scope ingest or admin */
+        post: operations["UsageApiController_createLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/spaces/{spaceId}/usage/breakdown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage of one period by member (userId) and by feature; the running period unless periodStart is given */
+        get: operations["UsageApiController_breakdownOf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -301,13 +335,16 @@ export interface components {
             notifications: components["schemas"]["StoredEventDoc"][];
         };
         OutcomeDoc: {
-            /** @description rejected: every field and rule */
+            /** @description rejected or conflict: every field and rule */
             errors?: components["schemas"]["ErrorItemDoc"][];
             eventId?: string;
             /** @description the index of the event in the request */
             index: number;
-            /** @enum {string} */
-            outcome: "accepted" | "duplicate" | "rejected" | "queued";
+            /**
+             * @description conflict: the eventId was recorded with another payload (rule event_id_conflict)
+             * @enum {string}
+             */
+            outcome: "accepted" | "duplicate" | "conflict" | "rejected" | "queued";
             /** @description accepted: the store position of the last event recorded */
             position?: string;
             /** @description accepted: the types of the events recorded */
@@ -336,6 +373,8 @@ export interface components {
         PostEventsAnswerDoc: {
             /** @description embedded */
             accepted?: number;
+            /** @description embedded: eventIds recorded with another payload (one event alone: HTTP 409) */
+            conflicts?: number;
             /** @description embedded */
             duplicates?: number;
             /** @description with Kafka */
@@ -378,10 +417,10 @@ export interface components {
             cycle: "weekly" | "monthly" | "yearly";
             /**
              * Format: date-time
-             * @description default: now
+             * @description default: now. The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.
              */
             effectiveAt?: string;
-            /** @description default: a random id */
+            /** @description default: a random id. Deduplicated per Space: the same id with the same payload is a duplicate, with another payload a 409 conflict */
             eventId?: string;
             /**
              * @example pro
@@ -394,7 +433,10 @@ export interface components {
             customLimits?: Record<string, unknown>;
             /** @enum {string} */
             cycle: "weekly" | "monthly" | "yearly";
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.
+             */
             effectiveAt: string;
             eventId: string;
             /** @enum {string} */
@@ -640,7 +682,7 @@ export interface operations {
             query?: {
                 /** @description 1-1000, default 100 */
                 limit?: number;
-                /** @description a global position */
+                /** @description a `next` value this endpoint returned (an opaque store position), or absent/0 for the start */
                 since?: string;
             };
             header?: never;
@@ -877,6 +919,72 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorDoc"];
                 };
             };
+            /** @description no API key, or not a valid one: the body names the header to send */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key lacks the "read" scope: the body names it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    UsageApiController_createLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 1-128 letters, digits and . _ : @ - */
+                spaceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description at most UI_LINK_TTL_SECONDS (the default) */
+                    ttlSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description no API key, or not a valid one: the body names the header to send */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the API key has neither the "ingest" nor the "admin" scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    UsageApiController_breakdownOf: {
+        parameters: {
+            query?: {
+                /** @description ISO-8601 start of a period (as in the usage view); default the running period */
+                periodStart?: string;
+            };
+            header?: never;
+            path: {
+                /** @description 1-128 letters, digits and . _ : @ - */
+                spaceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
             /** @description no API key, or not a valid one: the body names the header to send */
             401: {
                 headers: {
