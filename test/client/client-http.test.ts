@@ -5,6 +5,7 @@
  */
 import {
   MeteringClient,
+  MeteringConflictError,
   MeteringRejectedError,
   MeteringUnauthorizedError,
   MeteringUnavailableError,
@@ -119,6 +120,14 @@ describe('MeteringClient over HTTP (built service)', () => {
 
     await expect(client.check(space, { feature: 'no_such_feature' })).rejects.toMatchObject({ status: 422, field: 'feature', rule: 'known_feature' });
     await expect(client.usage('not a space')).rejects.toMatchObject({ field: 'spaceId', rule: 'matches' });
+  });
+
+  it('a resend with the same eventId and another payload is a MeteringConflictError (409)', async () => {
+    const fact = { spaceId: space, userId: 'ann', feature: 'ai_shadows', medium: 'image' as const, generations: 2, occurredAt: at(25_000), eventId: 'client-conflict-1' };
+    expect(await client.recordGeneration(fact)).toMatchObject({ outcome: 'accepted' });
+    const other = client.recordGeneration({ ...fact, generations: 9 });
+    await expect(other).rejects.toBeInstanceOf(MeteringConflictError);
+    await expect(other).rejects.toMatchObject({ kind: 'conflict', status: 409 });
   });
 
   it('tells unauthorized apart: no key (401), a key without the scope (403)', async () => {

@@ -893,24 +893,23 @@ export function canonicalPayload(command: SpaceCommand): Record<string, unknown>
   }
 }
 
-/** The canonical payload a recorded event was decided from. */
+/** The canonical payload a recorded event was decided from (the same as its inbound command's). */
 export function canonicalRecorded(event: SpaceEvent): Record<string, unknown> | null {
+  const spaceId = event.data.spaceId;
   switch (event.type) {
     case 'GenerationRecorded': {
       const d = event.data;
-      return { kind: 'generation', userId: d.userId, feature: d.feature, medium: d.medium, generations: d.generations, occurredAt: instantText(d.occurredAt), batchId: d.batchId ?? null, platform: d.platform ?? null };
+      const input = { eventId: d.sourceEventId, spaceId, userId: d.userId, feature: d.feature, medium: d.medium, generations: d.generations, occurredAt: d.occurredAt };
+      return canonicalPayload({ type: 'RecordGeneration', input: { ...input, batchId: d.batchId ?? undefined, platform: d.platform ?? undefined } });
     }
     case 'BatchExportRecorded': {
       const d = event.data;
-      return { kind: 'batch', userId: d.userId, batchId: d.batchId, images: d.images, platform: d.platform, occurredAt: instantText(d.occurredAt) };
+      return canonicalPayload({ type: 'RecordBatchExport', input: { eventId: d.sourceEventId, spaceId, userId: d.userId, batchId: d.batchId, images: d.images, platform: d.platform, occurredAt: d.occurredAt } });
     }
     case 'SubscriptionChanged': {
       const d = event.data;
-      const c = d.plan === 'enterprise' ? (d.customLimits ?? d.limits) : null;
-      return {
-        kind: 'subscription', plan: d.plan, cycle: d.cycle, effectiveAt: instantText(d.effectiveAt),
-        customLimits: c === null ? null : { ai_image_credits: c.ai_image_credits, ai_video_credits: c.ai_video_credits, batch_exports: c.batch_exports },
-      };
+      const customLimits = d.plan === 'enterprise' ? (d.customLimits ?? d.limits) : undefined;
+      return canonicalPayload({ type: 'ChangeSubscription', input: { eventId: d.sourceEventId, spaceId, plan: d.plan, cycle: d.cycle, effectiveAt: d.effectiveAt, customLimits } });
     }
     default:
       return null;

@@ -126,8 +126,8 @@ export class MeteringClient {
     const answer = await this.request<PostEventsAnswer>('POST', '/v1/events', event);
     const r = answer.results[0];
     if (!r) throw new MeteringError('the service answered without an outcome', undefined, answer);
-    if (r.outcome === 'rejected') {
-      if (isConflict(r.errors)) throw new MeteringConflictError(`eventId ${event.eventId} was recorded before with another payload`, event.eventId, undefined, answer);
+    if (r.outcome === 'rejected' || r.outcome === 'conflict') {
+      if (r.outcome === 'conflict' || isConflict(r.errors)) throw new MeteringConflictError(`eventId ${event.eventId} was recorded before with another payload`, event.eventId, undefined, answer);
       throw new MeteringRejectedError(r.errors ?? [], undefined, answer, event.eventId);
     }
     return { outcome: r.outcome, eventId: r.eventId ?? event.eventId, spaceId: r.spaceId ?? event.spaceId, ...(r.position ? { position: r.position } : {}) };
