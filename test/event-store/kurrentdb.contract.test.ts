@@ -63,7 +63,7 @@ describeEventStoreContract(
     const store = new KurrentDbEventStore({ client: client as KurrentDBClient, maxAppendBytes: o?.maxAppendBytes });
     return { store, cleanup: () => store.close() };
   },
-  { skip: mode === 'none', uniqueIdsAcrossStreams: false, appendMany: false, readEventsById: false },
+  { skip: mode === 'none', uniqueIdsAcrossStreams: false, appendMany: false, readEventsById: false, groupCommit: false },
 );
 
 // Runs everywhere: no server is needed to check that an unreachable one is reported as such.

@@ -104,6 +104,45 @@ describe('PostgresEventStore specifics', () => {
     }
   });
 
+  test('concurrent appends are group-committed: one plan query and one insert statement for the group, failures alone', async () => {
+    const store = new PostgresEventStore({ url: PG_URL, schema });
+    try {
+      const p = `grp-${newEvent().id.slice(0, 8)}-`;
+      await store.append(`${p}0`, [newEvent()], 'no_stream');
+      const spy = jest.spyOn(store.pool, 'query');
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 100 }, (_, i) => store.append(`${p}${i}`, [newEvent(), newEvent()], i === 0 ? 0 : i === 50 ? 3 : 'no_stream')),
+      );
+      const texts = spy.mock.calls.map((c) => String(c[0]));
+      spy.mockRestore();
+      expect(texts.filter((t) => t.includes('unnest($1::text[])'))).toHaveLength(1); // the plan
+      expect(texts.filter((t) => t.includes('UPDATE') && t.includes('global_position'))).toHaveLength(1); // allocation + insert
+      expect(outcomes.filter((o) => o.status === 'rejected').map((o) => (o as PromiseRejectedResult).reason)).toEqual([
+        expect.any(WrongExpectedRevisionError),
+      ]);
+      const ok = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.lastGlobalPosition] : []));
+      // One allocation: the group's positions are consecutive, in call order.
+      for (let i = 1; i < ok.length; i++) expect(ok[i]).toBe(ok[i - 1] + 2n);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('appends requested before close() are still written; after it, append refuses', async () => {
+    const store = new PostgresEventStore({ url: PG_URL, schema });
+    const s = `close-${newEvent().id}`;
+    const pending = [store.append(s, [newEvent()], 'no_stream'), store.append(s, [newEvent()], 0)];
+    await store.close();
+    expect((await Promise.all(pending)).map((r) => r.nextExpectedRevision)).toEqual([0, 1]);
+    await expect(store.append(s, [newEvent()], 1)).rejects.toThrow('closed');
+    const other = new PostgresEventStore({ url: PG_URL, schema });
+    try {
+      expect(await other.streamRevision(s)).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+
   test('a unique-key race lost between plan and insert is re-planned into the precise error', async () => {
     // Two stores = two pools; many rounds of same-revision races make the insert-time conflict
     // (not only the plan-time check) happen, and it must surface as the port's errors.

@@ -41,6 +41,13 @@ export interface ContractOptions {
   readEventsById?: boolean;
   /** When set, every test is registered as skipped (reported SKIPPED, never passed). */
   skip?: boolean;
+  /**
+   * Whether appends requested together (same turn of the event loop) are group-committed and
+   * applied in call order (default true: SQLite, PostgreSQL). The tests whose outcome depends on
+   * that order (two appends to one stream in one group, positions in call order) run only then;
+   * the order-independent ones run on every adapter.
+   */
+  groupCommit?: boolean;
 }
 
 let prefixCounter = 0;
@@ -92,6 +99,7 @@ export function describeEventStoreContract(
   const uniqueIdsAcrossStreams = options.uniqueIdsAcrossStreams ?? true;
   const offersAppendMany = options.appendMany ?? true;
   const offersReadById = options.readEventsById ?? true;
+  const groupCommit = options.groupCommit ?? true;
   const describeFn = options.skip ? describe.skip : describe;
 
   describeFn(`EventStore contract: ${name}`, () => {
@@ -322,6 +330,138 @@ export function describeEventStoreContract(
         expect(await store.readStream(s)).toHaveLength(1);
         // The id of the failed append is still free.
         expect(await store.append(s, [fresh], 0)).toMatchObject({ nextExpectedRevision: 1, alreadyAppended: false });
+      });
+    });
+
+    describe('concurrent appends (group commit)', () => {
+      test('concurrent appends to many streams all land, each with its exact revision', async () => {
+        const n = 120;
+        const streams = Array.from({ length: n }, (_, i) => `${p}many-${i}`);
+        // A third of the streams exist already (1 or 2 events), the rest are new.
+        const before = await Promise.all(
+          streams.map((s, i) => (i % 3 === 0 ? store.append(s, events((i % 2) + 1), 'no_stream').then((r) => r.nextExpectedRevision) : -1)),
+        );
+        const batches = streams.map((_, i) => events((i % 4) + 1));
+        const results = await Promise.all(
+          streams.map((s, i) => store.append(s, batches[i], before[i] === -1 ? 'no_stream' : before[i])),
+        );
+        results.forEach((r, i) => {
+          expect(r.alreadyAppended).toBe(false);
+          expect(r.nextExpectedRevision).toBe(before[i] + batches[i].length);
+        });
+        for (const [i, s] of streams.entries()) {
+          const read = await store.readStream(s);
+          expect(read.map((e) => e.revision)).toEqual(read.map((_, k) => k));
+          expect(read.slice(before[i] + 1).map((e) => e.id)).toEqual(batches[i].map((e) => e.id));
+          expect(read[read.length - 1].globalPosition).toBe(results[i].lastGlobalPosition);
+        }
+        // A second concurrent round on the revisions the first one returned.
+        const again = await Promise.all(streams.map((s, i) => store.append(s, events(1), results[i].nextExpectedRevision)));
+        again.forEach((r, i) => expect(r.nextExpectedRevision).toBe(results[i].nextExpectedRevision + 1));
+      });
+
+      test('in one concurrent group, a wrong expected revision fails alone and the others commit', async () => {
+        const streams = Array.from({ length: 20 }, (_, i) => `${p}g-${i}`);
+        await Promise.all(streams.map((s) => store.append(s, events(1), 'no_stream')));
+        const outcomes = await Promise.allSettled(streams.map((s, i) => store.append(s, events(2), i === 7 ? 3 : i === 12 ? 'no_stream' : 0)));
+        outcomes.forEach((o, i) => {
+          if (i === 7 || i === 12) {
+            expect(o.status).toBe('rejected');
+            const reason = (o as PromiseRejectedResult).reason;
+            expect(reason).toBeInstanceOf(WrongExpectedRevisionError);
+            expect(reason).toMatchObject({ streamName: streams[i], expected: i === 7 ? 3 : 'no_stream', actual: 0 });
+          } else {
+            expect(o.status).toBe('fulfilled');
+            expect((o as PromiseFulfilledResult<{ nextExpectedRevision: number }>).value.nextExpectedRevision).toBe(2);
+          }
+        });
+        for (const [i, s] of streams.entries()) expect(await store.readStream(s)).toHaveLength(i === 7 || i === 12 ? 1 : 3);
+      });
+
+      test('an idempotent retry inside a concurrent group reports alreadyAppended and writes nothing', async () => {
+        const s = `${p}retry`;
+        const stored = events(2);
+        const first = await store.append(s, stored, 'no_stream');
+        const head = await store.headPosition();
+        const others = Array.from({ length: 10 }, (_, i) => `${p}other-${i}`);
+        const [retry, ...rest] = await Promise.all([
+          store.append(s, stored, 'no_stream'),
+          ...others.map((o) => store.append(o, events(1), 'no_stream')),
+        ]);
+        expect(retry).toEqual({ nextExpectedRevision: 1, lastGlobalPosition: first.lastGlobalPosition, alreadyAppended: true });
+        expect(rest.every((r) => !r.alreadyAppended && r.nextExpectedRevision === 0)).toBe(true);
+        expect(await store.readStream(s)).toHaveLength(2);
+        expect((await store.readAll({ after: head })).filter((e) => e.streamName === s)).toEqual([]);
+      });
+
+      (groupCommit ? test : test.skip)('the same append twice in one group: the first writes, the second is an idempotent retry of it', async () => {
+        const s = `${p}twice`;
+        const evs = events(2);
+        const [a, b] = await Promise.all([store.append(s, evs, 'no_stream'), store.append(s, evs, 'no_stream')]);
+        expect(a).toMatchObject({ nextExpectedRevision: 1, alreadyAppended: false });
+        expect(b).toEqual({ nextExpectedRevision: 1, lastGlobalPosition: a.lastGlobalPosition, alreadyAppended: true });
+        expect((await store.readStream(s)).map((e) => e.id)).toEqual(evs.map((e) => e.id));
+      });
+
+      (groupCommit ? test : test.skip)('two appends to the same stream in one group: the revision the first leaves succeeds, a stale one fails', async () => {
+        const s = `${p}same`;
+        await store.append(s, events(1), 'no_stream');
+        const [e1, e2, e3] = [events(2), events(1), events(1)];
+        const outcomes = await Promise.allSettled([
+          store.append(s, e1, 0),
+          store.append(`${p}between`, events(1), 'no_stream'),
+          store.append(s, e2, 2), // the revision e1 leaves
+          store.append(s, e3, 2), // stale: e2 moved the stream to 3
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected']);
+        expect((outcomes[0] as PromiseFulfilledResult<{ nextExpectedRevision: number }>).value.nextExpectedRevision).toBe(2);
+        expect((outcomes[2] as PromiseFulfilledResult<{ nextExpectedRevision: number }>).value.nextExpectedRevision).toBe(3);
+        const reason = (outcomes[3] as PromiseRejectedResult).reason;
+        expect(reason).toBeInstanceOf(WrongExpectedRevisionError);
+        expect(reason).toMatchObject({ streamName: s, expected: 2, actual: 3 });
+        const read = await store.readStream(s);
+        expect(read.slice(1).map((e) => e.id)).toEqual([...e1, ...e2].map((e) => e.id));
+        expect(read.map((e) => e.revision)).toEqual([0, 1, 2, 3]);
+      });
+
+      test('a duplicate id across two requests of one group: one wins, the other gets DuplicateEventIdError', async () => {
+        const shared = newEvent();
+        const target = uniqueIdsAcrossStreams ? [`${p}dup-a`, `${p}dup-b`] : [`${p}dup`, `${p}dup`];
+        const outcomes = await Promise.allSettled([
+          store.append(target[0], [newEvent(), shared], 'any'),
+          store.append(`${p}dup-bystander`, events(1), 'no_stream'),
+          store.append(target[1], [shared, newEvent()], 'any'),
+        ]);
+        expect(outcomes[1].status).toBe('fulfilled');
+        const pair = [outcomes[0], outcomes[2]];
+        expect(pair.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+        const lost = pair.find((o): o is PromiseRejectedResult => o.status === 'rejected') as PromiseRejectedResult;
+        expect(lost.reason).toBeInstanceOf(DuplicateEventIdError);
+        expect(lost.reason).toMatchObject({ eventId: shared.id });
+        const all = [...(await store.readStream(target[0])), ...(target[1] !== target[0] ? await store.readStream(target[1]) : [])];
+        expect(all.filter((e) => e.id === shared.id)).toHaveLength(1);
+        expect(all).toHaveLength(2);
+      });
+
+      test('positions strictly increase in commit order across a concurrent group', async () => {
+        const head = await store.headPosition();
+        const streams = Array.from({ length: 40 }, (_, i) => `${p}pos-${i}`);
+        const batches = streams.map((_, i) => events((i % 3) + 1));
+        const results = await Promise.all(streams.map((s, i) => store.append(s, batches[i], 'no_stream')));
+        const mine = (await store.readAll({ after: head })).filter((e) => e.streamName.startsWith(`${p}pos-`));
+        expect(mine).toHaveLength(batches.reduce((n, b) => n + b.length, 0));
+        expectStrictlyIncreasing(mine.map((e) => e.globalPosition));
+        // Each append's events are contiguous in the log and its result names its last one.
+        for (const [i, s] of streams.entries()) {
+          const at = mine.findIndex((e) => e.streamName === s);
+          expect(mine.slice(at, at + batches[i].length).map((e) => e.id)).toEqual(batches[i].map((e) => e.id));
+          expect(mine[at + batches[i].length - 1].globalPosition).toBe(results[i].lastGlobalPosition);
+        }
+        // Group-committing adapters apply a group in call order.
+        if (groupCommit) {
+          expect(mine.map((e) => e.id)).toEqual(batches.flat().map((e) => e.id));
+          expectStrictlyIncreasing(results.map((r) => r.lastGlobalPosition));
+        }
       });
     });
 

@@ -38,6 +38,12 @@
  *       8        100            ~62 000 events/s      ~46 000 events/s  (-27 %)
  * i.e. the counter caps single-event appends near 1/(commit latency) whatever the number of
  * writers, while `appendMany` (one allocation per batch) keeps tens of thousands of events/s.
+ * Hence the group commit (issue 14): concurrent `append` calls of this process (the same turn of
+ * the event loop, or while the previous group is being written) share one plan query and one
+ * allocation + insert statement, i.e. one commit and one hold of the counter lock, like the SQLite
+ * adapter's group commit; each request keeps its own checks and fails alone. Groups are written
+ * one after the other (at most MAX_GROUP_REQUESTS requests / MAX_GROUP_BYTES each), so positions
+ * follow call order inside a process. Writers in other processes still serialise on the counter.
  * If that ever becomes the limit, switch to option 1 with an (xid, position) checkpoint in the
  * port.
  *
@@ -63,8 +69,8 @@ import {
   Subscription,
   WrongExpectedRevisionError,
 } from '../port';
-import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
-import { normaliseBudget } from '../internal/append-budget';
+import { ExistingEvent, PlanDecision, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
+import { normaliseBudget, preparedEventBytes } from '../internal/append-budget';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { MIGRATIONS, applyMigrations } from './migrations';
@@ -103,6 +109,27 @@ export function pgConnection(
 }
 /** Attempts for an append that lost a race on a unique key (re-planned each time). */
 const MAX_APPEND_ATTEMPTS = 8;
+/** Caps of one group commit (requests, and bytes as the append budget counts them). */
+const MAX_GROUP_REQUESTS = 500;
+const MAX_GROUP_BYTES = 8 * 1024 * 1024;
+
+/** One request's outcome in a group: its result, or the error of its own check. */
+type Outcome = { result: AppendResult } | { error: unknown };
+
+interface PendingAppend {
+  req: PreparedRequest;
+  bytes: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** appendMany semantics: every outcome is a result (appendOnce threw otherwise). */
+function allOrNothing(outcomes: Outcome[]): AppendResult[] {
+  return outcomes.map((o) => {
+    if ('error' in o) throw o.error;
+    return o.result;
+  });
+}
 
 const CONNECTION_ERRNOS = new Set([
   'ECONNREFUSED',
@@ -187,6 +214,10 @@ export class PostgresEventStore implements EventStore {
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
   readonly maxAppendBytes: number | null;
+  /** Group commit: appends waiting for the next group, the group being written. */
+  private pending: PendingAppend[] = [];
+  private groupScheduled = false;
+  private writing: Promise<void> | null = null;
 
   constructor(options: PostgresEventStoreOptions) {
     this.maxAppendBytes = normaliseBudget(options.maxAppendBytes);
@@ -220,10 +251,87 @@ export class PostgresEventStore implements EventStore {
   // ------------------------------------------------------------------------------------------
   // Writes
 
+  /**
+   * Group commit: appends requested in the same turn of the event loop, or while the previous
+   * group is being written, go into ONE write (see `writeGroup`). Each request is checked on its
+   * own (idempotent retry, expected revision, duplicate ids) and fails alone; the promise settles
+   * once the group's statement has committed.
+   */
   async append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
+    this.assertOpen();
     const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
-    const [result] = await this.appendWithRetry([req]);
-    return result;
+    let bytes = 0;
+    for (const e of req.events) bytes += preparedEventBytes(e);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.pending.push({ req, bytes, resolve, reject });
+      this.scheduleGroup();
+    });
+  }
+
+  private scheduleGroup(): void {
+    if (this.groupScheduled || this.writing) return;
+    this.groupScheduled = true;
+    setImmediate(() => {
+      this.groupScheduled = false;
+      this.startGroup();
+    });
+  }
+
+  /** Takes the next group (capped by count and bytes, at least one request) and writes it. */
+  private startGroup(): void {
+    if (this.writing || this.pending.length === 0) return;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length && n < MAX_GROUP_REQUESTS) {
+      const b = this.pending[n].bytes;
+      if (n > 0 && bytes + b > MAX_GROUP_BYTES) break;
+      bytes += b;
+      n++;
+    }
+    const group = this.pending.splice(0, n);
+    this.writing = this.writeGroup(group).finally(() => {
+      this.writing = null;
+      if (this.pending.length) this.scheduleGroup();
+    });
+  }
+
+  /**
+   * Writes one group: plan once for all its streams and ids, decide each request against the
+   * state left by the earlier ones (a failed check rejects that request only), then allocate
+   * positions and insert every accepted event in ONE statement (its own transaction: one commit,
+   * positions in request order from the counter row, as for a single append). A lost race on a
+   * unique key or a serialization failure re-plans the whole group; once retries run out, each
+   * request is tried alone so each gets its precise outcome. Any other failure of the statement
+   * (connection lost, ...) rejects every request of the group with the translated error.
+   */
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    const reqs = group.map((g) => g.req);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcomes = await this.appendOnce((text, values) => this.pool.query(text, values), reqs, true);
+        let wrote = false;
+        outcomes.forEach((o, i) => {
+          if ('error' in o) group[i].reject(this.translate(o.error));
+          else {
+            if (!o.result.alreadyAppended && reqs[i].events.length > 0) wrote = true;
+            group[i].resolve(o.result);
+          }
+        });
+        if (wrote) this.notify();
+        return;
+      } catch (err) {
+        const code = errCode(err);
+        const retryable = code === '23505' || (code !== undefined && RETRY_SQLSTATES.has(code));
+        if (retryable && attempt < MAX_APPEND_ATTEMPTS) continue;
+        if (retryable && group.length > 1) {
+          for (const g of group) await this.appendAttempts([g.req]).then(([r]) => g.resolve(r), g.reject);
+          return;
+        }
+        const e = group.length === 1 ? await this.translateWriteError(err, reqs) : this.translate(err);
+        for (const g of group) g.reject(e);
+        return;
+      }
+    }
   }
 
   /** Appends to several streams in one transaction: all or nothing. */
@@ -248,7 +356,7 @@ export class PostgresEventStore implements EventStore {
     const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
     try {
-      return await this.appendOnce((text, values) => client.query(text, values), reqs);
+      return allOrNothing(await this.appendOnce((text, values) => client.query(text, values), reqs, false));
     } catch (err) {
       throw await this.translateWriteError(err, reqs);
     }
@@ -256,9 +364,14 @@ export class PostgresEventStore implements EventStore {
 
   private async appendWithRetry(reqs: PreparedRequest[]): Promise<AppendResult[]> {
     this.assertOpen();
+    return this.appendAttempts(reqs);
+  }
+
+  /** All-or-nothing append of `reqs` with re-planning on a lost unique-key race. */
+  private async appendAttempts(reqs: PreparedRequest[]): Promise<AppendResult[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const results = await this.appendOnce((text, values) => this.pool.query(text, values), reqs);
+        const results = allOrNothing(await this.appendOnce((text, values) => this.pool.query(text, values), reqs, false));
         if (results.some((r, i) => !r.alreadyAppended && reqs[i].events.length > 0)) this.notify();
         return results;
       } catch (err) {
@@ -273,12 +386,15 @@ export class PostgresEventStore implements EventStore {
 
   /**
    * One attempt: plan (one query), then allocate positions and insert every event of the batch
-   * in one statement. With the pool, that statement is its own transaction.
+   * in one statement. With the pool, that statement is its own transaction. `alone`: a request
+   * that fails its checks gets its error as its outcome and the others go on (group commit);
+   * otherwise the first failed check throws and nothing is written (appendMany).
    */
   private async appendOnce(
     query: <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<QueryResult<R>>,
     reqs: PreparedRequest[],
-  ): Promise<AppendResult[]> {
+    alone: boolean,
+  ): Promise<Outcome[]> {
     const streams = [...new Set(reqs.map((r) => r.streamName))];
     const ids = reqs.flatMap((r) => r.events.map((e) => e.id));
     const planRows = await query<{
@@ -311,16 +427,25 @@ export class PostgresEventStore implements EventStore {
     // Decide every request against the state left by the earlier ones. Positions of events
     // written by this batch are only known after the insert (placeholder -1n, patched below).
     const PENDING = -1n;
-    const results: AppendResult[] = [];
+    const results: Outcome[] = [];
     // Per result: the id whose position is its lastGlobalPosition when that is still pending.
     const alreadyLastId: (string | null)[] = [];
     const pendingLastIdByStream = new Map<string, string>();
     const cols = { stream: [] as string[], revision: [] as number[], id: [] as string[], type: [] as string[], data: [] as string[], metadata: [] as string[] };
     for (const req of reqs) {
       const tip = tips.get(req.streamName) as StreamTip;
-      const d = decide(req, tip, existing);
+      let d: PlanDecision;
+      try {
+        d = decide(req, tip, existing);
+      } catch (error) {
+        if (!alone) throw error;
+        // Failed its own check: nothing of it is recorded in tips/existing, the others go on.
+        results.push({ error });
+        alreadyLastId.push(null);
+        continue;
+      }
       if (d.kind !== 'write') {
-        results.push(d.result);
+        results.push({ result: d.result });
         alreadyLastId.push(d.kind === 'already' ? d.lastEventId : (pendingLastIdByStream.get(req.streamName) ?? null));
         continue;
       }
@@ -337,7 +462,7 @@ export class PostgresEventStore implements EventStore {
       tips.set(req.streamName, { revision: d.result.nextExpectedRevision, lastGlobalPosition: PENDING });
       const lastId = req.events[req.events.length - 1].id;
       pendingLastIdByStream.set(req.streamName, lastId);
-      results.push({ ...d.result, lastGlobalPosition: PENDING });
+      results.push({ result: { ...d.result, lastGlobalPosition: PENDING } });
       alreadyLastId.push(lastId);
     }
     if (cols.id.length === 0) return results;
@@ -352,11 +477,11 @@ export class PostgresEventStore implements EventStore {
       cols.metadata,
     ]);
     const positions = new Map(inserted.rows.map((r) => [r.event_id, BigInt(r.global_position)]));
-    return results.map((r, i) => {
-      if (r.lastGlobalPosition !== PENDING) return r;
+    return results.map((o, i) => {
+      if ('error' in o || o.result.lastGlobalPosition !== PENDING) return o;
       const pos = positions.get(alreadyLastId[i] as string);
       if (pos === undefined) throw new Error('event-store: inserted position missing (bug)');
-      return { ...r, lastGlobalPosition: pos };
+      return { result: { ...o.result, lastGlobalPosition: pos } };
     });
   }
 
@@ -482,6 +607,11 @@ export class PostgresEventStore implements EventStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Appends requested before close() are written (or fail) before the pool goes.
+    while (this.writing || this.pending.length) {
+      if (this.writing) await this.writing;
+      else await new Promise((r) => setImmediate(r));
+    }
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsPool) await this.pool.end();
   }
