@@ -7,6 +7,7 @@ import { log, scaleFromArgs, writeReport } from './common';
 import { runApiBench } from './api.bench';
 import { runHistoryBench } from './history.bench';
 import { runIngestBench } from './ingest.bench';
+import { runPgVsSqliteBench } from './pg-vs-sqlite.bench';
 import { runRebuildBench } from './rebuild.bench';
 import { runRssBench } from './rss.bench';
 import { runStoreBench } from './store.bench';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   try {
     const steps: [string, () => Promise<Parameters<typeof writeReport>[0]>][] = [
       ['store', () => runStoreBench(scale)],
+      ['pg-vs-sqlite', () => runPgVsSqliteBench(scale)],
       ['rebuild', () => runRebuildBench(scale)],
       ['api', () => runApiBench(scale)],
       ['ingest', () => runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })],

@@ -6,6 +6,7 @@
 import { runApiBench } from '../../bench/api.bench';
 import { runHistoryBench } from '../../bench/history.bench';
 import { runIngestBench } from '../../bench/ingest.bench';
+import { runPgVsSqliteBench } from '../../bench/pg-vs-sqlite.bench';
 import { runRebuildBench } from '../../bench/rebuild.bench';
 import { runRssBench } from '../../bench/rss.bench';
 import { runStoreBench } from '../../bench/store.bench';
@@ -21,6 +22,13 @@ test('store: every adapter that can run here measured against raw inserts; Kurre
   expect(t).toMatch(/\| SQLite \(synchronous=FULL\) \| [\d,]+ \| [\d,]+ \| \*\*\d+\.\d\dx\*\* \|/);
   expect(t).toMatch(/\| PostgreSQL \(same server, same database\) \| [\d,]+ \| [\d,]+ \| \*\*\d+\.\d\dx\*\* \|/);
   if (!process.env.KURRENTDB_URL) expect(t).toContain('skipped: no KurrentDB');
+});
+
+test('pg-vs-sqlite: the same ingest workload through IngestService on SQLite and PostgreSQL, every event accepted on both, ratio printed', async () => {
+  const r = await runPgVsSqliteBench('smoke');
+  expect(r.sqlite).toBeGreaterThan(0);
+  expect(r.postgres).toBeGreaterThan(0);
+  expect(table(r.lines)).toMatch(/\| PostgreSQL \(local server: .*\) \| [\d,]+ \| [\d.,]+ \| \*\*\d+\.\d\dx\*\* \|/);
 });
 
 test('rebuild: applies exactly the events the raw read sees (the bench checks it) and reports both rates', async () => {
