@@ -28,7 +28,7 @@ test('pg-vs-sqlite: the same ingest workload through IngestService on SQLite and
   const r = await runPgVsSqliteBench('smoke');
   expect(r.sqlite).toBeGreaterThan(0);
   expect(r.postgres).toBeGreaterThan(0);
-  expect(table(r.lines)).toMatch(/\| PostgreSQL \(local server: .*\) \| [\d,]+ \| [\d.,]+ \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(table(r.lines)).toMatch(/\| PostgreSQL \(local server: .*\) \| [\d,]+ \| [\d.,]+ \| [\d, /]+ \| \*\*\d+\.\d\dx\*\* \|/);
 });
 
 test('rebuild: applies exactly the events the raw read sees (the bench checks it) and reports both rates', async () => {
