@@ -55,7 +55,7 @@ export interface UsageItem {
   at: number;
   pool: Pool;
   amount: number;
-  /** Fingerprint of the recorded payload (`payloadFingerprint`): a resend with another one is a conflict. */
+  /** Fingerprint of the recorded payload (`recordedFingerprint`): a resend with another one is a conflict. */
   fp: number;
 }
 
@@ -140,20 +140,23 @@ export function addUse(row: PeriodUsage | null, period: Period, pool: Pool, amou
 }
 
 /**
- * Applies one recorded move to the usage of a period (`row` null: the period had none). Returns
- * null when the period is left with no usage event (the row goes away).
+ * The usage of a period after one recorded move (`row` null: the period had none); `row` is left
+ * as it was. Returns null when the period is left with no usage event (the row goes away).
  */
 export function applyPeriodMove(row: PeriodUsage | null, move: PeriodMove): PeriodUsage | null {
-  const start = Date.parse(move.periodStart);
-  const p = row ?? { start, end: move.periodEnd === undefined ? null : parseEnd(move.periodEnd), used: emptyLimits(), usageEvents: 0 };
-  p.used = {
-    ai_image_credits: p.used.ai_image_credits + move.used.ai_image_credits,
-    ai_video_credits: p.used.ai_video_credits + move.used.ai_video_credits,
-    batch_exports: p.used.batch_exports + move.used.batch_exports,
+  const used = row?.used ?? emptyLimits();
+  const usageEvents = (row?.usageEvents ?? 0) + move.usageEvents;
+  if (usageEvents <= 0) return null;
+  return {
+    start: Date.parse(move.periodStart),
+    end: move.periodEnd !== undefined ? parseEnd(move.periodEnd) : (row?.end ?? null),
+    used: {
+      ai_image_credits: used.ai_image_credits + move.used.ai_image_credits,
+      ai_video_credits: used.ai_video_credits + move.used.ai_video_credits,
+      batch_exports: used.batch_exports + move.used.batch_exports,
+    },
+    usageEvents,
   };
-  p.usageEvents += move.usageEvents;
-  if (move.periodEnd !== undefined) p.end = parseEnd(move.periodEnd);
-  return p.usageEvents <= 0 ? null : p;
 }
 
 const parseEnd = (end: string | null): number | null => (end === null ? null : Date.parse(end));
@@ -625,20 +628,15 @@ function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx
   // Uses inside the window whose period the change moves (usage older than the window stays in
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
-  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS)));
+  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, cutoffFor(state, ctx)));
   const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
   // A change dated in the future is re-evaluated when the scheduler activates it.
   if (effectiveAt <= ctx.now) {
+    // The state after the change, without touching `state`: moves replace period entries, never mutate them.
     const periods = new Map(state.periods);
-    for (const m of data.moves) {
-      const start = Date.parse(m.periodStart);
-      const p = periods.get(start);
-      const next = applyPeriodMove(p ? { ...p, used: { ...p.used } } : null, m);
-      if (next) periods.set(start, next);
-      else periods.delete(start);
-    }
+    applyMoves(periods, data.moves);
     const after: SpaceState = { ...state, timeline, periods };
     const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
     if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
@@ -759,11 +757,14 @@ function knownFingerprint(state: SpaceState, eventId: string, ctx: DecideContext
   return state.recent.get(eventId)?.fp ?? state.subscriptionIds.get(eventId) ?? ctx.alreadyRecorded?.get(eventId);
 }
 
+/** The earliest occurredAt usage may have for this decision (`usageCutoff` with the context's window). */
+const cutoffFor = (state: SpaceState, ctx: DecideContext): number => usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS);
+
 /** Refuses usage older than the corrections window (a duplicate of it was answered before). */
 function checkTooLate(state: SpaceState, at: number, ctx: DecideContext): Decision | null {
-  const windowMs = ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
-  const cutoff = usageCutoff(state, ctx.now, windowMs);
+  const cutoff = cutoffFor(state, ctx);
   if (at >= cutoff) return null;
+  const windowMs = ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
   return reject(
     'occurredAt',
     'too_late',
@@ -795,7 +796,7 @@ export function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (n
  */
 export function recordedIdsToLookUp(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): Map<string, string> {
   const out = new Map<string, string>();
-  const cutoff = usageCutoff(state, ctx.now, ctx.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS);
+  const cutoff = cutoffFor(state, ctx);
   for (const c of commands) {
     if (c.type !== 'RecordGeneration' && c.type !== 'RecordBatchExport') continue;
     if (typeof c.input.eventId !== 'string' || isKnown(state, c.input.eventId)) continue;

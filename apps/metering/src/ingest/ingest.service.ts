@@ -5,6 +5,7 @@ import {
   type DecideContext,
   type SpaceCommand,
   type SpaceEvent,
+  type SpaceState,
   decideAll,
   inboundEventIdOf,
   payloadDifferences,
@@ -124,7 +125,7 @@ export class IngestService {
    * Inbound ids of uses older than what the state keeps that the store already recorded (by their
    * deterministic ids): a redelivery at any age is a duplicate, not "too late".
    */
-  private async alreadyRecorded(spaceId: string, state: Parameters<typeof recordedIdsToLookUp>[0], commands: SpaceCommand[], ctx: DecideContext) {
+  private async alreadyRecorded(spaceId: string, state: SpaceState, commands: SpaceCommand[], ctx: DecideContext) {
     const wanted = recordedIdsToLookUp(state, commands, ctx);
     if (wanted.size === 0 || !this.store.readEventsById) return undefined;
     const stream = spaceStreamName(spaceId);
@@ -137,16 +138,25 @@ export class IngestService {
     return out;
   }
 
-  /** A conflict's message names the fields that differ from the recorded event (read from the store; rare path). */
+  /**
+   * A conflict's message names the fields that differ from the recorded event: the batch's
+   * conflicting events read from the store in one query (rare path).
+   */
   private async nameConflicts(spaceId: string, commands: SpaceCommand[], decisions: Decision[], ctx: DecideContext): Promise<void> {
-    if (!this.store.readEventsById || !decisions.some((d) => d.outcome === 'conflict')) return;
-    for (const [i, d] of decisions.entries()) {
-      if (d.outcome !== 'conflict') continue;
-      const id = recordedIdOf(spaceId, commands[i], ctx.eventId);
-      const [stored] = id ? await this.store.readEventsById([id]) : [];
-      if (!stored) continue;
-      const fields = payloadDifferences(commands[i], { type: stored.type, data: stored.data } as unknown as SpaceEvent);
-      if (fields.length) d.rejection.message = `${d.rejection.message}; differs in: ${fields.join(', ')}`;
+    if (!this.store.readEventsById) return;
+    const conflicts = new Map<string, number[]>();
+    decisions.forEach((d, i) => {
+      const id = d.outcome === 'conflict' ? recordedIdOf(spaceId, commands[i], ctx.eventId)?.toLowerCase() : undefined;
+      if (id) conflicts.set(id, [...(conflicts.get(id) ?? []), i]);
+    });
+    if (conflicts.size === 0) return;
+    for (const stored of await this.store.readEventsById([...conflicts.keys()])) {
+      for (const i of conflicts.get(stored.id.toLowerCase()) ?? []) {
+        const d = decisions[i];
+        if (d.outcome !== 'conflict') continue;
+        const fields = payloadDifferences(commands[i], { type: stored.type, data: stored.data } as unknown as SpaceEvent);
+        if (fields.length) d.rejection.message = `${d.rejection.message}; differs in: ${fields.join(', ')}`;
+      }
     }
   }
 
