@@ -2,7 +2,8 @@
  * Product rules of issues 12 and 13 over HTTP, against the built service on the embedded default:
  * one eventId is one fact (a resend with another payload is a 409 conflict naming what differs,
  * an identical one a duplicate), usage older than the corrections window is refused (too_late),
- * and a back-dated subscription puts ONE reset into the notification feed.
+ * a back-dated subscription puts ONE reset into the notification feed, and a cycle flip or a
+ * paid -> free -> paid round trip hands out no fresh pool.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -71,5 +72,26 @@ describe('product rules over HTTP', () => {
     const all = (await api(app.url, 'GET', '/v1/notifications?limit=1000')).body.notifications.filter((n: any) => n.type === 'PeriodReset' && n.data.spaceId === space);
     expect(all).toHaveLength(1);
     expect(resets[0].data.boundariesCovered).toBeGreaterThanOrEqual(52);
+  });
+
+  it('a cycle flip (monthly -> weekly -> monthly) or paid -> free -> paid within a period hands out no fresh pool', async () => {
+    const flip = `flip-${randomUUID().slice(0, 8)}`;
+    const iso = (msAgo: number) => new Date(now - msAgo).toISOString();
+    const H = 3_600_000;
+    const put = async (eventId: string, plan: string, cycle: string, effectiveAt: string) =>
+      expect((await api(app.url, 'PUT', `/v1/spaces/${flip}/subscription`, { plan, cycle, effectiveAt, eventId })).status).toBe(200);
+    await put('s-1', 'pro', 'monthly', iso(48 * H));
+    const used = await api(app.url, 'POST', '/v1/events', { ...gen({ eventId: 'u-1', feature: 'ai_backgrounds', generations: 50, occurredAt: iso(47 * H) }), spaceId: flip });
+    expect(used.body).toMatchObject({ accepted: 1 }); // 100 of pro monthly's 125 image credits
+    await put('s-2', 'pro', 'weekly', iso(5 * H));
+    await put('s-3', 'pro', 'monthly', iso(4 * H));
+    await put('s-4', 'free', 'monthly', iso(3 * H));
+    await put('s-5', 'pro', 'monthly', iso(2 * H));
+    const usage = (await api(app.url, 'GET', `/v1/spaces/${flip}/usage`)).body;
+    // the period that started with the first subscription goes on (resets now count from the last change)
+    expect(usage).toMatchObject({ plan: 'pro', cycle: 'monthly', periodStart: iso(48 * H) });
+    expect(usage.pools.ai_image_credits).toMatchObject({ used: 100, limit: 125 });
+    const check = await api(app.url, 'POST', `/v1/spaces/${flip}/entitlements/check`, { feature: 'ai_backgrounds', generations: 15 });
+    expect(check.body).toMatchObject({ allowed: false, used: 100, limit: 125 }); // 30 more would pass 125
   });
 });

@@ -10,6 +10,11 @@
  *    a change of family (weekly <-> monthly/yearly, to or from free) starts a new anchor at its
  *    effectiveAt (and a new run of periods);
  *  - a period comes from its run's anchor, cut to the run's bounds;
+ *  - a change of family in the middle of a period keeps that period's usage (issue 13, rule 4): the
+ *    new run's first period starts where the interrupted period started, and the interrupted period
+ *    is that same period. Not when the change falls on the interrupted period's natural end, nor
+ *    when it leaves a free run whose period started with the run (never paid, or went free at a
+ *    renewal);
  *  - usage counts in the period that contains its occurredAt (late events in closed periods);
  *  - the limits of the running period are those of the subscription in force now;
  *  - a reset is every period start inside a run except the run's own start.
@@ -88,6 +93,8 @@ interface RefRun {
   family: Family;
   start: number;
   end: number | null;
+  /** Start of the run's first period (before `start` when it kept the interrupted period). */
+  firstStart: number;
 }
 
 export interface RefPeriod {
@@ -109,18 +116,27 @@ export interface RefSpace {
 
 const zero = (): RefLimits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
 
-function periodIn(runs: RefRun[], t: number): RefPeriod {
-  let run = runs[0];
-  for (const r of runs) if (r.start <= t) run = r;
-  if (run.family === 'never') return { start: run.start, end: run.end };
+/** The period of a run's anchor containing t, before any cut: [start, end). */
+function naturalPeriod(run: RefRun, t: number): { start: number; end: number | null } {
+  if (run.family === 'never') return { start: run.start, end: null };
   // Index of the period from the anchor: estimate, then correct.
   let k = run.family === 'weekly' ? Math.floor((t - run.anchor) / WEEK) : Math.round((t - run.anchor) / (30.44 * 86_400_000));
   while (k > 0 && nthStart(run.anchor, run.family, k) > t) k--;
   while (nthStart(run.anchor, run.family, k + 1) <= t) k++;
-  let start = nthStart(run.anchor, run.family, k);
-  let end: number | null = nthStart(run.anchor, run.family, k + 1);
-  if (start < run.start) start = run.start;
-  if (run.end !== null && end > run.end) end = run.end;
+  return { start: nthStart(run.anchor, run.family, k), end: nthStart(run.anchor, run.family, k + 1) };
+}
+
+function periodIn(runs: RefRun[], t: number): RefPeriod {
+  let i = 0;
+  for (let j = 0; j < runs.length; j++) if (runs[j].start <= t) i = j;
+  const run = runs[i];
+  const natural = naturalPeriod(run, t);
+  const start = natural.start <= run.start ? run.firstStart : natural.start;
+  let end = natural.end;
+  if (run.end !== null && (end === null || end > run.end)) end = run.end;
+  const next = runs[i + 1];
+  // cut by a change that kept it: the period goes on as the next run's first period
+  if (next && end === next.start && next.firstStart < next.start) return periodIn(runs, next.start);
   return { start, end };
 }
 
@@ -162,12 +178,16 @@ export class ReferenceModel {
       segments.push({ effectiveAt: at, plan: s.plan, cycle: s.cycle, limits, family, anchor });
       prev = { family, anchor };
     }
-    const runs: RefRun[] = [{ anchor: 0, family: 'never', start: 0, end: null }];
+    const runs: RefRun[] = [{ anchor: 0, family: 'never', start: 0, end: null, firstStart: 0 }];
     for (const s of segments) {
       const last = runs[runs.length - 1];
       if (last.anchor === s.anchor && last.family === s.family) continue;
       last.end = s.effectiveAt;
-      runs.push({ anchor: s.anchor, family: s.family, start: s.effectiveAt, end: null });
+      const interrupted = periodIn(runs, s.effectiveAt - 1);
+      const atNaturalEnd = naturalPeriod(last, s.effectiveAt - 1).end === s.effectiveAt;
+      const cleanFree = last.family === 'never' && interrupted.start === last.start;
+      const firstStart = atNaturalEnd || cleanFree ? s.effectiveAt : interrupted.start;
+      runs.push({ anchor: s.anchor, family: s.family, start: s.effectiveAt, end: null, firstStart });
     }
     const used = new Map<number, RefLimits>();
     const usageEvents = new Map<number, number>();

@@ -50,6 +50,29 @@ describe('reference model', () => {
     ]);
   });
 
+  it('a change of family in the middle of a period keeps its usage (a flip hands out no fresh pool)', () => {
+    const m = new ReferenceModel(loadRefCatalog());
+    const sub = (eventId: string, plan: string, cycle: string, effectiveAt: string) => m.add({ type: 'subscription-changed', eventId, spaceId: 's', plan, cycle, effectiveAt });
+    sub('m', 'pro', 'monthly', '2026-01-15T00:00:00Z');
+    m.add({ type: 'generation-performed', eventId: 'g', spaceId: 's', userId: 'u', feature: 'ai_backgrounds', medium: 'image', generations: 50, occurredAt: '2026-01-16T00:00:00Z' });
+    sub('w', 'pro', 'weekly', '2026-01-17T00:00:00Z');
+    sub('m2', 'pro', 'monthly', '2026-01-18T00:00:00Z');
+    sub('f', 'free', 'monthly', '2026-01-19T00:00:00Z');
+    sub('p', 'pro', 'monthly', '2026-01-20T00:00:00Z');
+    const v = m.view('s', t('2026-01-21T00:00:00Z'));
+    expect(v).toMatchObject({ plan: 'pro', cycle: 'monthly', periodStart: t('2026-01-15T00:00:00Z'), periodEnd: t('2026-02-20T00:00:00Z') });
+    expect(v.used.ai_image_credits).toBe(100);
+    // the interrupted part is the same period; the next reset is the last anchor's
+    expect(m.periodAt('s', t('2026-01-16T00:00:00Z'))).toEqual({ start: t('2026-01-15T00:00:00Z'), end: t('2026-02-20T00:00:00Z') });
+    expect(m.resets('s', t('2026-03-01T00:00:00Z')).map((b) => new Date(b).toISOString())).toEqual(['2026-02-20T00:00:00.000Z']);
+    // at a renewal: fresh; a Space that never paid: fresh
+    const n = new ReferenceModel(loadRefCatalog());
+    n.add({ type: 'subscription-changed', eventId: 'a', spaceId: 'x', plan: 'pro', cycle: 'monthly', effectiveAt: '2026-01-15T00:00:00Z' });
+    n.add({ type: 'subscription-changed', eventId: 'b', spaceId: 'x', plan: 'pro', cycle: 'weekly', effectiveAt: '2026-02-15T00:00:00Z' });
+    expect(n.periodAt('x', t('2026-02-16T00:00:00Z'))).toEqual({ start: t('2026-02-15T00:00:00Z'), end: t('2026-02-22T00:00:00Z') });
+    expect(n.periodAt('x', t('2026-01-15T00:00:00Z')).start).toBe(t('2026-01-15T00:00:00Z'));
+  });
+
   it('any use of a zero limit reaches every threshold', () => {
     expect(ReferenceModel.reaches(1, 0, 100)).toBe(true);
     expect(ReferenceModel.reaches(0, 0, 80)).toBe(false);

@@ -45,14 +45,15 @@ describe('attribution by occurredAt over the current timeline', () => {
     ]);
   });
 
-  it('a late weekly -> monthly change moves usage already recorded into the new period', () => {
+  it('a late weekly -> monthly change moves usage already recorded into the period it starts (which keeps the interrupted week)', () => {
     const weekly = subscribe('pro', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'w' });
     const monthly = subscribe('pro', 'monthly', '2025-01-20T00:00:00Z', { eventId: 'm' });
     const g = generate({ eventId: 'g', feature: 'ai_shadows', generations: 3, occurredAt: '2025-01-21T00:00:00Z' });
     const s = run([weekly, g, monthly], '2025-01-22T00:00:00Z');
-    expect(s.periods.get(at('2025-01-20T00:00:00Z'))?.used.ai_image_credits).toBe(3);
-    // Without the monthly change it sat in the weekly period starting Jan 15.
-    expect(s.periods.has(at('2025-01-15T00:00:00Z'))).toBe(false);
+    // Without the monthly change it sat in the week [Jan 15, Jan 22); with it, in the period the change
+    // starts: from the interrupted week's start to a month after the change.
+    expect(s.periods.get(at('2025-01-15T00:00:00Z'))).toMatchObject({ end: at('2025-02-20T00:00:00Z'), used: { ai_image_credits: 3 } });
+    expect(s.periods.has(at('2025-01-20T00:00:00Z'))).toBe(false);
   });
 });
 

@@ -33,6 +33,12 @@ export interface SubscriptionChangedData {
    * recorded (read models attribute those by folding the Space's stream once).
    */
   moves?: PeriodMove[];
+  /**
+   * true on every change decided since the carry rule (issue 13): a change of reset family in the
+   * middle of a period keeps that period's usage (`firstPeriodStart` in timeline.ts). Absent on
+   * older events, which keep the meaning they were recorded with (a fresh period at effectiveAt).
+   */
+  keepsUsage?: true;
 }
 
 /** A signed change to one period's usage, recorded by the decision that caused it. */

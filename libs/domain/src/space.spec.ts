@@ -66,6 +66,7 @@ describe('Space decider', () => {
               previous: null,
               decidedAt: '2025-01-31T10:00:00.000Z',
               moves: [],
+              keepsUsage: true,
             },
           },
         ]);
@@ -141,24 +142,29 @@ describe('Space decider', () => {
         .thenMatch([{ type: 'SubscriptionChanged', data: { anchorAt: '2025-01-15T00:00:00.000Z', reanchored: false, resetFamily: 'monthly' } }]);
     });
 
-    it('a cycle change starts a new period anchored at the change', () => {
+    it('a cycle change in the middle of a period keeps its usage; resets count from the change', () => {
       const h = history([
         subscribe('pro', 'monthly', '2025-01-15T00:00:00Z'),
         generate({ feature: 'ai_backgrounds', generations: 25, occurredAt: '2025-01-20T00:00:00Z' }), // 50 credits
       ]);
       const { state } = given(h)
-        .when(subscribe('pro', 'weekly', '2025-01-25T12:00:00Z'), { now: '2025-01-25T12:00:00Z' })
+        .when(subscribe('pro', 'weekly', '2025-01-25T12:00:00Z', { eventId: 'sub-weekly' }), { now: '2025-01-25T12:00:00Z' })
         .thenMatch([
           {
             type: 'SubscriptionChanged',
-            data: { anchorAt: '2025-01-25T12:00:00.000Z', reanchored: true, resetFamily: 'weekly', limits: PRO_WEEKLY },
+            data: { anchorAt: '2025-01-25T12:00:00.000Z', reanchored: true, resetFamily: 'weekly', limits: PRO_WEEKLY, keepsUsage: true },
           },
+          // 50 of pro weekly's 30: the kept usage is over both thresholds, decided with the change, as for a downgrade
+          { type: 'ThresholdCrossed', data: { threshold: 80, used: 50, limit: 30, periodStart: '2025-01-15T00:00:00.000Z', causationId: 'sub-weekly' } },
+          { type: 'ThresholdCrossed', data: { threshold: 100, used: 50, limit: 30, periodStart: '2025-01-15T00:00:00.000Z', causationId: 'sub-weekly' } },
         ]);
+      // The weekly period that the change starts keeps the interrupted month's start and its usage; it
+      // ends a week after the change, and weekly resets count from the change.
       const view = viewAt(state, '2025-01-26T00:00:00Z');
-      expect(view).toMatchObject({ cycle: 'weekly', periodStart: '2025-01-25T12:00:00.000Z', periodEnd: '2025-02-01T12:00:00.000Z' });
-      expect(view.pools.ai_image_credits).toMatchObject({ used: 0, limit: 30 });
-      // the monthly period is cut at the change and keeps what was used in it
-      expect(state.periods.get(at('2025-01-15T00:00:00Z'))?.used.ai_image_credits).toBe(50);
+      expect(view).toMatchObject({ cycle: 'weekly', periodStart: '2025-01-15T00:00:00.000Z', periodEnd: '2025-02-01T12:00:00.000Z' });
+      expect(view.pools.ai_image_credits).toMatchObject({ used: 50, limit: 30 });
+      expect(viewAt(state, '2025-02-01T12:00:00Z')).toMatchObject({ periodStart: '2025-02-01T12:00:00.000Z', periodEnd: '2025-02-08T12:00:00.000Z' });
+      expect(viewAt(state, '2025-02-01T12:00:00Z').pools.ai_image_credits.used).toBe(0);
     });
 
     it('leaving free starts a new period at the change: free usage is not carried', () => {
@@ -171,14 +177,14 @@ describe('Space decider', () => {
       expect(view.pools.ai_image_credits.used).toBe(0);
     });
 
-    it('going back to free starts a period that never ends', () => {
+    it('going back to free starts a period that never ends (at a renewal: a fresh one)', () => {
       const h = history([subscribe('pro', 'monthly', '2025-01-15T00:00:00Z')]);
       const { state } = given(h)
-        .when(subscribe('free', 'monthly', '2025-03-01T00:00:00Z'), { now: '2025-03-01T00:00:00Z' })
-        .thenMatch([{ type: 'SubscriptionChanged', data: { reanchored: true, resetFamily: 'never', anchorAt: '2025-03-01T00:00:00.000Z' } }]);
+        .when(subscribe('free', 'monthly', '2025-03-15T00:00:00Z'), { now: '2025-03-15T00:00:00Z' })
+        .thenMatch([{ type: 'SubscriptionChanged', data: { reanchored: true, resetFamily: 'never', anchorAt: '2025-03-15T00:00:00.000Z' } }]);
       expect(viewAt(state, '2027-01-01T00:00:00Z')).toMatchObject({
         plan: 'free',
-        periodStart: '2025-03-01T00:00:00.000Z',
+        periodStart: '2025-03-15T00:00:00.000Z',
         periodEnd: null,
         nextResetAt: null,
       });
@@ -497,10 +503,14 @@ describe('Space decider', () => {
           ]);
       });
 
-      it('a re-anchoring change starts a fresh period: nothing to re-arm or fire', () => {
+      it('a re-anchoring change keeps the period and its usage: thresholds are re-evaluated as for an upgrade', () => {
         given(full())
-          .when(subscribe('pro', 'monthly', WED), { now: WED })
-          .thenMatch([{ type: 'SubscriptionChanged', data: { reanchored: true } }]);
+          .when(subscribe('pro', 'monthly', WED, { eventId: 'sub-monthly' }), { now: WED })
+          .then([
+            expect.objectContaining({ type: 'SubscriptionChanged', data: expect.objectContaining({ reanchored: true, anchorAt: WED }) }),
+            rearmed('ai_image_credits', 80, { used: 30, limit: 125, periodStart: W0, causationId: 'sub-monthly' }),
+            rearmed('ai_image_credits', 100, { used: 30, limit: 125, periodStart: W0, causationId: 'sub-monthly' }),
+          ]);
       });
     });
   });
@@ -609,10 +619,11 @@ describe('Space decider', () => {
             },
           },
         ]);
-      // the scheduler running at each boundary records each one
+      // the scheduler running at each boundary records each one; the period the Feb 28 reset starts is
+      // interrupted by the weekly change, which keeps it: it ends a week after the change
       given(h2)
         .when(resetDue(), { now: '2025-03-01T00:00:00Z' })
-        .thenMatch([{ type: 'PeriodReset', data: { periodStart: '2025-02-28T10:00:00.000Z', periodEnd: '2025-03-05T12:00:00.000Z', cycle: 'monthly', boundariesCovered: 1 } }]);
+        .thenMatch([{ type: 'PeriodReset', data: { periodStart: '2025-02-28T10:00:00.000Z', periodEnd: '2025-03-12T12:00:00.000Z', cycle: 'monthly', boundariesCovered: 1 } }]);
     });
 
     it('free never resets', () => {

@@ -624,6 +624,7 @@ function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx
     previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
     decidedAt: iso(ctx.now),
     moves: [],
+    keepsUsage: true,
   };
   // Uses inside the window whose period the change moves (usage older than the window stays in
   // the period it was recorded in): recorded, so read models apply them without keeping uses.

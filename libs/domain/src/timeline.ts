@@ -17,6 +17,11 @@ export interface Segment {
   family: ResetFamily;
   /** Set while a change decided before its effectiveAt waits to be activated by the scheduler. */
   pendingSourceEventId?: string;
+  /**
+   * The change keeps the usage of the period it interrupts (`keepsUsage` on the event, recorded by
+   * every decision since the rule existed; absent on older events, which keep their old meaning).
+   */
+  keepsUsage?: true;
 }
 
 export type Timeline = readonly Segment[];
@@ -78,6 +83,7 @@ export function withSubscriptionChange(timeline: Timeline, d: SubscriptionChange
     limits: { ...d.limits },
     family: d.resetFamily,
     ...(pending ? { pendingSourceEventId: d.sourceEventId } : {}),
+    ...(d.keepsUsage ? { keepsUsage: true as const } : {}),
   });
 }
 
@@ -101,21 +107,48 @@ interface Run {
   start: number;
   /** Exclusive; null when the run is the last. */
   end: number | null;
+  /**
+   * Where the run's first period starts: `start`, or earlier when the change that started the run
+   * interrupted a period and keeps its usage (`firstPeriodStart`).
+   */
+  firstStart: number;
+}
+
+/**
+ * Where the first period of a run starting at `start` begins, after the run `prev` (which ends at
+ * `start`). The one rule for a change of reset family (a cycle change, joining or leaving free) in
+ * the middle of a period: **the new period keeps the usage of the period it interrupts**, so it
+ * starts where that period started, and its reset dates count from the change. A flip (weekly ->
+ * monthly -> weekly, or paid -> free -> paid) never hands out a fresh pool. A fresh period starts
+ * at the change only when the change falls on a boundary of the interrupted period (a reset would
+ * have started one anyway), when it leaves a free period that started with its own run (a Space that
+ * never paid, or went free at a renewal: the free pool is not carried into a paid plan), or when the
+ * change was recorded before the rule (`keepsUsage` absent).
+ */
+export function firstPeriodStart(prev: Run, start: number, keepsUsage: boolean): number {
+  if (!keepsUsage) return start;
+  const raw = periodContaining(prev.anchorAt, prev.family, start - 1);
+  if (raw.end !== null && raw.end <= start) return start;
+  const interruptedStart = Math.max(raw.start, prev.start) === prev.start ? prev.firstStart : Math.max(raw.start, prev.start);
+  if (prev.family === 'never' && interruptedStart === prev.start) return start;
+  return interruptedStart;
 }
 
 /** The runs of a timeline, in order, starting with the implicit free run when it is not continued. */
 export function runsOf(timeline: Timeline): Run[] {
-  const runs: Run[] = [{ ...IMPLICIT_RUN, start: 0, end: null }];
+  const runs: Run[] = [{ ...IMPLICIT_RUN, start: 0, end: null, firstStart: 0 }];
   for (const s of timeline) {
     const last = runs[runs.length - 1];
     if (sameRun(last, s)) continue;
     if (s.effectiveAt <= last.start) {
       // A change at the very instant the previous run started replaces that run.
-      runs[runs.length - 1] = { anchorAt: s.anchorAt, family: s.family, start: last.start, end: null };
+      const before = runs.length > 1 ? runs[runs.length - 2] : null;
+      const firstStart = before ? firstPeriodStart(before, last.start, s.keepsUsage === true) : last.start;
+      runs[runs.length - 1] = { anchorAt: s.anchorAt, family: s.family, start: last.start, end: null, firstStart };
       continue;
     }
     last.end = s.effectiveAt;
-    runs.push({ anchorAt: s.anchorAt, family: s.family, start: s.effectiveAt, end: null });
+    runs.push({ anchorAt: s.anchorAt, family: s.family, start: s.effectiveAt, end: null, firstStart: firstPeriodStart(last, s.effectiveAt, s.keepsUsage === true) });
   }
   return runs;
 }
@@ -123,23 +156,28 @@ export function runsOf(timeline: Timeline): Run[] {
 /** runsOf per timeline: timelines are immutable (`readonly`), so their runs can be kept. */
 const runsCache = new WeakMap<Timeline, Run[]>();
 
-function runAt(timeline: Timeline, t: number): Run {
+function cachedRuns(timeline: Timeline): Run[] {
   let runs = runsCache.get(timeline);
   if (!runs) {
     runs = runsOf(timeline);
     runsCache.set(timeline, runs);
   }
-  let found = runs[0];
-  for (const r of runs) if (r.start <= t) found = r;
-  return found;
+  return runs;
 }
 
 /** The period that contains t: from the run's anchor, cut to the run's bounds. */
 export function periodAt(timeline: Timeline, t: number): Period {
-  const run = runAt(timeline, t);
+  const runs = cachedRuns(timeline);
+  let i = 0;
+  for (let j = 1; j < runs.length && runs[j].start <= t; j++) i = j;
+  const run = runs[i];
   const raw = periodContaining(run.anchorAt, run.family, t);
-  const start = Math.max(raw.start, run.start);
+  // The run's first period may start before the run (it keeps the usage of the period it interrupted).
+  const start = raw.start <= run.start ? run.firstStart : raw.start;
   const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
+  // The run's last period, interrupted by a change that keeps its usage, is the next run's first period.
+  const next = runs[i + 1];
+  if (next !== undefined && end === next.start && next.firstStart < next.start) return periodAt(timeline, next.start);
   return { start, end };
 }
 
