@@ -1,4 +1,5 @@
 export * from './catalog/catalog';
+export * from './catalog/pricing';
 export * from './contracts';
 export * from './events';
 export * from './period';

@@ -5,6 +5,7 @@
  * inside a run from its anchor and cut where the run ends.
  */
 import { type Catalog, type Cycle, type Limits, type Plan, catalogVersionAt } from './catalog/catalog';
+import { emptyLimits } from './catalog/pricing';
 import type { SubscriptionChangedData } from './events';
 import { type Period, type ResetFamily, periodContaining, periodIndexOf, periodStartAt } from './period';
 
@@ -28,7 +29,7 @@ export type Timeline = readonly Segment[];
 
 /** The segment before any subscription: free, anchored at the epoch, with the catalog's free limits. */
 export function implicitFreeSegment(catalog: Catalog, t: number): Segment {
-  const limits = catalogVersionAt(catalog, t).plans.free.monthly ?? { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  const limits = catalogVersionAt(catalog, t).plans.free.monthly ?? emptyLimits();
   return { effectiveAt: 0, plan: 'free', cycle: 'monthly', limits: { ...limits }, anchorAt: 0, family: 'never' };
 }
 

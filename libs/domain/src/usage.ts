@@ -4,6 +4,7 @@
  */
 import { type Catalog, type Cycle, type Limits, type Plan, type Pool, POOLS, catalogVersionAt } from './catalog/catalog';
 import type { Rejection } from './contracts';
+import { batchCap, creditsFor, emptyLimits, featurePrice, isPositiveInt } from './catalog/pricing';
 import { iso } from './period';
 import type { SpaceState } from './space';
 import { type Timeline, limitsFor, periodAt } from './timeline';
@@ -19,7 +20,7 @@ export function usageSourceOf(state: SpaceState): UsageSource {
     timeline: state.timeline,
     usedIn: (start) => {
       const p = state.periods.get(start);
-      return p ? { ...p.used } : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+      return p ? { ...p.used } : emptyLimits();
     },
   };
 }
@@ -106,18 +107,17 @@ export function checkEntitlement(
   let pool: Pool;
   let cost: number;
   if (request.kind === 'generation') {
-    const price = Object.prototype.hasOwnProperty.call(cv.features, request.feature) ? cv.features[request.feature] : undefined;
-    if (!price)
-      return { ok: false, rejection: { field: 'feature', rule: 'known_feature', message: `unknown feature "${request.feature}" (catalog version ${cv.version} lists: ${Object.keys(cv.features).join(', ')})` } };
-    if (!Number.isInteger(request.generations) || request.generations < 1)
+    const priced = featurePrice(cv, request.feature);
+    if (!priced.ok) return priced;
+    if (!isPositiveInt(request.generations))
       return { ok: false, rejection: { field: 'generations', rule: 'positive_integer', message: 'generations must be an integer >= 1' } };
-    pool = price.medium === 'image' ? 'ai_image_credits' : 'ai_video_credits';
-    cost = price.credits * request.generations;
+    pool = priced.pool;
+    cost = creditsFor(priced.price, request.generations);
   } else {
-    const cap = Object.prototype.hasOwnProperty.call(cv.perBatchCap, request.platform) ? cv.perBatchCap[request.platform] : undefined;
-    if (cap === undefined)
-      return { ok: false, rejection: { field: 'platform', rule: 'known_platform', message: `unknown platform "${request.platform}" (known: ${Object.keys(cv.perBatchCap).join(', ')})` } };
-    if (!Number.isInteger(request.images) || request.images < 1)
+    const capped = batchCap(cv, request.platform);
+    if (!capped.ok) return capped;
+    const { cap } = capped;
+    if (!isPositiveInt(request.images))
       return { ok: false, rejection: { field: 'batchImages', rule: 'positive_integer', message: 'batchImages must be an integer >= 1' } };
     pool = 'batch_exports';
     cost = request.images;

@@ -1,0 +1,185 @@
+/**
+ * Decisions on the timeline: subscription changes, resets, activations and catalog allowance changes.
+ */
+import { type Cycle, CYCLES, type Limits, type Plan, PLANS, POOLS, catalogVersionAt, resetFamilyOf } from '../catalog/catalog';
+import type { SubscriptionChangedV1 } from '../contracts';
+import type { IdentifiedSpaceEvent, SubscriptionChangedData } from '../events';
+import { iso, parseInstant } from '../period';
+import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withSubscriptionChange } from '../timeline';
+import { type DecideContext, type Decision, reaches, reject } from './commands';
+import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
+import { emptyLimits } from '../catalog/pricing';
+import { type SpaceState, applyMoves, attributionMoves, evolve, firedKey, usesSince } from './state';
+
+const isLimits = (v: unknown): v is Limits =>
+  typeof v === 'object' &&
+  v !== null &&
+  POOLS.every((p) => Number.isInteger((v as Record<string, unknown>)[p]) && ((v as Record<string, number>)[p] ?? -1) >= 0);
+
+export function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx: DecideContext): Decision {
+  const effectiveAt = parseInstant(input.effectiveAt);
+  if (Number.isNaN(effectiveAt)) return reject('effectiveAt', 'iso_instant', 'effectiveAt must be an ISO-8601 instant with a zone');
+  if (!(PLANS as readonly string[]).includes(input.plan)) return reject('plan', 'known_plan', `plan must be one of ${PLANS.join(', ')}`);
+  if (!(CYCLES as readonly string[]).includes(input.cycle)) return reject('cycle', 'known_cycle', `cycle must be one of ${CYCLES.join(', ')}`);
+  const cv = catalogVersionAt(ctx.catalog, effectiveAt);
+  let limits: Limits;
+  if (input.plan === 'enterprise') {
+    if (!cv.enterpriseCycles.includes(input.cycle))
+      return reject('cycle', 'plan_cycle_exists', `plan enterprise has no ${input.cycle} cycle`);
+    if (!isLimits(input.customLimits))
+      return reject('customLimits', 'required_for_enterprise', `enterprise needs customLimits with integers >= 0 for ${POOLS.join(', ')}`);
+    limits = { ai_image_credits: input.customLimits.ai_image_credits, ai_video_credits: input.customLimits.ai_video_credits, batch_exports: input.customLimits.batch_exports };
+  } else {
+    if (input.customLimits !== undefined && input.customLimits !== null)
+      return reject('customLimits', 'enterprise_only', 'customLimits are only for the enterprise plan');
+    const fromCatalog = cv.plans[input.plan as Exclude<Plan, 'enterprise'>]?.[input.cycle as Cycle];
+    if (!fromCatalog)
+      return reject('cycle', 'plan_cycle_exists', `plan ${input.plan} has no ${input.cycle} cycle (catalog version ${cv.version})`);
+    limits = { ...fromCatalog };
+  }
+  const family = resetFamilyOf(input.plan, input.cycle);
+  const previousIdx = segmentIndexAt(state.timeline, effectiveAt);
+  const previous = segmentAt(state.timeline, effectiveAt, ctx.catalog);
+  const reanchored = previous.family !== family;
+  const anchorAt = reanchored ? effectiveAt : previous.anchorAt;
+  const data: SubscriptionChangedData = {
+    spaceId: state.spaceId,
+    sourceEventId: input.eventId,
+    plan: input.plan,
+    cycle: input.cycle,
+    effectiveAt: iso(effectiveAt),
+    limits,
+    customLimits: input.plan === 'enterprise' ? { ...limits } : null,
+    catalogVersion: cv.version,
+    anchorAt: iso(anchorAt),
+    resetFamily: family,
+    reanchored,
+    previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
+    decidedAt: iso(ctx.now),
+    moves: [],
+    keepsUsage: true,
+  };
+  // Uses inside the window whose period the change moves (usage older than the window stays in
+  // the period it was recorded in): recorded, so read models apply them without keeping uses.
+  const timeline = withSubscriptionChange(state.timeline, data);
+  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, cutoffFor(state, ctx)));
+  const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
+  const events: IdentifiedSpaceEvent[] = [changed];
+  // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
+  // A change dated in the future is re-evaluated when the scheduler activates it.
+  if (effectiveAt <= ctx.now) {
+    // The state after the change, without touching `state`: moves replace period entries, never mutate them.
+    const periods = new Map(state.periods);
+    applyMoves(periods, data.moves);
+    const after: SpaceState = { ...state, timeline, periods };
+    const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
+    if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
+      events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
+  }
+  return { outcome: 'accepted', events };
+}
+
+/**
+ * After the limits in force changed: re-arms thresholds the running period's usage is now under,
+ * and fires thresholds it now reaches (each at most once until re-armed).
+ */
+function reevaluateThresholds(state: SpaceState, causationId: string, occurredAt: string, ctx: DecideContext): IdentifiedSpaceEvent[] {
+  const events: IdentifiedSpaceEvent[] = [];
+  const period = periodAt(state.timeline, ctx.now);
+  const limits = limitsFor(state.timeline, period, ctx.now, ctx.catalog).limits;
+  const thresholds = catalogVersionAt(ctx.catalog, ctx.now).thresholds;
+  const used = state.periods.get(period.start)?.used ?? emptyLimits();
+  for (const pool of POOLS) {
+    for (const threshold of thresholds) {
+      if (state.fired.has(firedKey(period.start, pool, threshold)) && !reaches(used[pool], limits[pool], threshold)) {
+        events.push({
+          id: ctx.eventId(`${state.spaceId}/rearm/${iso(period.start)}/${pool}/${threshold}/${causationId}`),
+          type: 'ThresholdRearmed',
+          data: { spaceId: state.spaceId, pool, threshold, periodStart: iso(period.start), used: used[pool], limit: limits[pool], causationId },
+        });
+      }
+    }
+    events.push(...crossedThresholds(state, period, pool, used[pool], limits[pool], thresholds, causationId, occurredAt, ctx));
+  }
+  return events;
+}
+
+/**
+ * Resets due at `now`: at most ONE PeriodReset per decision, for the latest boundary passed, with
+ * the number of boundaries it covers (a catch-up after a back-dated subscription or a scheduler
+ * outage is one notification, not one per missed period, and one stored event).
+ */
+export function decideResets(state: SpaceState, ctx: DecideContext): Decision {
+  const after = state.lastResetAt ?? Number.NEGATIVE_INFINITY;
+  const events: IdentifiedSpaceEvent[] = [];
+  const latest = lastResetBoundary(state.timeline, after, ctx.now);
+  if (latest !== null) {
+    const b = latest.boundary;
+    const period = periodAt(state.timeline, b);
+    const previous = periodAt(state.timeline, b - 1);
+    const seg = segmentAt(state.timeline, b, ctx.catalog);
+    events.push({
+      id: ctx.eventId(`${state.spaceId}/reset/${iso(b)}`),
+      type: 'PeriodReset',
+      data: {
+        spaceId: state.spaceId,
+        periodStart: iso(b),
+        periodEnd: period.end === null ? null : iso(period.end),
+        previousPeriodStart: iso(previous.start),
+        plan: seg.plan,
+        cycle: seg.cycle,
+        limits: { ...seg.limits },
+        boundariesCovered: latest.count,
+        firstBoundary: iso(latest.first),
+      },
+    });
+  }
+  // Subscription changes decided before they took effect: activate those now in force, and
+  // re-evaluate the thresholds under the limits they brought.
+  const due = state.timeline.filter((seg) => seg.pendingSourceEventId !== undefined && seg.effectiveAt <= ctx.now);
+  if (due.length) {
+    for (const seg of due)
+      events.push({
+        id: ctx.eventId(`${state.spaceId}/activation/${seg.pendingSourceEventId}`),
+        type: 'SubscriptionActivated',
+        data: { spaceId: state.spaceId, sourceEventId: seg.pendingSourceEventId!, effectiveAt: iso(seg.effectiveAt) },
+      });
+    // Resets and activations change only the timeline and lastResetAt: a shallow copy is enough.
+    const after: SpaceState = { ...state };
+    for (const e of events) evolve(after, e);
+    const last = due[due.length - 1];
+    events.push(...reevaluateThresholds(after, last.pendingSourceEventId!, iso(last.effectiveAt), ctx));
+  }
+  return { outcome: 'accepted', events };
+}
+
+/** The latest reset boundary in (after, until], the first one, and how many there are; null when none. */
+export function lastResetBoundary(timeline: Timeline, after: number, until: number): { boundary: number; first: number; count: number } | null {
+  let first: number | null = null;
+  let last: number | null = null;
+  let count = 0;
+  let from = after;
+  // resetBoundaries walks in order; pages keep memory bounded however far back `after` is.
+  for (;;) {
+    const page = resetBoundaries(timeline, from, until, 1000);
+    if (page.length === 0) break;
+    if (first === null) first = page[0];
+    last = page[page.length - 1];
+    count += page.length;
+    from = last;
+    if (page.length < 1000) break;
+  }
+  return last === null || first === null ? null : { boundary: last, first, count };
+}
+
+/**
+ * A catalog version that changes allowances reaches every Space on the plans it changes (through
+ * `limitsFor`: a raise at once, a cut from the next period). When it takes effect, the running
+ * period's thresholds are re-evaluated exactly as for an upgrade: re-armed where usage is now under,
+ * fired where it is now reached; once per version (the ids derive from it).
+ */
+export function decideAllowances(state: SpaceState, catalogVersion: number, ctx: DecideContext): Decision {
+  const v = ctx.catalog.versions.find((x) => x.version === catalogVersion);
+  if (!v || Date.parse(v.effectiveFrom) > ctx.now) return { outcome: 'accepted', events: [] };
+  return { outcome: 'accepted', events: reevaluateThresholds(state, `catalog-v${catalogVersion}`, iso(Math.max(Date.parse(v.effectiveFrom), 0)), ctx) };
+}

@@ -1,0 +1,245 @@
+/**
+ * The Space's decision state and its fold (evolve): bounded by the corrections window.
+ */
+import { type Limits, type Pool } from '../catalog/catalog';
+import type { PeriodMove, SpaceEvent } from '../events';
+import { type Period, iso } from '../period';
+import { type Segment, type Timeline, periodAt, withActivation, withSubscriptionChange } from '../timeline';
+import { emptyLimits } from '../catalog/pricing';
+import { recordedFingerprint } from './fingerprint';
+
+// State
+//
+// The state a decision needs is bounded: usage can only be recorded inside the corrections window
+// (`DecideContext.correctionWindowMs`, default 35 days before now), so only the uses that occurred
+// inside the window are kept (for dedupe and for re-attribution when a late subscription change
+// moves period boundaries). Older ones are compacted away (`compactSpace`): their totals stay in
+// `periods` while a period can still change, and the store's deterministic event ids answer for
+// their dedupe (`recordedIdsToLookUp`). Memory per Space is a constant plus what falls inside the
+// window, whatever the length of the stream.
+
+export interface PeriodUsage {
+  start: number;
+  end: number | null;
+  used: Limits;
+  /** Generation and batch-export events recorded in the period. */
+  usageEvents: number;
+}
+
+/** One recorded use inside the window, kept for dedupe and re-attribution. */
+export interface UsageItem {
+  /** The inbound eventId that recorded it. */
+  id: string;
+  at: number;
+  pool: Pool;
+  amount: number;
+  /** Fingerprint of the recorded payload (`recordedFingerprint`): a resend with another one is a conflict. */
+  fp: number;
+}
+
+export interface SpaceState {
+  spaceId: string;
+  /** Number of events folded: the stream's revision + 1. */
+  version: number;
+  timeline: Segment[];
+  /** Uses whose occurredAt is at or after `horizon`, by inbound eventId, in stream order. */
+  recent: Map<string, UsageItem>;
+  /** Inbound eventIds of subscription changes, with their payload fingerprints (one per change: bounded by the changes, not the usage). */
+  subscriptionIds: Map<string, number>;
+  /**
+   * Usage by period start (epoch ms). Each use counts in the period that contained its occurredAt
+   * when it was recorded; a later subscription change moves uses inside the window and records the
+   * move (`SubscriptionChangedData.moves`). Periods that ended before `horizon` are dropped by
+   * compaction (nothing can change them any more).
+   */
+  periods: Map<number, PeriodUsage>;
+  /** Thresholds that fired and are not re-armed: `${periodStart}|${pool}|${threshold}`. */
+  fired: Set<string>;
+  /** The latest reset boundary recorded (epoch ms), or null. */
+  lastResetAt: number | null;
+  /** Uses that occurred before this instant were compacted away (-Infinity: nothing compacted). */
+  horizon: number;
+}
+
+
+export function initialSpaceState(spaceId: string): SpaceState {
+  return {
+    spaceId,
+    version: 0,
+    timeline: [],
+    recent: new Map(),
+    subscriptionIds: new Map(),
+    periods: new Map(),
+    fired: new Set(),
+    lastResetAt: null,
+    horizon: Number.NEGATIVE_INFINITY,
+  };
+}
+
+/** A deep copy (tests and tools; the decision path never copies the state). */
+export function cloneSpaceState(s: SpaceState): SpaceState {
+  const periods = new Map<number, PeriodUsage>();
+  for (const [k, p] of s.periods) periods.set(k, { ...p, used: { ...p.used } });
+  return {
+    spaceId: s.spaceId,
+    version: s.version,
+    timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
+    recent: new Map(s.recent),
+    subscriptionIds: new Map(s.subscriptionIds),
+    periods,
+    fired: new Set(s.fired),
+    lastResetAt: s.lastResetAt,
+    horizon: s.horizon,
+  };
+}
+
+export const firedKey = (periodStart: number, pool: Pool, threshold: number): string => `${periodStart}|${pool}|${threshold}`;
+
+/** The use a usage event records: credits of its pool, or exported images. */
+export function usageItemOf(
+  event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
+): Omit<UsageItem, 'fp'> {
+  return event.type === 'GenerationRecorded'
+    ? { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
+    : { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+}
+
+/**
+ * Adds one use to the usage of its period (`row` null: the period had none). The one rule for
+ * counting a use: the decider and every read model call it.
+ */
+export function addUse(row: PeriodUsage | null, period: Period, pool: Pool, amount: number): PeriodUsage {
+  const p = row ?? { start: period.start, end: period.end, used: emptyLimits(), usageEvents: 0 };
+  p.end = period.end;
+  p.used = { ...p.used, [pool]: p.used[pool] + amount };
+  p.usageEvents += 1;
+  return p;
+}
+
+/**
+ * The usage of a period after one recorded move (`row` null: the period had none); `row` is left
+ * as it was. Returns null when the period is left with no usage event (the row goes away).
+ */
+export function applyPeriodMove(row: PeriodUsage | null, move: PeriodMove): PeriodUsage | null {
+  const used = row?.used ?? emptyLimits();
+  const usageEvents = (row?.usageEvents ?? 0) + move.usageEvents;
+  if (usageEvents <= 0) return null;
+  return {
+    start: Date.parse(move.periodStart),
+    end: move.periodEnd !== undefined ? parseEnd(move.periodEnd) : (row?.end ?? null),
+    used: {
+      ai_image_credits: used.ai_image_credits + move.used.ai_image_credits,
+      ai_video_credits: used.ai_video_credits + move.used.ai_video_credits,
+      batch_exports: used.batch_exports + move.used.batch_exports,
+    },
+    usageEvents,
+  };
+}
+
+const parseEnd = (end: string | null): number | null => (end === null ? null : Date.parse(end));
+
+/**
+ * How usage moves between periods when the timeline changes from `before` to `after`: for each
+ * use, the period containing it under each timeline; a use whose period changed (start or end)
+ * leaves the old one and joins the new one. The one attribution rule: the decider records its
+ * result in the SubscriptionChanged event and every read model applies it.
+ */
+export function attributionMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number }>): PeriodMove[] {
+  const moves = new Map<number, { start: number; end?: number | null; used: Limits; usageEvents: number }>();
+  const entry = (start: number) => {
+    let m = moves.get(start);
+    if (!m) moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
+    return m;
+  };
+  for (const u of uses) {
+    const from = periodAt(before, u.at);
+    const to = periodAt(after, u.at);
+    if (from.start === to.start && from.end === to.end) continue;
+    const out = entry(from.start);
+    out.used[u.pool] -= u.amount;
+    out.usageEvents -= 1;
+    const into = entry(to.start);
+    into.used[u.pool] += u.amount;
+    into.usageEvents += 1;
+    into.end = to.end;
+  }
+  return [...moves.values()]
+    .sort((a, b) => a.start - b.start)
+    .map((m) => ({
+      periodStart: iso(m.start),
+      ...(m.end !== undefined ? { periodEnd: m.end === null ? null : iso(m.end) } : {}),
+      used: m.used,
+      usageEvents: m.usageEvents,
+    }));
+}
+
+/** The uses kept that occurred at or after `cutoff`. */
+export function* usesSince(state: SpaceState, cutoff: number): Iterable<UsageItem> {
+  for (const u of state.recent.values()) if (u.at >= cutoff) yield u;
+}
+
+function countItem(state: SpaceState, item: Omit<UsageItem, 'fp'>): void {
+  const period = periodAt(state.timeline, item.at);
+  state.periods.set(period.start, addUse(state.periods.get(period.start) ?? null, period, item.pool, item.amount));
+}
+
+export function applyMoves(periods: Map<number, PeriodUsage>, moves: readonly PeriodMove[]): void {
+  for (const m of moves) {
+    const start = Date.parse(m.periodStart);
+    const next = applyPeriodMove(periods.get(start) ?? null, m);
+    if (next) periods.set(start, next);
+    else periods.delete(start);
+  }
+}
+
+/**
+ * Folds one event into the state. For speed it updates `state` in place and returns it: clone
+ * first (cloneSpaceState) when the previous state must survive.
+ */
+export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
+  state.version += 1;
+  switch (event.type) {
+    case 'SubscriptionChanged': {
+      const d = event.data;
+      state.subscriptionIds.set(d.sourceEventId, recordedFingerprint(event));
+      const before = state.timeline;
+      state.timeline = withSubscriptionChange(state.timeline, d);
+      // Written before moves were recorded (schema 1): attribute the uses this state still has.
+      applyMoves(state.periods, d.moves ?? attributionMoves(before, state.timeline, state.recent.values()));
+      return state;
+    }
+    case 'SubscriptionActivated': {
+      state.timeline = withActivation(state.timeline, event.data.sourceEventId);
+      return state;
+    }
+    case 'GenerationRecorded':
+    case 'BatchExportRecorded': {
+      const item = usageItemOf(event);
+      if (item.at >= state.horizon) state.recent.set(item.id, { ...item, fp: recordedFingerprint(event) });
+      countItem(state, item);
+      return state;
+    }
+    case 'PeriodReset': {
+      const start = Date.parse(event.data.periodStart);
+      state.lastResetAt = state.lastResetAt === null ? start : Math.max(state.lastResetAt, start);
+      return state;
+    }
+    case 'ThresholdCrossed': {
+      const d = event.data;
+      state.fired.add(firedKey(Date.parse(d.periodStart), d.pool, d.threshold));
+      return state;
+    }
+    case 'ThresholdRearmed': {
+      const d = event.data;
+      state.fired.delete(firedKey(Date.parse(d.periodStart), d.pool, d.threshold));
+      return state;
+    }
+  }
+}
+
+/** The whole stream folded with nothing compacted (audits and tests: every period is kept). */
+export function foldSpace(spaceId: string, events: Iterable<SpaceEvent>): SpaceState {
+  let s = initialSpaceState(spaceId);
+  for (const e of events) s = evolve(s, e);
+  return s;
+}

@@ -1,0 +1,101 @@
+/**
+ * The corrections window, compaction and snapshots of the Space state.
+ */
+import { POOLS } from '../catalog/catalog';
+import { DAY_MS } from '../period';
+import { type Segment, periodAt } from '../timeline';
+import { type SpaceState, initialSpaceState } from './state';
+
+// ---------------------------------------------------------------------------------------------
+// The corrections window and compaction
+
+/** Default corrections window: usage may arrive up to 35 days after it occurred. */
+export const DEFAULT_CORRECTION_WINDOW_MS = 35 * DAY_MS;
+/** Compaction runs when the horizon would move by at least this much (keeps it off the per-event path). */
+export const COMPACTION_STEP_MS = 3_600_000;
+
+/** The earliest occurredAt usage may have at `now`: the later of the window's start and the compacted horizon. */
+export function usageCutoff(state: SpaceState, now: number, windowMs = DEFAULT_CORRECTION_WINDOW_MS): number {
+  return Math.max(state.horizon, now - windowMs);
+}
+
+/**
+ * Moves the horizon to `now - windowMs` and drops what nothing can change any more: uses that
+ * occurred before it, periods that ended before it and their thresholds. In place; a no-op unless
+ * the horizon would move by COMPACTION_STEP_MS (or `force`). Deciding any event that the window
+ * accepts gives the same answer before and after.
+ */
+export function compactSpace(state: SpaceState, now: number, windowMs = DEFAULT_CORRECTION_WINDOW_MS, force = false): SpaceState {
+  const horizon = now - windowMs;
+  if (!(horizon > state.horizon) || (!force && horizon - state.horizon < COMPACTION_STEP_MS)) return state;
+  state.horizon = horizon;
+  for (const [id, item] of state.recent) if (item.at < horizon) state.recent.delete(id);
+  for (const [start, p] of state.periods) if (p.end !== null && p.end <= horizon) state.periods.delete(start);
+  const keepFrom = periodAt(state.timeline, horizon).start;
+  for (const key of state.fired) {
+    const start = Number(key.slice(0, key.indexOf('|')));
+    if (start < keepFrom && !state.periods.has(start)) state.fired.delete(key);
+  }
+  return state;
+}
+
+/** Bumped whenever the snapshot layout or the meaning of the state changes: older snapshots are ignored. */
+export const SPACE_SNAPSHOT_SCHEMA = 2;
+
+interface SnapshotBody {
+  spaceId: string;
+  version: number;
+  horizon: number | null;
+  windowMs: number;
+  timeline: Segment[];
+  /** [eventId, at, pool index, amount, fingerprint] */
+  recent: [string, number, number, number, number][];
+  /** [eventId, fingerprint] */
+  subscriptionIds: [string, number][];
+  periods: [number, number | null, number, number, number, number][];
+  fired: string[];
+  lastResetAt: number | null;
+}
+
+/** The state as a snapshot body (JSON), for a state compacted with `windowMs`. */
+export function snapshotOfSpace(state: SpaceState, windowMs: number): string {
+  const body: SnapshotBody = {
+    spaceId: state.spaceId,
+    version: state.version,
+    horizon: Number.isFinite(state.horizon) ? state.horizon : null,
+    windowMs,
+    timeline: state.timeline,
+    recent: [...state.recent.values()].map((u) => [u.id, u.at, POOLS.indexOf(u.pool), u.amount, u.fp]),
+    subscriptionIds: [...state.subscriptionIds],
+    periods: [...state.periods.values()].map((p) => [p.start, p.end, p.used.ai_image_credits, p.used.ai_video_credits, p.used.batch_exports, p.usageEvents]),
+    fired: [...state.fired],
+    lastResetAt: state.lastResetAt,
+  };
+  return JSON.stringify(body);
+}
+
+/**
+ * A state from a snapshot body, or null when the snapshot cannot be trusted: another schema,
+ * another Space, or a window narrower than `windowMs` (it lacks uses the wider window keeps).
+ */
+export function spaceFromSnapshot(spaceId: string, schema: number, json: string, windowMs: number): SpaceState | null {
+  if (schema !== SPACE_SNAPSHOT_SCHEMA) return null;
+  let b: SnapshotBody;
+  try {
+    b = JSON.parse(json) as SnapshotBody;
+  } catch {
+    return null;
+  }
+  if (!b || b.spaceId !== spaceId || !Number.isInteger(b.version) || b.version < 0 || !(b.windowMs >= windowMs)) return null;
+  const s = initialSpaceState(spaceId);
+  s.version = b.version;
+  s.horizon = b.horizon === null ? Number.NEGATIVE_INFINITY : b.horizon;
+  s.timeline = b.timeline;
+  for (const [id, at, pool, amount, fp] of b.recent) s.recent.set(id, { id, at, pool: POOLS[pool], amount, fp });
+  for (const [id, fp] of b.subscriptionIds) s.subscriptionIds.set(id, fp);
+  for (const [start, end, img, vid, exp, n] of b.periods)
+    s.periods.set(start, { start, end, used: { ai_image_credits: img, ai_video_credits: vid, batch_exports: exp }, usageEvents: n });
+  for (const k of b.fired) s.fired.add(k);
+  s.lastResetAt = b.lastResetAt;
+  return s;
+}
