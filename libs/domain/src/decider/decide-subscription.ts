@@ -41,7 +41,6 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   const previousIdx = segmentIndexAt(state.timeline, effectiveAt);
   const previous = segmentAt(state.timeline, effectiveAt, ctx.catalog);
   const reanchored = previous.family !== family;
-  const anchorAt = reanchored ? effectiveAt : previous.anchorAt;
   const data: SubscriptionChangedData = {
     spaceId: state.spaceId,
     sourceEventId: input.eventId,
@@ -51,7 +50,7 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
     limits,
     customLimits: input.plan === 'enterprise' ? { ...limits } : null,
     catalogVersion: cv.version,
-    anchorAt: iso(anchorAt),
+    anchorAt: '', // derived below by the timeline (insertSegment), the one anchor rule
     resetFamily: family,
     reanchored,
     previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
@@ -62,6 +61,7 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   // Uses inside the window whose period the change moves (usage older than the window stays in
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
+  data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
   data.moves = attributionMoves(state.timeline, timeline, usesSince(state, cutoffFor(state, ctx)));
   const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
