@@ -57,7 +57,9 @@ export interface KafkaBroker {
 
 export declare const DEFAULT_KAFKA_VERSION: string;
 
-export declare class KafkaHarnessError extends Error {}
+export declare class KafkaHarnessError extends Error {
+  constructor(message: string);
+}
 
 export declare function startBroker(opts?: StartBrokerOptions): Promise<KafkaBroker>;
 
