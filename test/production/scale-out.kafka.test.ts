@@ -53,7 +53,7 @@ const RESET_WINDOW: [number, number] = [6000, 18_000];
 const INBOUND_TYPES = ['SubscriptionChanged', 'GenerationRecorded', 'BatchExportRecorded'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each role), one schema, one broker, every process SIGKILLed once: exact totals, every reset and threshold once, no event applied twice`, async () => {
+test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each role), one schema, one broker, replicas SIGKILLed one at a time: exact totals, every reset and threshold once, no event applied twice`, async () => {
   const started = Date.now();
   const lines: string[] = [];
   const log = (l: string) => lines.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${l}`);
@@ -147,6 +147,22 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
         log(`fault: SIGKILL process ${i} (${LAYOUT[i]}) with ${at}/${w.stats.unique} inbound events recorded; restarted`);
       }
     })();
+    chaos.catch(() => undefined); // awaited below
+
+    // Reads through the api replicas all along: a killed replica's calls go to the other one.
+    let apiReads = 0;
+    let reading = true;
+    const reader = (async () => {
+      const pickSpace = prng(SEED ^ 0xa11);
+      while (reading) {
+        const id = w.plans[Math.floor(pickSpace() * w.plans.length)].id;
+        const r = await viaApi('GET', `/v1/spaces/${encodeURIComponent(id)}/usage`);
+        if (r.status !== 200) throw new Error(`GET usage of ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+        apiReads++;
+        await sleep(150);
+      }
+    })();
+    reader.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
 
     // The workload is fed in small slices, so that the kills fall while it flows.
     const paced = async (msgs: OutMsg[]) => {
@@ -204,6 +220,8 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
     ]);
     log(`phase 4: ${direct.length} usage messages to Kafka, ${httpEvents.length} through the api`);
     await chaos;
+    reading = false;
+    await reader;
     await converge('final');
 
     // The boundaries placed in the run must have fallen due and had a scheduler pass.
@@ -393,7 +411,7 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
     const figures = [
       `scale-out: ${LAYOUT.length} processes (${LAYOUT.join(' | ')}), seed ${SEED}, ${SPACES} Spaces, ${Math.round((Date.now() - started) / 1000)} s`,
       `events: ${w.stats.unique} unique (${w.stats.subscriptions} subscriptions, ${w.stats.upgrades} upgrades, ${w.stats.usage} usage of which ${w.stats.late} late), ${w.stats.deliveries} deliveries (${w.stats.emptyKeyCopies} copies on another partition), ${httpEvents.length} usage and ${upgradeBodies.size} upgrades through the api (PUT outcomes: ${['accepted', 'duplicate'].map((o) => `${putOutcomes.filter((x) => x === o).length} ${o}`).join(', ')})`,
-      `faults: ${kills.length} SIGKILLs (${kills.join(', ')}), ${apiRetries} api calls retried on the other replica`,
+      `faults: ${kills.length} SIGKILLs (${kills.join(', ')}); ${apiReads} usage reads through the api during the run, ${apiRetries} api calls retried on the other replica`,
       `resets: ${resetsExpected} boundaries (${resetsDuringRun} during the run) in ${storedResets.size} PeriodReset events; thresholds: ${storedThr.size} stored = ${thrBy.size} distinct on Kafka; ${thresholds.messages.length + resets.messages.length} outbound messages`,
     ];
     process.stdout.write(`${figures.join('\n')}\n`);
