@@ -285,6 +285,7 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
       await sleep(500);
     }
     expect(viewMisses).toEqual([]);
+    log('usage screens equal the model');
 
     // 3. Resets: each (Space, boundary) on Kafka under exactly one id, every model boundary there,
     // nothing that is not a boundary; every stored reset on Kafka; none twice in the store.
@@ -347,7 +348,8 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
       if ((h.balances === h.head && h.breakdown === h.head) || Date.now() > deadline) break;
       await sleep(200);
     }
-    for (const s of sups) await s.stop();
+    await Promise.all(sups.map((s) => s.stop()));
+    log('all processes stopped');
     const h = await head();
     expect([h.balances, h.breakdown]).toEqual([h.head, h.head]);
     expect(sups.reduce((a, s) => a + s.unexpectedExits, 0)).toBe(0);
@@ -414,7 +416,8 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
       `faults: ${kills.length} SIGKILLs (${kills.join(', ')}); ${apiReads} usage reads through the api during the run, ${apiRetries} api calls retried on the other replica`,
       `resets: ${resetsExpected} boundaries (${resetsDuringRun} during the run) in ${storedResets.size} PeriodReset events; thresholds: ${storedThr.size} stored = ${thrBy.size} distinct on Kafka; ${thresholds.messages.length + resets.messages.length} outbound messages`,
     ];
-    process.stdout.write(`${figures.join('\n')}\n`);
+    log('checks done');
+    process.stdout.write(`${figures.join('\n')}\n${lines.filter((l) => !l.includes('] ')).join('\n')}\n`);
   } catch (err) {
     process.stdout.write(`${lines.slice(-80).join('\n')}\n`);
     throw err;
