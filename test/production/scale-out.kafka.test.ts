@@ -132,7 +132,7 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
       }
     };
 
-    // Faults: every process SIGKILLed once, one at a time, in a seeded order, at random moments.
+    // Faults: every process (8 processes: one of each role) SIGKILLed once, in a seeded order, at random moments.
     const rand = prng(SEED ^ 0x5ca1e);
     const order = LAYOUT.map((_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
