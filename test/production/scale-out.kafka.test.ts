@@ -148,7 +148,7 @@ test(`scale-out on PostgreSQL: ${LAYOUT.length} processes (two replicas of each 
         const at = await inboundRecorded();
         kills.push(`${LAYOUT[i]} at ${at}/${w.stats.unique}`);
         log(`fault: SIGKILL process ${i} (${LAYOUT[i]}) with ${at}/${w.stats.unique} inbound events recorded`);
-        restarts.push(sups[i].kill().then(() => log(`process ${i} (${LAYOUT[i]}) restarted`)));
+        restarts.push(sups[i].kill().then(() => void log(`process ${i} (${LAYOUT[i]}) restarted`)));
       }
       await Promise.all(restarts);
     })();
