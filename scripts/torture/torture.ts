@@ -102,7 +102,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const INBOUND_TYPES = ['SubscriptionChanged', 'GenerationRecorded', 'BatchExportRecorded'];
 
 /** Reads the store directly (never through the service under test). */
-interface StoreProbe {
+export interface StoreProbe {
   countByType(): Promise<Record<string, number>>;
   countByStreamAndType(): Promise<Map<string, Record<string, number>>>;
   idsOfType(types: string[]): Promise<Set<string>>;
@@ -141,7 +141,7 @@ function sqliteProbe(file: string): StoreProbe {
   };
 }
 
-function pgProbe(url: string, schema: string): StoreProbe {
+export function pgProbe(url: string, schema: string): StoreProbe {
   let client: Client | null = null;
   const q = async <T>(sql: string): Promise<T[]> => {
     for (let attempt = 0; ; attempt++) {
@@ -186,7 +186,7 @@ function pgProbe(url: string, schema: string): StoreProbe {
 }
 
 /** One service process, restarted after every kill and after any exit nobody asked for. */
-class Supervisor {
+export class Supervisor {
   app: RunningApp | null = null;
   kills = 0;
   unexpectedExits = 0;
@@ -288,7 +288,7 @@ class InboundAuditor {
   }
 }
 
-async function produceAll(messaging: Messaging, topics: TestTopics, msgs: OutMsg[], log: (l: string) => void): Promise<void> {
+export async function produceAll(messaging: Messaging, topics: TestTopics, msgs: OutMsg[], log: (l: string) => void): Promise<void> {
   const topicOf = { sub: topics.subscriptionChanged, gen: topics.generationPerformed, batch: topics.batchExported };
   let producer = messaging.producer();
   const CHUNK = 400;
@@ -328,7 +328,7 @@ async function fetchJson(url: string): Promise<any> {
   return r.json();
 }
 
-async function mapLimit<T, R>(xs: T[], width: number, f: (x: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(xs: T[], width: number, f: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(xs.length);
   let next = 0;
   await Promise.all(
@@ -821,7 +821,7 @@ export function formatFigures(f: TortureFigures): string {
  * boundaries from its `firstBoundary` to its `periodStart` (both included); it must cover exactly
  * `boundariesCovered` of them, or it covers a boundary the model does not have (reported as such).
  */
-function coveredBoundaries(
+export function coveredBoundaries(
   messages: { value: Buffer; headers: Record<string, string> }[],
   expected: Map<string, number[]>,
   header: (m: { headers: Record<string, string> }) => string,

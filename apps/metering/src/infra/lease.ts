@@ -5,9 +5,14 @@
  * PostgreSQL: a session-level advisory lock held on a dedicated connection (not the store's pool).
  * The server releases it the moment the holder's session ends (process killed, network cut,
  * graceful stop), and every instance that does not hold it tries again every `checkMs`. The holder
- * checks its connection every `checkMs` too and stops the work when it is lost: the overlap after
- * a network partition is bounded by the time PostgreSQL takes to notice the dead session, and the
- * relay is at-least-once with stable ids anyway. The lock key is derived from the schema and the
+ * checks its connection every `checkMs` too and stops the work when it is lost. A holder that goes
+ * silent without closing its connection (its node crashed or is cut off: no FIN) would keep the
+ * session, and the lock, until TCP keepalive gives up (hours by default), so both sides bound it:
+ * the lease session sets `idle_session_timeout` (PostgreSQL 14+) to IDLE_CHECKS x `checkMs`, so the
+ * server ends a session that has not been checked for that long and the lock goes; and every check
+ * has a client-side timeout of QUERY_CHECKS x `checkMs` (shorter), so a silent holder stops its
+ * work before the server frees the lock for another instance (relay-lease-frozen.test.ts). The relay
+ * is at-least-once with stable ids anyway. The lock key is derived from the schema and the
  * lease name (advisory locks are per database), so two schemas never share one.
  *
  * SQLite is single-process by nature (one service instance per file): its lease is always held.
@@ -51,6 +56,11 @@ export function advisoryKey(name: string): string {
   return createHash('sha256').update(name).digest().readBigInt64BE(0).toString();
 }
 
+/** The server ends a lease session not checked for this many intervals (at least 5 s). */
+const IDLE_CHECKS = 5;
+/** A check not answered within this many intervals (at least 1 s) counts as a lost session. */
+const QUERY_CHECKS = 2;
+
 export class PostgresAdvisoryLease implements Lease {
   held = false;
   private client: Client | null = null;
@@ -92,11 +102,19 @@ export class PostgresAdvisoryLease implements Lease {
     if (this.stopped) return;
     try {
       if (!this.client) {
-        const client = new Client({ connectionString: this.url, connectionTimeoutMillis: Math.max(1000, this.checkMs), application_name: `metering-lease` });
+        const client = new Client({
+          connectionString: this.url,
+          connectionTimeoutMillis: Math.max(1000, this.checkMs),
+          query_timeout: this.queryTimeoutMs,
+          keepAlive: true,
+          application_name: `metering-lease`,
+        });
         // A session error (server gone) surfaces on the next query; keep it from crashing the process.
         client.on('error', () => undefined);
-        await client.connect();
         this.client = client;
+        await client.connect();
+        // Before PostgreSQL 14 the setting is unknown: the session then lives until TCP gives up.
+        await client.query(`SET idle_session_timeout = ${this.idleTimeoutMs}`).catch((err) => this.logger.warn({ err, lease: this.name }, 'idle_session_timeout not set: a silent holder keeps the lease until TCP keepalive ends its session'));
       }
       if (this.held) {
         await this.client.query('SELECT 1');
@@ -111,7 +129,8 @@ export class PostgresAdvisoryLease implements Lease {
     } catch (err) {
       const client = this.client;
       this.client = null;
-      await client?.end().catch(() => undefined);
+      // Not awaited: on a silent connection the goodbye is never answered.
+      client?.end().catch(() => undefined);
       if (this.held) {
         this.held = false;
         this.logger.warn({ err, lease: this.name }, 'lease lost (its database session failed): stopping the outbound relay');
@@ -133,6 +152,14 @@ export class PostgresAdvisoryLease implements Lease {
     }
     const client = this.client;
     this.client = null;
-    await client?.end().catch(() => undefined);
+    await Promise.race([client?.end().catch(() => undefined), new Promise((r) => setTimeout(r, this.queryTimeoutMs).unref())]);
+  }
+
+  private get queryTimeoutMs(): number {
+    return Math.max(1000, QUERY_CHECKS * this.checkMs);
+  }
+
+  private get idleTimeoutMs(): number {
+    return Math.max(5000, IDLE_CHECKS * this.checkMs);
   }
 }

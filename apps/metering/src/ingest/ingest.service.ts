@@ -63,10 +63,16 @@ export class IngestService {
    * written), the commands are split in two consecutive decisions, each one append: as if they had
    * arrived in two batches. One command alone over the budget is rejected (rule append_too_large)
    * so that the input moves on (Kafka: to the dead letters) instead of failing forever.
+   *
+   * `current`: a decision that appends nothing is made again on the stream as stored before it is
+   * answered. The Space state is cached in this process, and a stale copy is caught by the expected
+   * revision only when something is appended: another replica of the service may have appended
+   * since (e.g. a cycle change that brings a boundary forward), so a scheduled reset found "not due"
+   * on the copy may be due. The scheduler asks for this (one stream read per Space it finds due).
    */
-  async executeForSpace(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
+  async executeForSpace(spaceId: string, commands: SpaceCommand[], options: { current?: boolean } = {}): Promise<Outcome[]> {
     try {
-      return await this.executeOnce(spaceId, commands);
+      return await this.executeOnce(spaceId, commands, options.current === true);
     } catch (err) {
       if (!(err instanceof AppendTooLargeError)) throw err;
       if (commands.length === 1) {
@@ -75,12 +81,12 @@ export class IngestService {
         return [{ outcome: 'rejected', eventId, spaceId, errors: [{ field: '', rule: 'append_too_large', message: err.message }] }];
       }
       const mid = Math.ceil(commands.length / 2);
-      const first = await this.executeForSpace(spaceId, commands.slice(0, mid));
-      return [...first, ...(await this.executeForSpace(spaceId, commands.slice(mid)))];
+      const first = await this.executeForSpace(spaceId, commands.slice(0, mid), options);
+      return [...first, ...(await this.executeForSpace(spaceId, commands.slice(mid), options))];
     }
   }
 
-  private async executeOnce(spaceId: string, commands: SpaceCommand[]): Promise<Outcome[]> {
+  private async executeOnce(spaceId: string, commands: SpaceCommand[], current = false): Promise<Outcome[]> {
     await this.catalog.refreshIfStale(this.clock.now());
     return this.locks.run(spaceId, async () => {
       for (let attempt = 1; ; attempt++) {
@@ -98,7 +104,12 @@ export class IngestService {
         // dropped and the next attempt reloads it.
         const { decisions, events, state: next } = decideAll(state, commands, ctx);
         await this.nameConflicts(spaceId, commands, decisions, ctx);
-        if (events.length === 0) return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, '0', []));
+        if (events.length === 0) {
+          // Nothing to append, so no expected revision checks the cached state: read the stream's
+          // newer events, if any, and decide again (attempt 2 refreshes).
+          if (current && attempt === 1) continue;
+          return decisions.map((d, i) => this.outcomeOf(spaceId, commands[i], d, '0', []));
+        }
         try {
           const result = await this.store.append(
             spaceStreamName(spaceId),

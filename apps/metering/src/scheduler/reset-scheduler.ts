@@ -139,7 +139,9 @@ export class ResetScheduler {
   private async executeWithRetry(spaceId: string, command: SpaceCommand) {
     for (let attempt = 1; ; attempt++) {
       try {
-        const [outcome] = await this.ingest.executeForSpace(spaceId, [command]);
+        // `current`: decided on the stream as stored when the cached state finds nothing to do
+        // (another replica may have appended since this process cached the Space).
+        const [outcome] = await this.ingest.executeForSpace(spaceId, [command], { current: true });
         return outcome;
       } catch (err) {
         const conflict = err instanceof DuplicateEventIdError || err instanceof WrongExpectedRevisionError;
