@@ -6,4 +6,6 @@ export * from './period';
 export * from './timeline';
 export * from './space';
 export * from './usage';
+export * from './codec';
+export * from './integration-events';
 export { default as defaultCatalogJson } from './catalog/default-catalog.json';

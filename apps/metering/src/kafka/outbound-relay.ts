@@ -4,6 +4,7 @@
  * key), each carrying the stored event's id (header `event-id`) for consumer dedupe. The
  * checkpoint moves only after the broker acknowledged: at-least-once, never a dual write.
  */
+import { fromJsonData, integrationEnvelopeV1 } from '@metering/domain';
 import type { EventStore, StoredEvent, Subscription } from '@metering/event-store';
 import type { MessageProducer, OutgoingMessage } from '@metering/messaging';
 import { DEAD_LETTER_RECORDED, type DeadLetterData } from './dead-letters';
@@ -24,7 +25,7 @@ export const RELAYED_TYPES = ['ThresholdCrossed', 'PeriodReset', DEAD_LETTER_REC
 
 export function outboundMessage(settings: KafkaSettings, e: StoredEvent): { topic: string; message: OutgoingMessage } {
   if (e.type === DEAD_LETTER_RECORDED) {
-    const d = e.data as unknown as DeadLetterData;
+    const d = fromJsonData<DeadLetterData>(e.data);
     return {
       topic: settings.topics.deadLetter,
       message: {
@@ -45,11 +46,14 @@ export function outboundMessage(settings: KafkaSettings, e: StoredEvent): { topi
     };
   }
   const spaceId = String((e.data as { spaceId?: string }).spaceId ?? e.streamName.replace(/^space-/, ''));
+  // The v1 contract of the topic (docs/asyncapi.yaml), mapped field by field from the domain event.
+  const envelope = integrationEnvelopeV1(e, spaceId);
+  if (!envelope) throw new Error(`the relay has no outbound contract for ${e.type}`);
   return {
     topic: e.type === 'ThresholdCrossed' ? settings.topics.thresholdCrossed : settings.topics.periodReset,
     message: {
       key: spaceId,
-      value: JSON.stringify({ id: e.id, type: e.type, spaceId, position: e.globalPosition.toString(), recordedAt: e.recordedAt, data: e.data }),
+      value: JSON.stringify(envelope),
       headers: { 'event-id': e.id, 'event-type': e.type, 'content-type': 'application/json' },
     },
   };

@@ -1,0 +1,108 @@
+/**
+ * The typed event codec at the store boundary: domain events <-> the stored JSON of a Space's
+ * stream. The store port carries `{ type, data: Record<string, unknown> }`; this module is the one
+ * place that turns that into a typed `SpaceEvent` and back, with a version per event type and an
+ * upcaster hook (`UPCASTERS`) for when a type's stored layout changes.
+ *
+ * Versions: an event is stored at its type's `SPACE_EVENT_SCHEMA` version. Version 1 is written
+ * with no marker (every event stored so far is version 1); a later version is written with
+ * `metadata.schema` and a reader upcasts older data step by step before the domain sees it.
+ * Additive, optional fields (e.g. `SubscriptionChanged.moves`, `PeriodReset.boundariesCovered`,
+ * `SubscriptionChanged.keepsUsage`) need no new version: readers treat their absence explicitly.
+ */
+import { type IdentifiedSpaceEvent, SPACE_EVENT_TYPES, type SpaceEvent, type SpaceEventType } from './events';
+
+/** The shape the store hands out and takes (structurally the port's event; the domain imports no store). */
+export interface StoredShape {
+  type: string;
+  data: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+}
+
+/** The stored layout version of each Space event type. */
+export const SPACE_EVENT_SCHEMA: Readonly<Record<SpaceEventType, number>> = {
+  SubscriptionChanged: 1,
+  GenerationRecorded: 1,
+  BatchExportRecorded: 1,
+  PeriodReset: 1,
+  ThresholdCrossed: 1,
+  ThresholdRearmed: 1,
+  SubscriptionActivated: 1,
+};
+
+/** Turns a type's stored data at version `from` into version `from + 1`. */
+export type Upcaster = (data: Record<string, unknown>) => Record<string, unknown>;
+
+/** Per type, the upcaster from each old version. Empty while every type is at version 1. */
+export const UPCASTERS: Partial<Record<SpaceEventType, Record<number, Upcaster>>> = {};
+
+const KNOWN = new Set<string>(SPACE_EVENT_TYPES);
+
+export const isSpaceEventType = (type: string): type is SpaceEventType => KNOWN.has(type);
+
+/** Plain JSON data of a typed payload (the port's data type). */
+export function toJsonData<T extends object>(data: T): Record<string, unknown> {
+  return data as T & Record<string, unknown>;
+}
+
+/**
+ * Typed data of a stored non-Space record this service wrote itself (dead letters, catalog
+ * versions): the store returns what `toJsonData` gave it.
+ */
+export function fromJsonData<T extends object>(data: Record<string, unknown>): T {
+  return data as unknown as T;
+}
+
+/** The stored form of a decided event (what the store port appends). */
+export function encodeSpaceEvent(event: IdentifiedSpaceEvent): { id: string; type: SpaceEventType; data: Record<string, unknown>; metadata?: Record<string, unknown> } {
+  const schema = SPACE_EVENT_SCHEMA[event.type];
+  return { id: event.id, type: event.type, data: toJsonData(event.data), ...(schema > 1 ? { metadata: { schema } } : {}) };
+}
+
+/** The versions and upcasters a decoder uses (the module's own by default; tests pass others). */
+export interface CodecVersions {
+  schema: Readonly<Record<SpaceEventType, number>>;
+  upcasters: Partial<Record<SpaceEventType, Record<number, Upcaster>>>;
+}
+
+const CURRENT: CodecVersions = { schema: SPACE_EVENT_SCHEMA, upcasters: UPCASTERS };
+
+function upcast(type: SpaceEventType, data: Record<string, unknown>, from: number, versions: CodecVersions): Record<string, unknown> {
+  let out = data;
+  for (let v = from; v < versions.schema[type]; v++) {
+    const step = versions.upcasters[type]?.[v];
+    if (!step) throw new Error(`no upcaster for ${type} from schema ${v}`);
+    out = step(out);
+  }
+  return out;
+}
+
+/** A stored Space event as a typed domain event (upcast to the current layout); null for another kind of event. */
+export function decodeSpaceEvent(stored: StoredShape, versions: CodecVersions = CURRENT): SpaceEvent | null {
+  if (!isSpaceEventType(stored.type)) return null;
+  const raw = stored.metadata?.schema;
+  const from = typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 ? raw : 1;
+  if (from > versions.schema[stored.type]) throw new Error(`${stored.type} stored at schema ${from}, newer than this reader's ${versions.schema[stored.type]}`);
+  const data = from === versions.schema[stored.type] ? stored.data : upcast(stored.type, stored.data, from, versions);
+  // The one trusted cast: the store holds what encodeSpaceEvent wrote (upcast above to the current layout).
+  return { type: stored.type, data } as unknown as SpaceEvent;
+}
+
+/** The data type of a Space event type. */
+export type SpaceEventData<K extends SpaceEventType> = Extract<SpaceEvent, { type: K }>['data'];
+
+/** Typed data of a stored event that must be of `type` (throws otherwise). */
+export function dataAs<K extends SpaceEventType>(type: K, stored: StoredShape): SpaceEventData<K> {
+  if (stored.type !== type) throw new Error(`expected a ${type} event, got ${stored.type}`);
+  return decodeSpaceEvent(stored)!.data as unknown as SpaceEventData<K>;
+}
+
+/** Decodes a page of stored events, skipping those that are not Space events. */
+export function decodeSpaceEvents(stored: readonly StoredShape[]): SpaceEvent[] {
+  const out: SpaceEvent[] = [];
+  for (const s of stored) {
+    const e = decodeSpaceEvent(s);
+    if (e) out.push(e);
+  }
+  return out;
+}
