@@ -12,6 +12,7 @@ import {
   type SpaceEvent,
   type SpaceState,
   type UsageView,
+  decodeSpaceEvents,
   foldSpace,
   iso,
   limitsFor,
@@ -65,7 +66,7 @@ export interface AuditOptions {
   thresholdRows?: ThresholdRow[];
 }
 
-const asSpaceEvents = (events: StoredEvent[]): SpaceEvent[] => events.map((e) => ({ type: e.type, data: e.data }) as unknown as SpaceEvent);
+const asSpaceEvents = (events: StoredEvent[]): SpaceEvent[] => decodeSpaceEvents(events);
 
 const thresholdKey = (periodStart: number, pool: string, threshold: number): string => `${periodStart}|${pool}|${threshold}`;
 

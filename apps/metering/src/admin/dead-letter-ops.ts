@@ -7,6 +7,7 @@
  * service dedupes inbound events on their eventId, so the effect is still once. Recording first
  * would risk a letter marked re-driven that never reached the topic.
  */
+import { fromJsonData, toJsonData } from '@metering/domain';
 import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
 import type { MessageProducer } from '@metering/messaging';
 import {
@@ -43,10 +44,10 @@ export async function listDeadLetters(store: EventStore, pageSize = 5000): Promi
     if (page.length === 0) break;
     for (const e of page) {
       if (e.type === DEAD_LETTER_RECORDED) {
-        const letter = e.data as unknown as DeadLetterData;
+        const letter = fromJsonData<DeadLetterData>(e.data);
         byId.set(letter.deadLetterId, { letter, stream: e.streamName, position: e.globalPosition.toString(), redriven: null });
       } else if (e.type === DEAD_LETTER_REDRIVEN) {
-        const d = e.data as unknown as DeadLetterRedrivenData;
+        const d = fromJsonData<DeadLetterRedrivenData>(e.data);
         const entry = byId.get(d.deadLetterId);
         if (entry) entry.redriven = { at: d.redrivenAt ?? e.recordedAt, reason: d.reason ?? null };
       }
@@ -80,7 +81,7 @@ export async function redrive(store: EventStore, producer: MessageProducer, entr
   const data: DeadLetterRedrivenData = { deadLetterId: l.deadLetterId, topic: l.topic, partition: l.partition, offset: l.offset, reason, redrivenAt: new Date(now()).toISOString() };
   for (let attempt = 1; ; attempt++) {
     try {
-      await store.append(stream, [{ id: uuidV5(`deadletter-redriven/${l.deadLetterId}`), type: DEAD_LETTER_REDRIVEN, data: data as unknown as Record<string, unknown> }], state.revision < 0 ? 'no_stream' : state.revision);
+      await store.append(stream, [{ id: uuidV5(`deadletter-redriven/${l.deadLetterId}`), type: DEAD_LETTER_REDRIVEN, data: toJsonData(data) }], state.revision < 0 ? 'no_stream' : state.revision);
       return { deadLetterId: l.deadLetterId, outcome: 'redriven' };
     } catch (err) {
       if (!(err instanceof WrongExpectedRevisionError) || attempt >= 10) throw err;

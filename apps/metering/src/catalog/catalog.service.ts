@@ -5,7 +5,9 @@ import {
   CATALOG_STREAM,
   appendCatalogVersion,
   defaultCatalogJson,
+  fromJsonData,
   parseCatalog,
+  toJsonData,
 } from '@metering/domain';
 import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
 import type { IdGenerator } from '../infra/clock';
@@ -78,7 +80,7 @@ export class CatalogService {
       versions.map((v) => ({
         id: this.ids.deterministic(`catalog/${v.version}`),
         type: CATALOG_VERSION_PUBLISHED,
-        data: v as unknown as Record<string, unknown>,
+        data: toJsonData(v),
       })),
       expected < 0 ? 'no_stream' : expected,
     );
@@ -112,7 +114,7 @@ export class CatalogService {
     if (events.length === 0 && this.current) return;
     const versions = [...(this.current?.versions ?? [])];
     for (const e of events) {
-      if (e.type === CATALOG_VERSION_PUBLISHED) versions.push(e.data as unknown as CatalogVersion);
+      if (e.type === CATALOG_VERSION_PUBLISHED) versions.push(fromJsonData<CatalogVersion>(e.data));
       this.revision = e.revision;
     }
     if (versions.length) this.current = parseCatalog({ versions });

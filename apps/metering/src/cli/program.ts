@@ -274,7 +274,7 @@ export function buildProgram(rawIo: CliIo = defaultIo()): Command {
       } catch (err) {
         throw new ExitCode(1, `metering catalog publish: ${file}: cannot be read as JSON: ${(err as Error).message}`);
       }
-      if (next && typeof next === 'object' && Array.isArray((next as unknown as { versions?: unknown }).versions))
+      if (next && typeof next === 'object' && Array.isArray((next as { versions?: unknown }).versions))
         throw new ExitCode(1, `metering catalog publish: ${file}: (file): one_version: give one catalog version object, not a whole catalog with "versions"`);
       await withStorage(io, async ({ store, config }) => {
         const svc = new CatalogService(store, systemIds, config.catalogFile);

@@ -23,8 +23,8 @@ export class PoolsDoc {
 
 export class UsageViewDoc {
   @ApiProperty({ example: 'acme' }) spaceId!: string;
-  @ApiProperty({ enum: PLANS as unknown as string[] }) plan!: string;
-  @ApiProperty({ enum: CYCLES as unknown as string[] }) cycle!: string;
+  @ApiProperty({ enum: [...PLANS] }) plan!: string;
+  @ApiProperty({ enum: [...CYCLES] }) cycle!: string;
   @ApiProperty({ format: 'date-time' }) periodStart!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'null for free (never resets)' }) periodEnd!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'null for free (never resets)' }) nextResetAt!: string | null;

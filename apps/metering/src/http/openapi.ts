@@ -65,13 +65,13 @@ export function setupOpenApi(app: INestApplication, docsPath = 'docs'): { ui: 's
       return reply.send(body);
     });
   }
-  const swagger = SwaggerModule as unknown as { serveStatic: (...args: unknown[]) => void };
-  const original = swagger.serveStatic;
-  swagger.serveStatic = () => undefined;
+  // SwaggerModule's private static serveStatic (it would register the same asset routes again).
+  const original: unknown = Reflect.get(SwaggerModule, 'serveStatic');
+  Reflect.set(SwaggerModule, 'serveStatic', () => undefined);
   try {
     SwaggerModule.setup(docsPath, app, document, { jsonDocumentUrl: `${docsPath}-json`, raw: ['json'] });
   } finally {
-    swagger.serveStatic = original;
+    Reflect.set(SwaggerModule, 'serveStatic', original);
   }
   return { ui: 'swagger-ui', assets: 'built-in' };
 }

@@ -4,7 +4,7 @@
  * reach the dead-letter topic through the outbound relay, like every other outbound event: no
  * dual write, and ops can list, show and re-drive them from the store.
  */
-import type { Rejection } from '@metering/domain';
+import { type Rejection, fromJsonData, toJsonData } from '@metering/domain';
 import { createHash } from 'node:crypto';
 import { type EventStore, type NewEvent, WrongExpectedRevisionError, chunkByBytes, newEventBytes } from '@metering/event-store';
 import type { ConsumedMessage } from '@metering/messaging';
@@ -43,7 +43,7 @@ export function reasonOf(errors: Rejection[]): string {
   return `${e.field || '(message)'}: ${e.rule}: ${e.message}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}`;
 }
 
-const toEvent = (l: DeadLetterData): NewEvent => ({ id: l.deadLetterId, type: DEAD_LETTER_RECORDED, data: l as unknown as Record<string, unknown> });
+const toEvent = (l: DeadLetterData): NewEvent => ({ id: l.deadLetterId, type: DEAD_LETTER_RECORDED, data: toJsonData(l) });
 
 export const deadLetterStream = (topic: string, partition: number): string => `${DEAD_LETTER_STREAM_PREFIX}${topic}-${partition}`;
 
@@ -102,7 +102,7 @@ export class DeadLetterRecorder {
   /** A letter alone over the budget is cut (value, then headers) so that it can be recorded at all. */
   private fit(e: NewEvent, budget: number | null): NewEvent {
     if (budget === null || newEventBytes(e) <= budget) return e;
-    const l = e.data as unknown as DeadLetterData;
+    const l = fromJsonData<DeadLetterData>(e.data);
     const original = Buffer.from(l.value, 'base64');
     const truncated = { valueBytes: original.length, sha256: createHash('sha256').update(original).digest('hex'), headersDropped: false };
     let cut: DeadLetterData = { ...l, value: '', truncated };

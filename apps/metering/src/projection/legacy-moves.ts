@@ -6,9 +6,9 @@
  * every event written since carries its moves. Nothing is written back: events are facts.
  */
 import {
-  type SpaceEvent,
-  type SubscriptionChangedData,
   attributionMoves,
+  dataAs,
+  decodeSpaceEvents,
   foldSpace,
   withSubscriptionChange,
 } from '@metering/domain';
@@ -27,8 +27,8 @@ export async function withLegacyMoves(store: EventStore, page: StoredEvent[]): P
       continue;
     }
     const before = await store.readStream(e.streamName, { maxCount: e.revision });
-    const state = foldSpace(e.streamName.slice('space-'.length), before.map((x) => ({ type: x.type, data: x.data }) as unknown as SpaceEvent));
-    const d = e.data as unknown as SubscriptionChangedData;
+    const state = foldSpace(e.streamName.slice('space-'.length), decodeSpaceEvents(before));
+    const d = dataAs('SubscriptionChanged', e);
     const moves = attributionMoves(state.timeline, withSubscriptionChange(state.timeline, d), state.recent.values());
     out.push({ ...e, data: { ...e.data, moves } });
   }
