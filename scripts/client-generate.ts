@@ -25,7 +25,7 @@ const DEFAULT_OUT = path.join(ROOT, 'packages', 'client', 'src', 'generated');
 export async function buildOpenApiDocument(): Promise<Record<string, unknown>> {
   // Imported here so that only the OpenAPI step loads the service.
   const { loadConfig } = await import('../apps/metering/src/config');
-  const { openStorage } = await import('../apps/metering/src/app.module');
+  const { openStorage } = await import('../apps/metering/src/infra/storage');
   const { createHttpApp } = await import('../apps/metering/src/http/bootstrap');
   const { openApiDocument } = await import('../apps/metering/src/http/openapi');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-openapi-'));

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openStorage } from '../../apps/metering/src/app.module';
+import { openStorage } from '../../apps/metering/src/infra/storage';
 import { escapeForTerminal } from '../../apps/metering/src/cli/terminal';
 import { loadConfig } from '../../apps/metering/src/config';
 import { systemIds } from '../../apps/metering/src/infra/clock';

@@ -4,7 +4,7 @@
  * reached (the message names DATABASE_URL and the host, never the password).
  */
 import { ConfigError, loadConfig } from '../../apps/metering/src/config';
-import { openStorage } from '../../apps/metering/src/app.module';
+import { openStorage } from '../../apps/metering/src/infra/storage';
 
 /** The problems loadConfig reports for `env` (an explicit env: nothing leaks in from process.env). */
 function problems(env: Record<string, string>): string[] {

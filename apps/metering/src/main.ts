@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from 'nestjs-pino';
-import { openStorage } from './app.module';
+import { openStorage } from './infra/storage';
 import { ConfigError, loadConfig } from './config';
 import { createHttpApp } from './http/bootstrap';
 

@@ -10,7 +10,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { Catalog, CatalogVersion } from '@metering/domain';
 import type { EventStore } from '@metering/event-store';
 import { createKafkaJsMessaging } from '@metering/messaging';
-import { openStorage } from '../app.module';
+import { openStorage } from '../infra/storage';
 import { CatalogService } from '../catalog/catalog.service';
 import { type AppConfig, ConfigError, loadConfig } from '../config';
 import { systemIds } from '../infra/clock';
