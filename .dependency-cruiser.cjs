@@ -9,10 +9,17 @@
  * - libs/event-store imports no app and no NestJS.
  * - libs never import apps.
  * - no circular dependencies anywhere.
+ * - inside apps/metering/src, features depend downwards only (issue 17): the transports (http, ui,
+ *   kafka, cli) may use the features below them, never each other's internals; ingest, projection
+ *   and scheduler never import a transport; projection never imports ingest; only the composition
+ *   root (main.ts, http/bootstrap.ts) imports app.module.ts.
  */
 
 /** Test code inside libs/domain: specs and the helpers under src/testing. */
 const DOMAIN_TEST_CODE = ['\\.spec\\.ts$', '^libs/domain/src/testing/'];
+
+/** The service's source folder. */
+const APP = '^apps/metering/src/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -53,6 +60,41 @@ module.exports = {
       severity: 'error',
       from: { path: '^libs/' },
       to: { path: '^apps/' },
+    },
+    {
+      name: 'http-not-kafka',
+      comment: 'The HTTP layer does not import the Kafka folder: it talks to ports (e.g. ingest/ingress.ts) that Kafka implements.',
+      severity: 'error',
+      from: { path: `${APP}(http|ui)/` },
+      to: { path: `${APP}kafka/` },
+    },
+    {
+      name: 'kafka-not-http',
+      comment: 'The Kafka transport does not import the HTTP layer, the pages, the CLI or the scheduler.',
+      severity: 'error',
+      from: { path: `${APP}kafka/` },
+      to: { path: `${APP}(http|ui|cli|admin|scheduler)/` },
+    },
+    {
+      name: 'features-not-transports',
+      comment: 'Ingest, projection and scheduler are used by the transports (http, ui, kafka, cli, admin), never the reverse.',
+      severity: 'error',
+      from: { path: `${APP}(ingest|projection|scheduler)/` },
+      to: { path: `${APP}(http|ui|kafka|cli|admin)/` },
+    },
+    {
+      name: 'projection-not-ingest',
+      comment: 'The projection reads what is stored; it never decides or appends (no ingest, no scheduler).',
+      severity: 'error',
+      from: { path: `${APP}projection/` },
+      to: { path: `${APP}(ingest|scheduler)/` },
+    },
+    {
+      name: 'only-the-root-composes',
+      comment: 'Only the composition root (main.ts, http/bootstrap.ts) imports app.module.ts.',
+      severity: 'error',
+      from: { path: '^apps/', pathNot: [`${APP}main\\.ts$`, `${APP}http/bootstrap\\.ts$`] },
+      to: { path: `${APP}app\\.module\\.ts$` },
     },
     {
       name: 'no-circular',

@@ -18,7 +18,8 @@ import { AdminController } from './admin/admin.controller';
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
 import { DeadLetterRecorder } from './kafka/dead-letters';
-import { KAFKA_INGRESS, KafkaIngress } from './kafka/kafka-ingress';
+import { KafkaIngress } from './kafka/kafka-ingress';
+import { EVENT_INGRESS } from './ingest/ingress';
 import { KafkaIngest } from './kafka/kafka-ingest';
 import { inboundTypeOfTopic } from './kafka/kafka-settings';
 import { OutboundRelay, RELAY_CHECKPOINT, RELAYED_TYPES } from './kafka/outbound-relay';
@@ -295,7 +296,7 @@ export class AppModule {
           useFactory: (runtime: KafkaRuntime | null) => runtime?.stats ?? null,
         },
         {
-          provide: KAFKA_INGRESS,
+          provide: EVENT_INGRESS,
           inject: [KAFKA_RUNTIME],
           useFactory: (runtime: KafkaRuntime | null) => runtime?.ingress ?? null,
         },

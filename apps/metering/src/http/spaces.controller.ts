@@ -15,7 +15,7 @@ import {
 import { PinoLogger } from 'nestjs-pino';
 /** The reply of either HTTP platform, as far as this controller uses it. */
 type Response = { status(code: number): unknown };
-import { KAFKA_INGRESS, type KafkaIngress } from '../kafka/kafka-ingress';
+import { EVENT_INGRESS, type EventIngress } from '../ingest/ingress';
 import {
   type EntitlementRequest,
   type InboundEvent,
@@ -90,7 +90,7 @@ export class SpacesController {
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(IDS) private readonly ids: IdGenerator,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(KAFKA_INGRESS) private readonly kafka: KafkaIngress | null,
+    @Inject(EVENT_INGRESS) private readonly kafka: EventIngress | null,
     @Inject(METRICS) private readonly metrics: Metrics,
     @Inject(PinoLogger) private readonly logger: PinoLogger,
   ) {

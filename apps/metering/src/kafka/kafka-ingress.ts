@@ -1,9 +1,10 @@
 import type { InboundEvent } from '@metering/domain';
 import type { MessageProducer } from '@metering/messaging';
+import type { EventIngress } from '../ingest/ingress';
 import { type KafkaSettings, inboundTopicOf } from './kafka-settings';
 
 /** With Kafka on, POST /v1/events publishes valid events to their inbound topics, keyed by spaceId. */
-export class KafkaIngress {
+export class KafkaIngress implements EventIngress {
   constructor(private readonly producer: MessageProducer, private readonly settings: KafkaSettings) {}
 
   async publish(events: InboundEvent[]): Promise<void> {
@@ -16,4 +17,3 @@ export class KafkaIngress {
   }
 }
 
-export const KAFKA_INGRESS = Symbol('KAFKA_INGRESS');
