@@ -3,7 +3,12 @@
  *
  * 1. N inbound events over S Spaces (one subscription each, then generations and batch exports)
  *    are produced to the three inbound topics, keyed by spaceId.
- * 2. Raw limit: a plain kafkajs consumer group reads the same N messages and does nothing else.
+ * 2. Raw limits, each a fresh kafkajs consumer group over the same N messages:
+ *    - raw consume: eachBatch that does nothing else (the kafkajs ceiling);
+ *    - raw durable pipeline: eachBatch, JSON.parse of every message, its rows inserted into a SQLite
+ *      file of the store's shape (same columns and unique indexes, WAL, the same synchronous
+ *      setting as the service's store) in ONE transaction per batch, offsets committed after it.
+ *      This is what a minimal durable consumer costs here; the service is compared to it.
  * 3. The built service (dist, SQLite store, FULL sync unless BENCH_SQLITE_SYNCHRONOUS) starts on
  *    the backlog: it consumes, validates, decides, appends, projects and relays. We poll its
  *    SQLite file (read-only, WAL) until every inbound event is stored and the balance projection
@@ -15,6 +20,7 @@
  *   env: BENCH_INGEST_EVENTS, BENCH_INGEST_SPACES, KAFKA_BROKERS (else a broker is started)
  */
 import Database from 'better-sqlite3';
+import * as path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import {
   type BenchReport,
@@ -31,6 +37,7 @@ import {
   runAsScript,
   sleep,
   startService,
+  tempDir,
 } from './common';
 
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
@@ -46,7 +53,9 @@ export interface IngestOptions {
   brokers?: string;
 }
 
-export async function runIngestBench(opts: IngestOptions): Promise<BenchReport & { rate: number; raw: number; peakRss: number; idleRss: number }> {
+export type IngestReport = BenchReport & { rate: number; raw: number; rawDurable: number; peakRss: number; idleRss: number; cpuPerEventUs: number | null };
+
+export async function runIngestBench(opts: IngestOptions): Promise<IngestReport> {
   const smoke = opts.scale === 'smoke';
   const N = opts.events ?? Number(process.env.BENCH_INGEST_EVENTS ?? (smoke ? 3_000 : 200_000));
   const S = opts.spaces ?? Number(process.env.BENCH_INGEST_SPACES ?? (smoke ? 100 : 2_000));
@@ -98,6 +107,8 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
     // 2. Raw consume of the same messages.
     const raw = await rawConsume(kafka, Object.values(topics), N);
     log(`raw kafkajs consume: ${fmt(raw.rate)} msg/s`);
+    const durable = await rawDurablePipeline(kafka, Object.values(topics), N, sync);
+    log(`raw durable pipeline (parse, insert rows, one transaction per batch): ${fmt(durable.rate)} events/s`);
 
     // 3. The service on the backlog.
     const groupId = `bench-${id}`;
@@ -172,12 +183,15 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
     const rate = N / secs;
     log(`service: ${fmt(rate)} events/s end to end`);
     const samples = lagSamples.filter((_, i) => i % Math.max(1, Math.ceil(lagSamples.length / 8)) === 0);
-    const report: BenchReport & { rate: number; raw: number; peakRss: number; idleRss: number } = {
+    const cpuPerEventUs = cpuEvents >= N / 2 ? (cpuUsed / cpuEvents) * 1e6 : null;
+    const report: IngestReport = {
       key: 'ingest',
       title: 'Kafka ingest end to end (SQLite store)',
       command: smoke ? 'node -r @swc-node/register bench/ingest.bench.ts --smoke' : 'npm run bench:ingest',
       rate,
       raw: raw.rate,
+      rawDurable: durable.rate,
+      cpuPerEventUs,
       peakRss: rss.peak,
       idleRss,
       lines: [
@@ -186,8 +200,10 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
         '| measure | value |',
         '|---|---|',
         `| raw kafkajs consume of the same ${fmt(N)} messages (no processing) | ${fmt(raw.rate)} msg/s |`,
+        `| raw durable pipeline of the same ${fmt(N)} messages (kafkajs eachBatch, JSON.parse, rows inserted into a SQLite file of the store's shape, synchronous=${sync.toUpperCase()}, one transaction per batch, offsets committed after it) | ${fmt(durable.rate)} events/s (${fmt(durable.batches)} batches, ${fmt(N / durable.batches)} messages per batch on average) |`,
         `| service: consumed, validated, decided, appended, projected | **${fmt(rate)} events/s** (${secs.toFixed(1)} s) |`,
-        `| ratio service / raw | **${ratio(rate, raw.rate)}** |`,
+        `| ratio service / raw durable pipeline | **${ratio(rate, durable.rate)}** |`,
+        `| ratio service / raw consume | ${ratio(rate, raw.rate)} |`,
         cpuEvents >= N / 2
           ? `| service CPU time per event (user + system, all threads; over the ${fmt(cpuEvents)} events stored after the first poll) | ${fmt((cpuUsed / cpuEvents) * 1e6, 1)} µs, i.e. ${fmt(cpuEvents / cpuUsed)} events per CPU-second |`
           : `| service CPU time per event | n/a: ${fmt(N - cpuEvents)} of ${fmt(N)} events were stored before the first poll |`,
@@ -203,6 +219,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<BenchReport &
         ? []
         : [
             { what: 'end-to-end ingest >= 25,000 events/s', ok: rate >= 25_000, detail: `${fmt(rate)} events/s` },
+            { what: 'end-to-end ingest >= 0.5x the raw durable pipeline', ok: rate >= 0.5 * durable.rate, detail: ratio(rate, durable.rate) },
             { what: 'end-to-end ingest >= 0.5x raw consume', ok: rate >= 0.5 * raw.rate, detail: ratio(rate, raw.rate) },
           ],
     };
@@ -238,6 +255,72 @@ async function rawConsume(kafka: Kafka, topics: string[], n: number): Promise<{ 
   await finished;
   await consumer.disconnect();
   return { rate: n / ((last - first) / 1000) };
+}
+
+/**
+ * The raw durable pipeline: a consumer group that parses every message and inserts it as a row of
+ * the store's shape (stream `space-<spaceId>`, next revision, its eventId, type, the JSON text) into
+ * a SQLite file (WAL, the given synchronous setting, the adapter's page cache), one transaction per batch; kafkajs commits the
+ * batch's offsets after eachBatch resolved (autoCommit after every batch), i.e. after the commit.
+ */
+async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, sync: string): Promise<{ rate: number; batches: number }> {
+  const dir = tempDir('raw-durable');
+  const db = new Database(path.join(dir, 'raw.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${sync.toUpperCase() === 'FULL' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('cache_size = -65536'); // the adapter's page cache (64 MiB)
+  db.exec(`CREATE TABLE events (global_position INTEGER PRIMARY KEY AUTOINCREMENT, stream_name TEXT NOT NULL, revision INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (stream_name, revision))`);
+  const insert = db.prepare('INSERT INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const typeOf = (topic: string) => topic.split('.')[1] ?? topic;
+  const rev = new Map<string, number>();
+  const tx = db.transaction((topic: string, values: string[]) => {
+    const at = new Date().toISOString();
+    const type = typeOf(topic);
+    for (const v of values) {
+      const e = JSON.parse(v) as { eventId: string; spaceId: string };
+      const stream = `space-${e.spaceId}`;
+      const r = (rev.get(stream) ?? -1) + 1;
+      rev.set(stream, r);
+      insert.run(stream, r, e.eventId, type, v, '{}', at);
+    }
+  });
+  const consumer = kafka.consumer({ groupId: `bench-raw-durable-${benchRunId()}`, maxBytesPerPartition: 1024 * 1024 });
+  await consumer.connect();
+  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+  let seen = 0;
+  let batches = 0;
+  let first = 0;
+  let last = 0;
+  try {
+    const finished = new Promise<void>((resolve, reject) => {
+      void consumer.run({
+        partitionsConsumedConcurrently: 4,
+        eachBatch: async ({ batch }) => {
+          if (!first) first = performance.now();
+          try {
+            tx.immediate(batch.topic, batch.messages.map((m) => (m.value ?? Buffer.alloc(0)).toString('utf8')));
+          } catch (err) {
+            reject(err);
+            throw err;
+          }
+          batches++;
+          seen += batch.messages.length;
+          if (seen >= n && !last) {
+            last = performance.now();
+            resolve();
+          }
+        },
+      });
+    });
+    await finished;
+    const rows = (db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+    if (rows !== n) throw new Error(`raw durable pipeline: ${rows} rows for ${n} messages`);
+  } finally {
+    await consumer.disconnect();
+    db.close();
+  }
+  return { rate: n / ((last - first) / 1000), batches };
 }
 
 /** Messages of the topics not yet committed by the group (-1 when unknown). */
