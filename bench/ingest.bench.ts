@@ -271,24 +271,31 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
   db.pragma('cache_size = -65536'); // the adapter's page cache (64 MiB)
   db.exec(`CREATE TABLE events (global_position INTEGER PRIMARY KEY AUTOINCREMENT, stream_name TEXT NOT NULL, revision INTEGER NOT NULL,
     event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (stream_name, revision))`);
-  const insert = db.prepare('INSERT INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  // At-least-once like any consumer (a rebalance may deliver a batch again): a row whose eventId
+  // is already stored is skipped, and its stream's revision does not move.
+  const insert = db.prepare('INSERT OR IGNORE INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const typeOf = (topic: string) => topic.split('.')[1] ?? topic;
   const rev = new Map<string, number>();
+  let stored = 0;
   const tx = db.transaction((topic: string, values: string[]) => {
     const at = new Date().toISOString();
     const type = typeOf(topic);
+    const next = new Map<string, number>();
+    let added = 0;
     for (const v of values) {
       const e = JSON.parse(v) as { eventId: string; spaceId: string };
       const stream = `space-${e.spaceId}`;
-      const r = (rev.get(stream) ?? -1) + 1;
-      rev.set(stream, r);
-      insert.run(stream, r, e.eventId, type, v, '{}', at);
+      const r = (next.get(stream) ?? rev.get(stream) ?? -1) + 1;
+      if (insert.run(stream, r, e.eventId, type, v, '{}', at).changes === 1) {
+        next.set(stream, r);
+        added++;
+      }
     }
+    return { next, added };
   });
   const consumer = kafka.consumer({ groupId: `bench-raw-durable-${benchRunId()}`, maxBytesPerPartition: 1024 * 1024 });
   await consumer.connect();
   for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
-  let seen = 0;
   let batches = 0;
   let first = 0;
   let last = 0;
@@ -299,14 +306,16 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
         eachBatch: async ({ batch }) => {
           if (!first) first = performance.now();
           try {
-            tx.immediate(batch.topic, batch.messages.map((m) => (m.value ?? Buffer.alloc(0)).toString('utf8')));
+            const { next, added } = tx.immediate(batch.topic, batch.messages.map((m) => (m.value ?? Buffer.alloc(0)).toString('utf8')));
+            // Committed: only now does the in-memory view move (a failed transaction left it as it was).
+            for (const [stream, r] of next) rev.set(stream, r);
+            stored += added;
           } catch (err) {
             reject(err);
             throw err;
           }
           batches++;
-          seen += batch.messages.length;
-          if (seen >= n && !last) {
+          if (stored >= n && !last) {
             last = performance.now();
             resolve();
           }
