@@ -53,7 +53,15 @@ export interface IngestOptions {
   brokers?: string;
 }
 
-export type IngestReport = BenchReport & { rate: number; raw: number; rawDurable: number; peakRss: number; idleRss: number; cpuPerEventUs: number | null };
+export type IngestReport = BenchReport & {
+  rate: number;
+  raw: number;
+  rawDurable: number;
+  rawDurableCpuPerEventUs: number;
+  peakRss: number;
+  idleRss: number;
+  cpuPerEventUs: number | null;
+};
 
 export async function runIngestBench(opts: IngestOptions): Promise<IngestReport> {
   const smoke = opts.scale === 'smoke';
@@ -117,7 +125,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
       SQLITE_SYNCHRONOUS: sync,
       ...kafkaEnv(all, groupId, P, brokers),
       KAFKA_SESSION_TIMEOUT_MS: '10000',
-    });
+    }, undefined, { readyPath: '/health/live' }); // live, not ready: a process draining a backlog may answer ready late, and the CPU count starts at the first poll
     const idleRss = rssOf(svc.proc.pid as number).current;
     const db = new Database(`${svc.dataDir}/metering.db`, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 2000');
@@ -191,6 +199,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
       rate,
       raw: raw.rate,
       rawDurable: durable.rate,
+      rawDurableCpuPerEventUs: durable.cpuPerEventUs,
       cpuPerEventUs,
       peakRss: rss.peak,
       idleRss,
@@ -207,13 +216,17 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
         cpuEvents >= N / 2
           ? `| service CPU time per event (user + system, all threads; over the ${fmt(cpuEvents)} events stored after the first poll) | ${fmt((cpuUsed / cpuEvents) * 1e6, 1)} µs, i.e. ${fmt(cpuEvents / cpuUsed)} events per CPU-second |`
           : `| service CPU time per event | n/a: ${fmt(N - cpuEvents)} of ${fmt(N)} events were stored before the first poll |`,
+        `| raw durable pipeline CPU time per event (the bench process: kafkajs, parse, SQLite) | ${fmt(durable.cpuPerEventUs, 1)} µs |`,
+        cpuPerEventUs !== null
+          ? `| CPU per event, raw durable pipeline / service (less sensitive to the machine's load than the rates) | ${ratio(durable.cpuPerEventUs, cpuPerEventUs)} |`
+          : '| CPU per event, raw durable pipeline / service | n/a |',
         `| consumer-group lag, max while draining (messages) | ${fmt(maxConsumerLag)} |`,
         `| consumer-group lag samples (s: lag) | ${samples.map((s) => `${s.t.toFixed(1)}: ${fmt(s.lag)}`).join(', ') || 'n/a'} |`,
         `| projection lag, max (events stored but not yet projected) | ${fmt(maxProjectionLag)} |`,
         `| service RSS: when it first answered ready (already draining) / peak | ${fmt(idleRss / 2 ** 20)} MiB / ${fmt(rss.peak / 2 ** 20)} MiB |`,
         `| producing the backlog (for reference) | ${fmt(N / produceSecs)} msg/s |`,
         '',
-        '**What limits it now.** The service is CPU-bound on one core: the CPU time per event above is all of it (a CPU profile: SQLite writes of the events and their indexes about a quarter, the balance projection reading them back and writing its rows about 15 %, the decider about 10 %, garbage collection about 10 %, validation about 5 % since the fast path, kafkajs a few %). Already done: group commit (one transaction and one fsync for all the Spaces of a turn instead of one per Space: 10k to 15k events/s here), a fast validation path for valid usage events (class-validator still decides every other body), memoised period math, read-model commits without fsync, the revision and id checks of a whole group commit in two queries. The raw consume does nothing per message (about 2 µs), so 0.5x of it would need about 4 µs per event: out of reach for a process that parses, validates, decides and writes every event twice (store and read model). Next lever: the projection in a worker thread (the second core is shared with the broker here).',
+        '**What limits it now.** The service is CPU-bound on one thread and does several times the work per event of the raw durable pipeline, which parses a message and inserts one row: it validates the message, decides it on the Space\'s state (deterministic ids, thresholds), inserts the decided event(s) with the store\'s checks, then reads them back for the balance and breakdown read models and writes their rows (two more transactions per page). A CPU profile of the same path in process (50,000 events, after this round): store writes about 25 % (the inserts and their two unique indexes, as in the raw pipeline, and the commit), the balance and breakdown projections about 25 % (of which reading the events back and parsing them about 5 %), the decider about 16 %, garbage collection about 16 %, validation about 5 %, kafkajs a few %. Done: one group commit serves every Space of 1 to 4 Kafka batches (8 commits for 50,000 events), offsets committed after it; that commit no longer opens a savepoint per append (which about doubled the CPU time of the inserts; an append failing after it began writing now rolls the group back and it is redone with savepoints); deterministic ids with a one-shot SHA-1; instants parsed and formatted once (memoised); a fast validation path; read-model commits without fsync. Tried, not kept: 12 partitions consumed concurrently instead of 4 (slower in two alternating runs here), a larger WAL auto-checkpoint (no measurable change). 0.5x raw consume stays out of reach: the raw consume does nothing per message. Next levers: feed the projection the events just appended instead of reading them back, or run it in a worker thread with its own connection (the second core here is shared with the broker and other runs); batch the breakdown upserts per Space; fewer objects per event (garbage collection).',
       ],
       targets: smoke
         ? []
@@ -263,7 +276,7 @@ async function rawConsume(kafka: Kafka, topics: string[], n: number): Promise<{ 
  * a SQLite file (WAL, the given synchronous setting, the adapter's page cache), one transaction per batch; kafkajs commits the
  * batch's offsets after eachBatch resolved (autoCommit after every batch), i.e. after the commit.
  */
-async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, sync: string): Promise<{ rate: number; batches: number }> {
+async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, sync: string): Promise<{ rate: number; batches: number; cpuPerEventUs: number }> {
   const dir = tempDir('raw-durable');
   const db = new Database(path.join(dir, 'raw.db'));
   db.pragma('journal_mode = WAL');
@@ -299,12 +312,17 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
   let batches = 0;
   let first = 0;
   let last = 0;
+  let cpuFirst: NodeJS.CpuUsage | null = null;
+  let cpu: NodeJS.CpuUsage | null = null;
   try {
     const finished = new Promise<void>((resolve, reject) => {
       void consumer.run({
         partitionsConsumedConcurrently: 4,
         eachBatch: async ({ batch }) => {
-          if (!first) first = performance.now();
+          if (!first) {
+            first = performance.now();
+            cpuFirst = process.cpuUsage();
+          }
           try {
             const { next, added } = tx.immediate(batch.topic, batch.messages.map((m) => (m.value ?? Buffer.alloc(0)).toString('utf8')));
             // Committed: only now does the in-memory view move (a failed transaction left it as it was).
@@ -317,6 +335,7 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
           batches++;
           if (stored >= n && !last) {
             last = performance.now();
+            cpu = process.cpuUsage(cpuFirst ?? undefined);
             resolve();
           }
         },
@@ -329,7 +348,9 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
     await consumer.disconnect();
     db.close();
   }
-  return { rate: n / ((last - first) / 1000), batches };
+  // CPU time of this process (kafkajs, parsing, SQLite) from the first batch to the last, per event.
+  const cpuPerEventUs = cpu ? ((cpu as NodeJS.CpuUsage).user + (cpu as NodeJS.CpuUsage).system) / n : NaN;
+  return { rate: n / ((last - first) / 1000), batches, cpuPerEventUs };
 }
 
 /** Messages of the topics not yet committed by the group (-1 when unknown). */
