@@ -176,9 +176,9 @@ export function productionNodeArgs(): string[] {
  * Starts the built service (dist) with the given environment (test/support/app-process.ts) and
  * waits for readiness, with the node flags of `npm start`. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
-export async function startService(env: Record<string, string>, dataDir = tempDir('svc')): Promise<Service> {
+export async function startService(env: Record<string, string>, dataDir = tempDir('svc'), opts: { readyPath?: '/health/ready' | '/health/live' } = {}): Promise<Service> {
   const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000 });
+  const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000, readyPath: opts.readyPath });
   return {
     proc: app.proc,
     base: app.url,

@@ -44,10 +44,14 @@ test('api: bare endpoint, entitlement check and usage query answered without err
   expect(r.check.errors + r.check.non2xx).toBe(0);
 });
 
-test('ingest and rss: the service drains a Kafka backlog next to a raw consume of the same messages', async () => {
+test('ingest and rss: the service drains a Kafka backlog next to a raw consume and a raw durable pipeline of the same messages', async () => {
   const ingest = await runIngestBench({ scale: 'smoke', brokers: kafkaBrokers() });
   expect(ingest.rate).toBeGreaterThan(0);
   expect(ingest.raw).toBeGreaterThan(0);
+  expect(ingest.rawDurable).toBeGreaterThan(0);
+  const t = table(ingest.lines);
+  expect(t).toMatch(/\| ratio service \/ raw durable pipeline \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(t).toMatch(/\| ratio service \/ raw consume \| \d+\.\d\dx \|/);
   const rss = await runRssBench('smoke');
   expect(rss.peakRss).toBeGreaterThan(0);
 });

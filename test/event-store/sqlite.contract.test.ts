@@ -102,6 +102,35 @@ describe('SqliteEventStore specifics', () => {
     }
   });
 
+  test('an append of a group that fails after it began writing fails alone: the group is redone with a savepoint per append', async () => {
+    const store = new SqliteEventStore(freshFile());
+    try {
+      // Passes every check of the store, then fails on its second row (a trigger): an I/O-like failure mid-append.
+      store.db.exec(`CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.type = 'Boom' BEGIN SELECT RAISE(ABORT, 'boom'); END`);
+      await store.append('a', [newEvent()], 'no_stream');
+      const results = await Promise.allSettled([
+        store.append('a', [newEvent()], 0), // ok: revision 1
+        store.append('x', [newEvent(), newEvent('Boom')], 'no_stream'), // fails after its first row
+        store.append('a', [newEvent()], 0), // conflict: a is at 1 now
+        store.append('b', [newEvent(), newEvent()], 'no_stream'), // ok
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      expect(String((results[1] as PromiseRejectedResult).reason)).toContain('boom');
+      expect((results[2] as PromiseRejectedResult).reason).toBeInstanceOf(WrongExpectedRevisionError);
+      const positions = (await store.readAll()).map((e) => [e.streamName, e.revision]);
+      expect(positions).toEqual([
+        ['a', 0],
+        ['a', 1],
+        ['b', 0],
+        ['b', 1],
+      ]);
+      expect(await store.streamRevision('x')).toBe(-1);
+      expect((await store.append('x', [newEvent()], 'no_stream')).nextExpectedRevision).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a write lock held elsewhere beyond busy_timeout is StoreUnavailableError and writes nothing', async () => {
     const file = freshFile();
     const store = new SqliteEventStore(file, { busyTimeoutMs: 50 });

@@ -73,6 +73,23 @@ export function periodContaining(anchor: number, family: ResetFamily, t: number)
 /** Parses an ISO-8601 instant with an explicit zone, from 1970 on; NaN when it is not one. */
 export function parseInstant(value: unknown): number {
   if (typeof value !== 'string') return Number.NaN;
+  // The longest instant the pattern accepts has 35 characters: longer is not one (and is never kept).
+  if (value.length > 35) return Number.NaN;
+  // The same instant is parsed several times per event (validation, decision, fingerprint):
+  // a small memo of the latest strings (pure: a result depends on the string alone).
+  const hit = parsedInstants.get(value);
+  if (hit !== undefined) return hit;
+  const ms = parseInstantUncached(value);
+  if (parsedInstants.size >= INSTANT_MEMO) parsedInstants.clear();
+  parsedInstants.set(value, ms);
+  return ms;
+}
+
+const INSTANT_MEMO = 4096;
+const parsedInstants = new Map<string, number>();
+const isoTexts = new Map<number, string>();
+
+function parseInstantUncached(value: string): number {
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.exec(value);
   if (!m) return Number.NaN;
   // Date.parse rolls impossible dates over (Feb 30 -> Mar 1, 24:00 -> next day): refuse them.
@@ -82,5 +99,13 @@ export function parseInstant(value: unknown): number {
 }
 
 export function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  // Period bounds and an event's instant are formatted several times per decision: memoised
+  // (bounded; new Date(NaN).toISOString() still throws, as before, since failures are not kept).
+  let text = isoTexts.get(ms);
+  if (text === undefined) {
+    text = new Date(ms).toISOString();
+    if (isoTexts.size >= INSTANT_MEMO) isoTexts.clear();
+    isoTexts.set(ms, text);
+  }
+  return text;
 }

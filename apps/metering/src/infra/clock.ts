@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash as oneShotHash, randomUUID } from 'node:crypto';
 
 /** The clock, injected everywhere a decision needs "now". */
 export interface Clock {
@@ -18,11 +18,12 @@ export const IDS = Symbol('IDS');
 const NAMESPACE = Buffer.from('3f1c9a52c4d84b3e9a6f0e4c2b7d8a11', 'hex');
 
 export function uuidV5(name: string, namespace: Buffer = NAMESPACE): string {
-  const hash = createHash('sha1').update(namespace).update(name, 'utf8').digest();
-  hash[6] = (hash[6] & 0x0f) | 0x50;
-  hash[8] = (hash[8] & 0x3f) | 0x80;
-  const h = hash.subarray(0, 16).toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  // One-shot SHA-1 (no Hash object per id: this runs for every decided event). Same bytes as
+  // createHash('sha1').update(namespace).update(name, 'utf8'), then RFC 4122 version 5 and variant.
+  const h = oneShotHash('sha1', Buffer.concat([namespace, Buffer.from(name, 'utf8')]), 'hex');
+  const version = '5';
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${version}${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 export const systemIds: IdGenerator = { random: () => randomUUID(), deterministic: uuidV5 };

@@ -10,10 +10,15 @@
  *   of it (better-sqlite3 nests transactions), so events and read models commit together.
  * - better-sqlite3 is synchronous. Concurrent `append` calls of one process are group-committed:
  *   the appends requested in the same turn of the event loop run in ONE write transaction, each
- *   in its own savepoint, checked against its expected revision one after the other (a conflict
- *   or bad request fails that append alone). One commit (one fsync with synchronous=FULL) serves
- *   them all; every promise resolves only after that commit. Several processes on the same file
- *   are serialised by SQLite's write lock (busy_timeout waits for it).
+ *   checked against its expected revision one after the other (a conflict or bad request fails
+ *   that append alone: every such check runs before the append writes anything). One commit (one
+ *   fsync with synchronous=FULL) serves them all; every promise resolves only after that commit.
+ *   Should an append fail after it began writing (not expected: its checks passed), the whole
+ *   transaction is rolled back and the group runs again with each append in its own savepoint,
+ *   so that failure stays that append's alone. (A savepoint on every append, the way it was
+ *   first done, about doubled the CPU time of the inserts: SQLite keeps a sub-journal of the
+ *   pages each savepoint changes.) Several processes on the same file are serialised by SQLite's
+ *   write lock (busy_timeout waits for it).
  */
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -122,6 +127,13 @@ function isTransient(code: string | undefined): boolean {
   );
 }
 
+/** A request of a group commit failed after it began writing: the group's transaction is rolled back. */
+class PartialWrite extends Error {
+  constructor(readonly error: unknown) {
+    super('an append failed after it began writing');
+  }
+}
+
 export class SqliteEventStore implements EventStore {
   /** The better-sqlite3 handle, shared with the read models. */
   readonly db: Database.Database;
@@ -135,6 +147,8 @@ export class SqliteEventStore implements EventStore {
   /** Group commit: appends waiting for the next flush (see `append`). */
   private pending: { req: PreparedRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
   private readonly groupTx: (group: SqliteEventStore['pending']) => { result?: AppendResult; error?: unknown }[];
+  /** The group commit with each request in its own savepoint: the fallback of `groupTx`. */
+  private readonly savepointGroupTx: (group: SqliteEventStore['pending']) => { result?: AppendResult; error?: unknown }[];
 
   constructor(fileOrDb: string | Database.Database, options: SqliteEventStoreOptions = {}) {
     try {
@@ -166,10 +180,26 @@ export class SqliteEventStore implements EventStore {
     // IMMEDIATE: take the write lock up front, so a concurrent writer in another process waits
     // (busy_timeout) instead of failing on a read-to-write lock upgrade.
     this.appendTx = (reqs) => tx.immediate(reqs);
-    // Each request of a group in its own savepoint (a nested better-sqlite3 transaction): a
-    // conflict rolls back that request only; the others commit together.
+    // First pass: the requests of a group one after the other in the group's transaction, no
+    // savepoints. Every reason to refuse a request (expected revision, duplicate id, ...) is found
+    // before it writes a row, so a refused request leaves the transaction as it was. A request that
+    // throws after it began writing (unexpected) rolls the whole group back (PartialWrite), and the
+    // group runs again the second way: each request in its own savepoint (a nested better-sqlite3
+    // transaction), where a failure rolls back that request only and the others commit together.
     // Tips and stored ids of the whole group are read with two queries up front, then kept up to
-    // date in memory as the group's requests write (only after a request's savepoint succeeded).
+    // date in memory as the group's requests write (only after a request's rows are all written).
+    const flat = this.db.transaction((items: SqliteEventStore['pending']) => {
+      const known = this.groupKnowledge(items.map((i) => i.req));
+      return items.map(({ req }) => {
+        let writing = false;
+        try {
+          return { result: this.appendOne(req, known, () => (writing = true)) };
+        } catch (error) {
+          if (writing) throw new PartialWrite(error);
+          return { error };
+        }
+      });
+    });
     const one = this.db.transaction((req: PreparedRequest, known: GroupKnowledge) => this.appendOne(req, known));
     const group = this.db.transaction((items: SqliteEventStore['pending']) => {
       const known = this.groupKnowledge(items.map((i) => i.req));
@@ -181,7 +211,15 @@ export class SqliteEventStore implements EventStore {
         }
       });
     });
-    this.groupTx = (items) => group.immediate(items);
+    this.savepointGroupTx = (items) => group.immediate(items);
+    this.groupTx = (items) => {
+      try {
+        return flat.immediate(items);
+      } catch (err) {
+        if (!(err instanceof PartialWrite)) throw err;
+        return this.savepointGroupTx(items);
+      }
+    };
   }
 
   private prepareStatements() {
@@ -343,12 +381,15 @@ export class SqliteEventStore implements EventStore {
 
   /**
    * One request of a batch or group; `known` moves forward only once its rows are written (in a
-   * group commit each request runs in a savepoint, so a failed one leaves `known` as it was).
+   * group commit a refused request wrote nothing, and one that failed while writing is rolled back
+   * with the group or, in the savepoint fallback, alone, so a failed one leaves `known` as it was).
+   * `beforeWrite` is called once its checks passed, before its first row.
    */
-  private appendOne(req: PreparedRequest, known: GroupKnowledge): AppendResult {
+  private appendOne(req: PreparedRequest, known: GroupKnowledge, beforeWrite?: () => void): AppendResult {
     const tip = known.tips.get(req.streamName) ?? { revision: -1, lastGlobalPosition: 0n };
     const d = decide(req, tip, known.existing);
     if (d.kind !== 'write') return d.result;
+    beforeWrite?.();
     const recordedAt = new Date().toISOString();
     const written: ExistingEvent[] = [];
     let last = 0n;
@@ -358,7 +399,7 @@ export class SqliteEventStore implements EventStore {
       last = BigInt(this.stmts.insert.run(req.streamName, revision, e.id, e.type, e.data, e.metadata, recordedAt).lastInsertRowid);
       written.push({ id: e.id, streamName: req.streamName, revision, globalPosition: last });
     }
-    // The savepoint commits when this returns; only then is the group's view moved forward.
+    // All its rows are written; only now is the group's view moved forward.
     known.tips.set(req.streamName, { revision: d.firstRevision + req.events.length - 1, lastGlobalPosition: last });
     for (const w of written) known.existing.set(w.id, w);
     return { ...d.result, lastGlobalPosition: last };

@@ -55,8 +55,9 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
       getCheckpoint: db.prepare('SELECT position FROM rm_breakdown_checkpoint WHERE name = ?'),
       setCheckpoint: db.prepare('INSERT INTO rm_breakdown_checkpoint (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),
       addRow: db.prepare(
+        // Positional parameters: one row per use, and binding by name cost about half again as much.
         `INSERT INTO rm_breakdown (space_id, period_start, user_id, feature, ai_image_credits, ai_video_credits, batch_exports, events)
-         VALUES (@space_id, @period_start, @user_id, @feature, @ai_image_credits, @ai_video_credits, @batch_exports, @events)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(space_id, period_start, user_id, feature) DO UPDATE SET
            ai_image_credits = rm_breakdown.ai_image_credits + excluded.ai_image_credits,
            ai_video_credits = rm_breakdown.ai_video_credits + excluded.ai_video_credits,
@@ -100,7 +101,7 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
           for (const e of events) batch.add(e);
           if (batch.position === from) return;
           for (const r of batch.sums.values())
-            st.addRow.run({ space_id: r.spaceId, period_start: r.periodStart, user_id: r.userId, feature: r.feature, ...r.used, events: r.events });
+            st.addRow.run(r.spaceId, r.periodStart, r.userId, r.feature, r.used.ai_image_credits, r.used.ai_video_credits, r.used.batch_exports, r.events);
           for (const c of batch.watch) {
             if (c.kind === 'reset') st.resetWatch.run(c.spaceId, c.periodStart);
             else {
