@@ -1,68 +1,25 @@
-import { type DynamicModule, Inject, Injectable, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
-import { TerminusModule } from '@nestjs/terminus';
-import { LoggerModule, PinoLogger } from 'nestjs-pino';
-import { EVENT_STORE, type EventStore } from '@metering/event-store';
-import { APP_CONFIG, type AppConfig } from './config';
-import { CatalogService } from './catalog/catalog.service';
-import { CLOCK, type Clock, IDS, type IdGenerator, systemClock, systemIds } from './infra/clock';
-import { IngestService } from './ingest/ingest.service';
-import { SpaceRepository } from './ingest/space-repository';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from './projection/balance-read-model';
-import { Projector } from './projection/projector';
-import { checkStoreIdentity } from './projection/store-identity';
-import { ResetScheduler } from './scheduler/reset-scheduler';
-import { SpacesController } from './http/spaces.controller';
-import { HealthController, KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from './http/health.controller';
-import { AdminController } from './admin/admin.controller';
-import { SPACE_STREAM_PREFIX } from '@metering/domain';
-import { type Messaging, createKafkaJsMessaging } from '@metering/messaging';
-import { DeadLetterRecorder } from './kafka/dead-letters';
-import { KafkaIngress } from './kafka/kafka-ingress';
-import { EVENT_INGRESS } from './ingest/ingress';
-import { KafkaIngest } from './kafka/kafka-ingest';
-import { inboundTypeOfTopic } from './kafka/kafka-settings';
-import { OutboundRelay, RELAY_CHECKPOINT, RELAYED_TYPES } from './kafka/outbound-relay';
-import { type Lease, LocalLease, PostgresAdvisoryLease } from './infra/lease';
-import { METRICS, Metrics, cachedProbe } from './observability/metrics';
+/**
+ * The composition root: one Nest module per feature, composed for this instance's roles. Storage is
+ * opened outside Nest (infra/storage.ts) and passed in; the clock, ids and metrics can be injected
+ * (tests). What starts and stops, in which order, is in lifecycle.ts.
+ */
+import { type DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { AdminModule } from './admin/admin.module';
+import type { AppConfig } from './config';
+import { CoreModule } from './core/core.module';
+import { HttpModule } from './http/http.module';
+import { type Clock, type IdGenerator, systemClock, systemIds } from './infra/clock';
+import type { Storage } from './infra/storage';
+import { IngestModule } from './ingest/ingest.module';
+import { KafkaModule } from './kafka/kafka.module';
+import { Lifecycle } from './lifecycle';
 import { pinoHttpOptions } from './observability/logging';
+import { Metrics } from './observability/metrics';
 import { timedEventStore } from './observability/timed-event-store';
-import { ApiKeyGuard } from './security/api-keys';
-import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from './projection/breakdown/breakdown'; // issue-15
-import { UI_CONTROLLERS, uiProviders } from './ui/ui-wiring'; // issue-15
-
-/** The Kafka side of the service, present when KAFKA_BROKERS is set. */
-export interface KafkaStats {
-  consumed: number;
-  appended: number;
-  deadLettered: number;
-  duplicates: number;
-  relayed: number;
-}
-
-export class KafkaRuntime {
-  constructor(
-    /** Counts since start, shown by /health/ready. */
-    readonly stats: KafkaStats,
-    readonly messaging: Messaging,
-    readonly ingest: KafkaIngest,
-    readonly relay: OutboundRelay,
-    readonly ingress: KafkaIngress,
-    private readonly closeProducers: () => Promise<void>,
-    /** Only its holder runs the relay (several instances on one PostgreSQL database). */
-    readonly relayLease: Lease,
-  ) {}
-
-  async close(): Promise<void> {
-    await this.closeProducers();
-  }
-}
-export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
-
-/** Events per projection transaction: larger batches write each touched row once for more events. */
-const PROJECTION_BATCH = 5000;
-/** metering_projection_lag_events counts at most this many events. */
-const PROJECTION_LAG_CAP = 10_000;
+import { ProjectionModule } from './projection/projection.module';
+import { SchedulerModule } from './scheduler/scheduler.module';
+import { UiModule } from './ui/ui.module';
 
 export interface AppOverrides {
   clock?: Clock;
@@ -71,250 +28,28 @@ export interface AppOverrides {
   metrics?: Metrics;
 }
 
-@Injectable()
-class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
-  constructor(
-    @Inject(CatalogService) private readonly catalog: CatalogService,
-    @Inject(Projector) private readonly projector: Projector,
-    @Inject(ResetScheduler) private readonly scheduler: ResetScheduler,
-    @Inject(EVENT_STORE) private readonly store: EventStore,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
-    @Inject(PinoLogger) private readonly logger: PinoLogger,
-    @Inject(KAFKA_RUNTIME) private readonly kafka: KafkaRuntime | null,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    this.logger.setContext('lifecycle');
-  }
-
-  async onApplicationBootstrap(): Promise<void> {
-    const roles = this.config.roles;
-    this.logger.info({ roles: [...roles] }, 'roles of this instance');
-    // Checkpoints of another store are refused before anything reads or writes positions.
-    await checkStoreIdentity(this.store, this.readModel, [RELAY_CHECKPOINT]);
-    await this.catalog.init();
-    if (roles.has('projector')) {
-      await this.projector.start();
-      this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
-    }
-    if (roles.has('scheduler')) this.scheduler.start();
-    if (this.kafka && this.config.kafka) {
-      const k = this.config.kafka;
-      const t = k.topics;
-      await this.kafka.messaging.ensureTopics(
-        [t.generationPerformed, t.batchExported, t.subscriptionChanged, t.thresholdCrossed, t.periodReset, t.deadLetter].map((name) => ({
-          name,
-          partitions: k.partitions,
-          replicationFactor: k.replicationFactor,
-        })),
-      );
-      if (roles.has('projector')) {
-        const relay = this.kafka.relay;
-        await this.kafka.relayLease.start(
-          () => relay.start(),
-          () => relay.stop(),
-        );
-      }
-      if (roles.has('ingest')) {
-        await this.kafka.ingest.start((err) => {
-          this.logger.fatal({ err }, 'Kafka consumer stopped for good; exiting so the supervisor restarts the service');
-          process.exit(1);
-        });
-        this.logger.info({ brokers: k.connection.brokers, groupId: k.groupId, topics: this.kafka.ingest.topics }, 'consuming from Kafka');
-      }
-    }
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.kafka?.ingest.stop();
-    await this.kafka?.relayLease.stop();
-    await this.kafka?.relay.stop();
-    await this.kafka?.close();
-    await this.scheduler.stop();
-    await this.projector.stop();
-    await this.readModel.close();
-    await this.store.close();
-  }
-}
-
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, storage: { store: EventStore; readModel: BalanceReadModel }, overrides: AppOverrides = {}): DynamicModule {
+  static forRoot(config: AppConfig, storage: Storage, overrides: AppOverrides = {}): DynamicModule {
     const clock = overrides.clock ?? systemClock;
     const ids = overrides.ids ?? systemIds;
     const metrics = overrides.metrics ?? new Metrics();
     // Appends are timed for /metrics; everything else reaches the adapter unchanged.
     const store = timedEventStore(storage.store, metrics.appendLatency);
-    storage = { store, readModel: storage.readModel };
-    const api = config.roles.has('api');
     return {
       module: AppModule,
-      imports: [LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }), TerminusModule.forRoot({ errorLogStyle: 'json' })],
-      controllers: [HealthController, ...(api ? [SpacesController, AdminController, ...UI_CONTROLLERS /* issue-15 */] : [])],
-      providers: [
-        { provide: APP_CONFIG, useValue: config },
-        { provide: CLOCK, useValue: clock },
-        { provide: IDS, useValue: ids },
-        { provide: METRICS, useValue: metrics },
-        { provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.apiKeys) },
-        { provide: EVENT_STORE, useValue: storage.store },
-        { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
-        ...uiProviders(config, storage), // issue-15: the usage breakdown read model
-        {
-          provide: SpaceRepository,
-          useFactory: () =>
-            new SpaceRepository(storage.store, {
-              correctionWindowMs: config.correctionWindowMs,
-              onLoad: (l) => {
-                metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
-                metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
-              },
-              onSnapshotError: () => metrics.snapshotErrors.inc(),
-            }),
-        },
-        { provide: CatalogService, useFactory: () => new CatalogService(storage.store, ids, config.catalogFile) },
-        {
-          provide: IngestService,
-          inject: [SpaceRepository, CatalogService],
-          useFactory: (spaces: SpaceRepository, catalog: CatalogService) => new IngestService(storage.store, spaces, catalog, clock, ids),
-        },
-        {
-          provide: Projector,
-          inject: [PinoLogger, BREAKDOWN_READ_MODEL],
-          useFactory: (logger: PinoLogger, breakdown: BreakdownReadModel) => {
-            logger.setContext('projection');
-            // issue-15: the breakdown read model follows the balance projection's pages.
-            const projector = new Projector(storage.store, storage.readModel, logger, config.projectionPollMs, PROJECTION_BATCH, [breakdown]);
-            metrics.setProjectionLag(
-              cachedProbe(
-                async () => {
-                  // Events, not positions (KurrentDB's are sparse byte offsets): count what is left, capped.
-                  const at = config.roles.has('projector') ? projector.checkpoint : await storage.readModel.checkpoint();
-                  return (await storage.store.readAll({ after: at, streamPrefix: SPACE_STREAM_PREFIX, maxCount: PROJECTION_LAG_CAP })).length;
-                },
-                1000,
-                3000,
-              ),
-            );
-            return projector;
-          },
-        },
-        {
-          provide: ResetScheduler,
-          inject: [IngestService, PinoLogger, CatalogService],
-          useFactory: (ingest: IngestService, logger: PinoLogger, catalog: CatalogService) => {
-            logger.setContext('scheduler');
-            return new ResetScheduler(
-              storage.readModel,
-              ingest,
-              clock,
-              logger,
-              config.schedulerIntervalMs,
-              undefined,
-              (types) => {
-                for (const type of types) metrics.appended.inc({ type, source: 'scheduler' });
-              },
-              async () => {
-                await catalog.refreshIfStale(clock.now());
-                return catalog.catalog;
-              },
-            );
-          },
-        },
-        {
-          provide: KAFKA_RUNTIME,
-          inject: [IngestService, PinoLogger],
-          useFactory: (ingest: IngestService, logger: PinoLogger) => {
-            logger.setContext('kafka');
-            const k = config.kafka;
-            if (!k) return null;
-            const messaging = createKafkaJsMessaging(k.connection, {
-              logger: (r) => logger[r.level === 'debug' ? 'debug' : r.level]({ source: r.source, ...r.fields }, r.message),
-            });
-            const producer = messaging.producer();
-            const relayProducer = messaging.producer();
-            const deadLetters = new DeadLetterRecorder(storage.store, ids, () => clock.now());
-            const stats: KafkaStats = { consumed: 0, appended: 0, deadLettered: 0, duplicates: 0, relayed: 0 };
-            const typeOf = (topic: string) => inboundTypeOfTopic(k, topic) ?? 'unknown';
-            const relay = new OutboundRelay(storage.store, storage.readModel, relayProducer, k, logger, (t, n) => {
-              stats.relayed += n;
-              metrics.relayed.inc({ type: t }, n);
-            });
-            if (config.roles.has('projector'))
-              metrics.setRelayLag(
-                cachedProbe(
-                  async () => {
-                    const at = await storage.readModel.getPosition(RELAY_CHECKPOINT);
-                    return (await storage.store.readAll({ after: at, types: RELAYED_TYPES, maxCount: 10_000 })).length;
-                  },
-                  5000,
-                  3000,
-                ),
-              );
-            if (config.roles.has('ingest') && messaging.consumerLag) {
-              const lagOf = messaging.consumerLag.bind(messaging);
-              const topics = [k.topics.generationPerformed, k.topics.batchExported, k.topics.subscriptionChanged];
-              metrics.setConsumerLag(cachedProbe(() => lagOf(k.groupId, topics), 5000, 5000));
-            }
-            let lease: Lease = new LocalLease();
-            if (config.postgresUrl && (config.eventStore === 'postgres' || config.eventStore === 'kurrentdb'))
-              lease = new PostgresAdvisoryLease(config.postgresUrl, `${config.postgresSchema}:${RELAY_CHECKPOINT}`, logger, config.relayLeaseCheckMs);
-            return new KafkaRuntime(
-              stats,
-              messaging,
-              new KafkaIngest(messaging, k, ingest, deadLetters, logger, {
-                consumed: (t, n) => {
-                  stats.consumed += n;
-                  metrics.consumed.inc({ type: typeOf(t) }, n);
-                },
-                appended: (t, n) => {
-                  stats.appended += n;
-                  metrics.appended.inc({ type: t, source: 'kafka' }, n);
-                },
-                rejected: (t, n) => {
-                  stats.deadLettered += n;
-                  metrics.rejected.inc({ type: typeOf(t), source: 'kafka' }, n);
-                  metrics.deadLetters.inc({ topic: t }, n);
-                },
-                duplicates: (n) => {
-                  stats.duplicates += n;
-                  metrics.duplicates.inc({ source: 'kafka' }, n);
-                },
-              }),
-              relay,
-              new KafkaIngress(producer, k),
-              async () => {
-                await producer.close();
-                await relayProducer.close();
-              },
-              lease,
-            );
-          },
-        },
-        {
-          provide: KAFKA_STATS,
-          inject: [KAFKA_RUNTIME],
-          useFactory: (runtime: KafkaRuntime | null) => runtime?.stats ?? null,
-        },
-        {
-          provide: EVENT_INGRESS,
-          inject: [KAFKA_RUNTIME],
-          useFactory: (runtime: KafkaRuntime | null) => runtime?.ingress ?? null,
-        },
-        {
-          provide: KAFKA_PROBE,
-          inject: [KAFKA_RUNTIME],
-          useFactory: (runtime: KafkaRuntime | null): KafkaProbe | null => {
-            if (!runtime || !config.kafka) return null;
-            const k = config.kafka;
-            // Reaches the cluster (metadata and the group's offsets); the health check caches it for 5 s.
-            return async () => {
-              if (runtime.messaging.consumerLag) await runtime.messaging.consumerLag(k.groupId, [k.topics.generationPerformed]);
-              return { brokers: k.connection.brokers.length };
-            };
-          },
-        },
-        Lifecycle,
+      imports: [
+        LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }),
+        CoreModule.forRoot({ config, storage: { store, readModel: storage.readModel }, clock, ids, metrics }),
+        IngestModule,
+        ProjectionModule,
+        SchedulerModule,
+        KafkaModule,
+        HttpModule.forRoot(config, [KafkaModule]),
+        AdminModule.forRoot(config),
+        UiModule.forRoot(config),
       ],
+      providers: [Lifecycle],
     };
   }
 }

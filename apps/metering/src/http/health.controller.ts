@@ -5,12 +5,9 @@ import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Projector } from '../projection/projector';
 import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from '../observability/health-ports';
 import { METRICS, type Metrics } from '../observability/metrics';
 
-export const KAFKA_STATS = Symbol('KAFKA_STATS');
-/** Answers whether the Kafka cluster can be reached (null when Kafka is off). */
-export const KAFKA_PROBE = Symbol('KAFKA_PROBE');
-export type KafkaProbe = () => Promise<Record<string, unknown>>;
 
 type Reply = { status(code: number): unknown; header(name: string, value: string): unknown };
 

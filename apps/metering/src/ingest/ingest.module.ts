@@ -1,0 +1,38 @@
+/**
+ * Ingest: deciding inbound events per Space and appending them (the HTTP API, the Kafka consumer
+ * and the scheduler all go through IngestService). The cache of Space states lives here.
+ */
+import { Module } from '@nestjs/common';
+import { EVENT_STORE, type EventStore } from '@metering/event-store';
+import { CatalogService } from '../catalog/catalog.service';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
+import { METRICS, type Metrics } from '../observability/metrics';
+import { IngestService } from './ingest.service';
+import { SpaceRepository } from './space-repository';
+
+@Module({
+  providers: [
+    {
+      provide: SpaceRepository,
+      inject: [EVENT_STORE, APP_CONFIG, METRICS],
+      useFactory: (store: EventStore, config: AppConfig, metrics: Metrics) =>
+        new SpaceRepository(store, {
+          correctionWindowMs: config.correctionWindowMs,
+          onLoad: (l) => {
+            metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
+            metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
+          },
+          onSnapshotError: () => metrics.snapshotErrors.inc(),
+        }),
+    },
+    {
+      provide: IngestService,
+      inject: [EVENT_STORE, SpaceRepository, CatalogService, CLOCK, IDS],
+      useFactory: (store: EventStore, spaces: SpaceRepository, catalog: CatalogService, clock: Clock, ids: IdGenerator) =>
+        new IngestService(store, spaces, catalog, clock, ids),
+    },
+  ],
+  exports: [IngestService],
+})
+export class IngestModule {}

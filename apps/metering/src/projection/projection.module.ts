@@ -1,0 +1,52 @@
+/**
+ * Projection: the balance read model follows the store's global feed (Projector), and the
+ * breakdown read model follows the same pages. The projection lag metric is set here.
+ */
+import { Module } from '@nestjs/common';
+import { PinoLogger } from 'nestjs-pino';
+import { SPACE_STREAM_PREFIX } from '@metering/domain';
+import { EVENT_STORE, type EventStore } from '@metering/event-store';
+import { APP_CONFIG, type AppConfig } from '../config';
+import { METRICS, type Metrics, cachedProbe } from '../observability/metrics';
+import { BALANCE_READ_MODEL, type BalanceReadModel } from './balance-read-model';
+import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from './breakdown/breakdown';
+import { openBreakdownReadModel } from './breakdown/open-breakdown';
+import { Projector } from './projector';
+
+/** Events per projection transaction: larger batches write each touched row once for more events. */
+const PROJECTION_BATCH = 5000;
+/** metering_projection_lag_events counts at most this many events. */
+const PROJECTION_LAG_CAP = 10_000;
+
+@Module({
+  providers: [
+    {
+      provide: BREAKDOWN_READ_MODEL,
+      inject: [APP_CONFIG, EVENT_STORE, BALANCE_READ_MODEL],
+      useFactory: (config: AppConfig, store: EventStore, readModel: BalanceReadModel) => openBreakdownReadModel(config, { store, readModel }),
+    },
+    {
+      provide: Projector,
+      inject: [PinoLogger, BREAKDOWN_READ_MODEL, APP_CONFIG, EVENT_STORE, BALANCE_READ_MODEL, METRICS],
+      useFactory: (logger: PinoLogger, breakdown: BreakdownReadModel, config: AppConfig, store: EventStore, readModel: BalanceReadModel, metrics: Metrics) => {
+        logger.setContext('projection');
+        // The breakdown read model follows the balance projection's pages.
+        const projector = new Projector(store, readModel, logger, config.projectionPollMs, PROJECTION_BATCH, [breakdown]);
+        metrics.setProjectionLag(
+          cachedProbe(
+            async () => {
+              // Events, not positions (KurrentDB's are sparse byte offsets): count what is left, capped.
+              const at = config.roles.has('projector') ? projector.checkpoint : await readModel.checkpoint();
+              return (await store.readAll({ after: at, streamPrefix: SPACE_STREAM_PREFIX, maxCount: PROJECTION_LAG_CAP })).length;
+            },
+            1000,
+            3000,
+          ),
+        );
+        return projector;
+      },
+    },
+  ],
+  exports: [Projector, BREAKDOWN_READ_MODEL],
+})
+export class ProjectionModule {}
