@@ -5,7 +5,7 @@ import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
 import { checkInstantRange, checkSpaceId, invalid } from '../http/api-errors';
 import { CLOCK, type Clock } from '../infra/clock';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { BALANCE_READ_MODEL, type BalanceQueries, type BalanceProjection } from '../projection/balance-read-model';
 import { auditSpace, balanceAt, parseCliInstant } from './audit';
 
 /** Ops endpoints: the same audit and point-in-time balance as the `metering` CLI. Read-only. */
@@ -15,7 +15,7 @@ import { auditSpace, balanceAt, parseCliInstant } from './audit';
 export class AdminController {
   constructor(
     @Inject(EVENT_STORE) private readonly store: EventStore,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries & Pick<BalanceProjection, 'dump'>,
     @Inject(CatalogService) private readonly catalog: CatalogService,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}

@@ -22,7 +22,7 @@ import {
   usageView,
 } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
-import type { BalanceReadModel, ThresholdRow } from '../projection/balance-read-model';
+import type { ThresholdRow, BalanceQueries, BalanceProjection } from '../projection/balance-read-model';
 
 export interface AuditPeriod {
   start: string;
@@ -86,7 +86,7 @@ export async function listSpaceIds(store: EventStore, pageSize = 5000): Promise<
 /** Folds a Space's stream and compares it with the read model. */
 export async function auditSpace(
   store: EventStore,
-  readModel: BalanceReadModel,
+  readModel: BalanceQueries & Pick<BalanceProjection, 'dump'>,
   catalog: Catalog,
   spaceId: string,
   options: AuditOptions = {},

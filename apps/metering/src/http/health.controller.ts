@@ -4,7 +4,7 @@ import { HealthCheckService, type HealthCheckResult, HealthIndicatorService } fr
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { Projector } from '../projection/projector';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
 import { KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from '../observability/health-ports';
 import { METRICS, type Metrics } from '../observability/metrics';
 
@@ -20,7 +20,7 @@ export class HealthController {
     @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
     @Inject(Projector) private readonly projector: Projector,
     @Inject(EVENT_STORE) private readonly store: EventStore,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(KAFKA_STATS) private readonly kafkaStats: Record<string, number> | null,
     @Inject(KAFKA_PROBE) private readonly kafkaProbe: KafkaProbe | null,

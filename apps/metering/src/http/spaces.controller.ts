@@ -33,7 +33,7 @@ import { CatalogService } from '../catalog/catalog.service';
 import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
 import { MAX_ID_LENGTH, parseInbound, safeField } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
 import { Projector } from '../projection/projector';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
@@ -62,7 +62,7 @@ export const serializeStored = (e: StoredEvent) => ({
 });
 
 /** Builds the usage source for a Space from the read model (unknown Space: free, zero usage). */
-export async function readUsageSource(readModel: BalanceReadModel, spaceId: string, now: number) {
+export async function readUsageSource(readModel: BalanceQueries, spaceId: string, now: number) {
   const row = await readModel.getSpace(spaceId);
   const timeline = row?.timeline ?? [];
   const period = periodAt(timeline, now);
@@ -83,7 +83,7 @@ export class SpacesController {
 
   constructor(
     @Inject(IngestService) private readonly ingest: IngestService,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CatalogService) private readonly catalog: CatalogService,
     @Inject(Projector) private readonly projector: Projector,

@@ -12,7 +12,7 @@ import type { Clock, IdGenerator } from '../infra/clock';
 import { type Lease, LocalLease, PostgresAdvisoryLease } from '../infra/lease';
 import type { IngestService } from '../ingest/ingest.service';
 import { type Metrics, cachedProbe } from '../observability/metrics';
-import type { BalanceReadModel } from '../projection/balance-read-model';
+import type { PositionStore } from '../projection/balance-read-model';
 import { DeadLetterRecorder } from './dead-letters';
 import { KafkaIngest } from './kafka-ingest';
 import { KafkaIngress } from './kafka-ingress';
@@ -48,7 +48,7 @@ export class KafkaRuntime {
 export interface KafkaRuntimeDeps {
   config: AppConfig;
   store: EventStore;
-  readModel: BalanceReadModel;
+  readModel: PositionStore;
   ingest: IngestService;
   clock: Clock;
   ids: IdGenerator;

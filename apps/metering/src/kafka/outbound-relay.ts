@@ -8,12 +8,9 @@ import { fromJsonData, integrationEnvelopeV1 } from '@metering/domain';
 import type { EventStore, StoredEvent, Subscription } from '@metering/event-store';
 import type { MessageProducer, OutgoingMessage } from '@metering/messaging';
 import { DEAD_LETTER_RECORDED, type DeadLetterData } from './dead-letters';
+import type { PositionStore } from '../projection/balance-read-model';
 import type { KafkaSettings } from './kafka-settings';
 
-export interface PositionStore {
-  getPosition(name: string): Promise<bigint>;
-  setPosition(name: string, position: bigint): Promise<void>;
-}
 
 export interface RelayLogger {
   error(obj: unknown, msg?: string): void;

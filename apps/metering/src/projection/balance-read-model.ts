@@ -39,12 +39,10 @@ export interface ReadModelDump {
   thresholds: ThresholdRow[];
 }
 
-export interface BalanceReadModel {
-  init(): Promise<void>;
-  /** Global position of the last event applied (0n when none). */
+/** The read side: what the API, the usage screen, the entitlement check and the scheduler ask. */
+export interface BalanceQueries {
+  /** Global position of the last event applied (0n when none): read-your-writes waits on it. */
   checkpoint(): Promise<bigint>;
-  /** Applies events in global order and moves the checkpoint, atomically. Events at or before the checkpoint are skipped. */
-  apply(events: StoredEvent[]): Promise<void>;
   getSpace(spaceId: string): Promise<SpaceRow | null>;
   usedIn(spaceId: string, periodStart: number): Promise<Limits>;
   usage(spaceId: string): Promise<UsageRow[]>;
@@ -52,6 +50,15 @@ export interface BalanceReadModel {
   dueForReset(now: number, limit: number): Promise<string[]>;
   /** Ids of the Spaces with a row, in id order, after `after` (paging; '' from the start). */
   spaceIdsAfter(after: string, limit: number): Promise<string[]>;
+}
+
+/** The write side: what the projector and a rebuild do. */
+export interface BalanceProjection {
+  init(): Promise<void>;
+  /** Global position of the last event applied (0n when none). */
+  checkpoint(): Promise<bigint>;
+  /** Applies events in global order and moves the checkpoint, atomically. Events at or before the checkpoint are skipped. */
+  apply(events: StoredEvent[]): Promise<void>;
   /**
    * Optional fast path for a rebuild: applies every page with one row buffer, flushing now and
    * then (rows and checkpoint together). Returns the number of events applied.
@@ -61,10 +68,17 @@ export interface BalanceReadModel {
   clear(): Promise<void>;
   /** Everything, in a canonical order (rebuild equality and audits). */
   dump(): Promise<ReadModelDump>;
-  close(): Promise<void>;
-  /** Positions of other store readers (e.g. the outbound relay), kept next to the read model. */
+}
+
+/** Positions of other store readers (the outbound relay, the allowances pass, the store's identity), kept next to the read model. */
+export interface PositionStore {
   getPosition(name: string): Promise<bigint>;
   setPosition(name: string, position: bigint): Promise<void>;
+}
+
+/** One adapter (SQLite, PostgreSQL) implements every role; each user takes the role it needs. */
+export interface BalanceReadModel extends BalanceQueries, BalanceProjection, PositionStore {
+  close(): Promise<void>;
 }
 
 export const BALANCE_READ_MODEL = Symbol('BALANCE_READ_MODEL');

@@ -1,6 +1,6 @@
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, Subscription } from '@metering/event-store';
-import type { BalanceReadModel } from './balance-read-model';
+import type { BalanceProjection } from './balance-read-model';
 import { withLegacyMoves } from './legacy-moves';
 import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15: read models fed the same pages
 
@@ -22,7 +22,7 @@ export class Projector {
 
   constructor(
     private readonly store: EventStore,
-    private readonly readModel: BalanceReadModel,
+    private readonly readModel: BalanceProjection,
     private readonly logger: ProjectorLogger,
     private readonly pollIntervalMs = 200,
     private readonly batchSize = 1000,
@@ -31,7 +31,7 @@ export class Projector {
   ) {}
 
   /** issue-15: applies a page to the balances, then to each follower (each skips what it already has). */
-  private async applyPage(page: Parameters<BalanceReadModel['apply']>[0]): Promise<void> {
+  private async applyPage(page: Parameters<BalanceProjection['apply']>[0]): Promise<void> {
     // Events written before usage moves were recorded get them first (see legacy-moves.ts).
     const events = await withLegacyMoves(this.store, page);
     await this.readModel.apply(events);

@@ -1,6 +1,6 @@
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
-import type { BalanceReadModel } from './balance-read-model';
+import type { BalanceProjection } from './balance-read-model';
 import { withLegacyMoves } from './legacy-moves';
 import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15
 
@@ -17,7 +17,7 @@ export interface RebuildProgress {
  */
 export async function rebuildBalances(
   store: EventStore,
-  readModel: BalanceReadModel,
+  readModel: BalanceProjection,
   options: { batch?: number; onProgress?: (p: RebuildProgress) => void; /** issue-15: rebuilt with the balances (the usage breakdown) */ followers?: readonly ProjectionFollower[] } = {},
 ): Promise<number> {
   const batch = options.batch ?? 5000;

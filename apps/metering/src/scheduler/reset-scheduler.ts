@@ -1,6 +1,6 @@
 import { type Catalog, type SpaceCommand, catalogVersionAt } from '@metering/domain';
 import { DuplicateEventIdError, WrongExpectedRevisionError } from '@metering/event-store';
-import type { BalanceReadModel } from '../projection/balance-read-model';
+import type { BalanceQueries, PositionStore } from '../projection/balance-read-model';
 import type { Clock } from '../infra/clock';
 import type { IngestService } from '../ingest/ingest.service';
 
@@ -24,7 +24,7 @@ export class ResetScheduler {
   private running: Promise<number> | null = null;
 
   constructor(
-    private readonly readModel: BalanceReadModel,
+    private readonly readModel: BalanceQueries & PositionStore,
     private readonly ingest: IngestService,
     private readonly clock: Clock,
     private readonly logger: SchedulerLogger,

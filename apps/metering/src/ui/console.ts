@@ -7,7 +7,7 @@ import { type CatalogVersion, NOTIFICATION_EVENT_TYPES, SPACE_STREAM_PREFIX } fr
 import type { EventStore, StoredEvent } from '@metering/event-store';
 import { type DeadLetterEntry, listDeadLetters } from '../admin/dead-letter-ops';
 import type { Metrics } from '../observability/metrics';
-import type { BalanceReadModel } from '../projection/balance-read-model';
+import type { BalanceQueries } from '../projection/balance-read-model';
 import type { BreakdownReadModel, WatchRow } from '../projection/breakdown/breakdown';
 import { esc, fmt, layout, limitsText, pct, when } from './html';
 import { POOL_LABELS } from './screen-data';
@@ -31,7 +31,7 @@ async function gauge(metrics: Metrics, name: string): Promise<number | null> {
   return v.length ? v[0].value : null;
 }
 
-export async function readConsole(store: EventStore, readModel: BalanceReadModel, breakdown: BreakdownReadModel, catalog: CatalogVersion[], metrics: Metrics, kafka: boolean): Promise<ConsoleData> {
+export async function readConsole(store: EventStore, readModel: BalanceQueries, breakdown: BreakdownReadModel, catalog: CatalogVersion[], metrics: Metrics, kafka: boolean): Promise<ConsoleData> {
   const head = await store.headPosition();
   const after = head > NOTIFICATION_WINDOW ? head - NOTIFICATION_WINDOW : 0n;
   const [watch, recent, letters, balances, bd, projectionLag, relayLag] = await Promise.all([

@@ -4,7 +4,7 @@
  * functions as GET /v1/spaces/:id/usage (one source of truth).
  */
 import { type Catalog, type Limits, POOLS, type Pool, type UsageView, iso, periodAt, usageView } from '@metering/domain';
-import type { BalanceReadModel } from '../projection/balance-read-model';
+import type { BalanceQueries } from '../projection/balance-read-model';
 import type { BreakdownReadModel, BreakdownRow } from '../projection/breakdown/breakdown';
 import { readUsageSource } from '../http/spaces.controller';
 
@@ -73,7 +73,7 @@ function group(rows: BreakdownRow[], keyOf: (r: BreakdownRow) => string): Breakd
 
 export const HISTORY_PERIODS = 12;
 
-export async function readScreen(readModel: BalanceReadModel, breakdown: BreakdownReadModel, catalog: Catalog, spaceId: string, now: number): Promise<ScreenData> {
+export async function readScreen(readModel: BalanceQueries, breakdown: BreakdownReadModel, catalog: Catalog, spaceId: string, now: number): Promise<ScreenData> {
   const source = await readUsageSource(readModel, spaceId, now);
   const view = usageView(spaceId, source, now, catalog);
   const periodStart = Date.parse(view.periodStart);

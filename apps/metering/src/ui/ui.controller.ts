@@ -15,7 +15,7 @@ import { APP_CONFIG, type AppConfig } from '../config';
 import { SPACE_ID } from '../http/api-errors';
 import { CLOCK, type Clock } from '../infra/clock';
 import { METRICS, type Metrics } from '../observability/metrics';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
 import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from '../projection/breakdown/breakdown';
 import { matchKey } from '../security/api-keys';
 import { ASSET_VERSION, UI_CSS, UI_JS } from './assets';
@@ -48,7 +48,7 @@ export function csp(frameAncestors: string): string {
 export class UiController implements OnModuleInit {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(BREAKDOWN_READ_MODEL) private readonly breakdown: BreakdownReadModel,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CatalogService) private readonly catalog: CatalogService,

@@ -10,7 +10,7 @@ import { iso, periodAt } from '@metering/domain';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, invalid } from '../http/api-errors';
 import { CLOCK, type Clock } from '../infra/clock';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
 import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from '../projection/breakdown/breakdown';
 import { matchKey, presentedKey } from '../security/api-keys';
 import { API_KEY_SCHEME, BEARER_SCHEME, Scoped } from '../security/scoped';
@@ -25,7 +25,7 @@ const SPACE_PARAM = { name: 'spaceId', description: '1-128 letters, digits and .
 export class UsageApiController {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,
+    @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(BREAKDOWN_READ_MODEL) private readonly breakdown: BreakdownReadModel,
     @Inject(CLOCK) private readonly clock: Clock,
   ) {}
