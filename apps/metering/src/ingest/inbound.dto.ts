@@ -79,7 +79,7 @@ export class GenerationPerformedDto extends InboundBase {
   @IsString() @IsNotEmpty() @MaxLength(64) @Matches(TEXT, { message: TEXT_MSG('feature') })
   feature!: string;
 
-  @IsIn(MEDIA as unknown as string[])
+  @IsIn([...MEDIA])
   medium!: 'image' | 'video';
 
   @IsInt() @Min(1) @Max(10_000)
@@ -119,10 +119,10 @@ export class LimitsDto {
 }
 
 export class SubscriptionChangedDto extends InboundBase {
-  @IsIn(PLANS as unknown as string[])
+  @IsIn([...PLANS])
   plan!: (typeof PLANS)[number];
 
-  @IsIn(CYCLES as unknown as string[])
+  @IsIn([...CYCLES])
   cycle!: (typeof CYCLES)[number];
 
   @IsISO8601({ strict: true, strictSeparator: true }) @Matches(/(Z|[+-]\d{2}:\d{2})$/, { message: 'effectiveAt must carry a zone (Z or +hh:mm)' }) @NotBeforeMinInstant()
