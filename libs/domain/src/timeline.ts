@@ -120,26 +120,42 @@ export function runsOf(timeline: Timeline): Run[] {
   return runs;
 }
 
-/** runsOf per timeline: timelines are immutable (`readonly`), so their runs can be kept. */
-const runsCache = new WeakMap<Timeline, Run[]>();
+/** Per timeline: its runs and the last period found in it. */
+interface TimelineCache {
+  runs: Run[];
+  last: Period | null;
+}
 
-function runAt(timeline: Timeline, t: number): Run {
-  let runs = runsCache.get(timeline);
-  if (!runs) {
-    runs = runsOf(timeline);
-    runsCache.set(timeline, runs);
+/** Timelines are immutable (`readonly`), so what is derived from one can be kept with it. */
+const timelineCache = new WeakMap<Timeline, TimelineCache>();
+
+function cacheOf(timeline: Timeline): TimelineCache {
+  let c = timelineCache.get(timeline);
+  if (!c) {
+    c = { runs: runsOf(timeline), last: null };
+    timelineCache.set(timeline, c);
   }
+  return c;
+}
+
+function runAt(runs: readonly Run[], t: number): Run {
   let found = runs[0];
-  for (const r of runs) if (r.start <= t) found = r;
+  for (let i = 1; i < runs.length; i++) if (runs[i].start <= t) found = runs[i];
   return found;
 }
 
 /** The period that contains t: from the run's anchor, cut to the run's bounds. */
 export function periodAt(timeline: Timeline, t: number): Period {
-  const run = runAt(timeline, t);
+  const cache = cacheOf(timeline);
+  // The periods of one timeline never overlap, so the last one found is the answer for every
+  // instant inside it (a fold asks about many instants of the same period in a row).
+  const last = cache.last;
+  if (last !== null && last.start <= t && (last.end === null || t < last.end)) return { start: last.start, end: last.end };
+  const run = runAt(cache.runs, t);
   const raw = periodContaining(run.anchorAt, run.family, t);
   const start = Math.max(raw.start, run.start);
   const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
+  cache.last = { start, end };
   return { start, end };
 }
 
