@@ -120,43 +120,51 @@ export function runsOf(timeline: Timeline): Run[] {
   return runs;
 }
 
-/** Per timeline: its runs and the last period found in it. */
-interface TimelineCache {
-  runs: Run[];
-  last: Period | null;
-}
+/**
+ * `periodAt` for one timeline, for asking many times (a fold keeps one per Space until the Space's
+ * timeline changes): the same answers, without looking the timeline up on every call. It keeps the
+ * timeline's runs and the last period found: the periods of one timeline never overlap, so that
+ * one is the answer for every instant inside it.
+ */
+export class PeriodFinder {
+  private readonly runs: Run[];
+  private last: Period | null = null;
 
-/** Timelines are immutable (`readonly`), so what is derived from one can be kept with it. */
-const timelineCache = new WeakMap<Timeline, TimelineCache>();
-
-function cacheOf(timeline: Timeline): TimelineCache {
-  let c = timelineCache.get(timeline);
-  if (!c) {
-    c = { runs: runsOf(timeline), last: null };
-    timelineCache.set(timeline, c);
+  constructor(readonly timeline: Timeline) {
+    this.runs = runsOf(timeline);
   }
-  return c;
+
+  /** The period that contains t: from the run's anchor, cut to the run's bounds. */
+  at(t: number): Period {
+    const last = this.last;
+    if (last !== null && last.start <= t && (last.end === null || t < last.end)) return { start: last.start, end: last.end };
+    const runs = this.runs;
+    let run = runs[0];
+    for (let i = 1; i < runs.length; i++) if (runs[i].start <= t) run = runs[i];
+    const raw = periodContaining(run.anchorAt, run.family, t);
+    const start = Math.max(raw.start, run.start);
+    const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
+    this.last = { start, end };
+    return { start, end };
+  }
 }
 
-function runAt(runs: readonly Run[], t: number): Run {
-  let found = runs[0];
-  for (let i = 1; i < runs.length; i++) if (runs[i].start <= t) found = runs[i];
-  return found;
+/** One finder per timeline: timelines are immutable (`readonly`), so what is derived from one can be kept. */
+const finders = new WeakMap<Timeline, PeriodFinder>();
+
+/** The finder of a timeline (the same object for the same timeline). */
+export function periodFinder(timeline: Timeline): PeriodFinder {
+  let f = finders.get(timeline);
+  if (!f) {
+    f = new PeriodFinder(timeline);
+    finders.set(timeline, f);
+  }
+  return f;
 }
 
 /** The period that contains t: from the run's anchor, cut to the run's bounds. */
 export function periodAt(timeline: Timeline, t: number): Period {
-  const cache = cacheOf(timeline);
-  // The periods of one timeline never overlap, so the last one found is the answer for every
-  // instant inside it (a fold asks about many instants of the same period in a row).
-  const last = cache.last;
-  if (last !== null && last.start <= t && (last.end === null || t < last.end)) return { start: last.start, end: last.end };
-  const run = runAt(cache.runs, t);
-  const raw = periodContaining(run.anchorAt, run.family, t);
-  const start = Math.max(raw.start, run.start);
-  const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
-  cache.last = { start, end };
-  return { start, end };
+  return periodFinder(timeline).at(t);
 }
 
 /**

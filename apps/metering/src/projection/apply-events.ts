@@ -14,7 +14,9 @@ import {
   addUse,
   applyPeriodMove,
   nextWakeUp,
-  periodAt,
+  type Period,
+  type PeriodFinder,
+  periodFinder,
   usageItemOf,
   withActivation,
   withSubscriptionChange,
@@ -29,6 +31,8 @@ import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 export interface SpaceAccess {
   /** The Space row (a new one, revision -1, when the Space has none yet). */
   readonly row: SpaceRow;
+  /** The domain's `periodAt` on the row's timeline (its finder kept until the timeline changes). */
+  periodAt(t: number): Period;
   /**
    * The usage of the period that starts at `periodStart`, in the domain's shape; null when none.
    * The row is the batch's own (a stored one is kept in the batch once read): change it in place.
@@ -59,25 +63,39 @@ const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastRe
 class SpaceRows implements SpaceAccess {
   /** Usage by period start; null: delete the row. */
   readonly periods = new Map<number, PeriodUsage | null>();
+  private finder: PeriodFinder | null = null;
+  /** The period last asked for and its usage (most uses of a Space fall in the same period). */
+  private lastStart = Number.NaN;
+  private lastUsage: PeriodUsage | null = null;
 
   constructor(
     readonly row: SpaceRow,
     private readonly stored: StoredRows,
   ) {}
 
+  periodAt(t: number): Period {
+    let f = this.finder;
+    if (f === null || f.timeline !== this.row.timeline) this.finder = f = periodFinder(this.row.timeline);
+    return f.at(t);
+  }
+
   usage(periodStart: number): PeriodUsage | null {
+    if (periodStart === this.lastStart) return this.lastUsage;
     let p = this.periods.get(periodStart);
     if (p === undefined) {
       const r = this.stored.usage(this.row.spaceId, periodStart);
-      if (r === null) return null;
       // Kept in the batch from now on: the caller changes it in place.
-      this.periods.set(periodStart, (p = fromRow(r)));
+      p = r === null ? null : fromRow(r);
+      if (p !== null) this.periods.set(periodStart, p);
     }
+    this.lastStart = periodStart;
+    this.lastUsage = p;
     return p;
   }
 
   setUsage(periodStart: number, usage: PeriodUsage | null): void {
     this.periods.set(periodStart, usage);
+    if (periodStart === this.lastStart) this.lastUsage = usage;
   }
 }
 
@@ -157,7 +175,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
       const { at, pool, amount } = usageItemOf(event as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
-      const period = periodAt(space.timeline, at);
+      const period = rs.periodAt(at);
       // addUse changes the batch's own row in place, or makes the period's first one.
       const current = rs.usage(period.start);
       const next = addUse(current, period, pool, amount);
