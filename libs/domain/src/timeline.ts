@@ -154,32 +154,64 @@ export function runsOf(timeline: Timeline): Run[] {
   return runs;
 }
 
-/** runsOf per timeline: timelines are immutable (`readonly`), so their runs can be kept. */
-const runsCache = new WeakMap<Timeline, Run[]>();
+/**
+ * `periodAt` for one timeline, for asking many times (a fold keeps one per Space until the Space's
+ * timeline changes): the same answers, without looking the timeline up on every call. It keeps the
+ * timeline's runs and the last period found: the periods of one timeline never overlap, so that
+ * one is the answer for every instant inside it.
+ */
+export class PeriodFinder {
+  private readonly runs: Run[];
+  private last: Period | null = null;
 
-function cachedRuns(timeline: Timeline): Run[] {
-  let runs = runsCache.get(timeline);
-  if (!runs) {
-    runs = runsOf(timeline);
-    runsCache.set(timeline, runs);
+  constructor(readonly timeline: Timeline) {
+    this.runs = runsOf(timeline);
   }
-  return runs;
+
+  /** The period that contains t (see `periodAt`). */
+  at(t: number): Period {
+    const last = this.last;
+    if (last !== null && last.start <= t && (last.end === null || t < last.end)) return { start: last.start, end: last.end };
+    const found = this.find(t);
+    this.last = found;
+    return { start: found.start, end: found.end };
+  }
+
+  private find(t: number): Period {
+    const runs = this.runs;
+    let i = 0;
+    for (let j = 1; j < runs.length && runs[j].start <= t; j++) i = j;
+    const run = runs[i];
+    const raw = periodContaining(run.anchorAt, run.family, t);
+    // The run's first period may start before the run (it keeps the usage of the period it interrupted).
+    const start = raw.start <= run.start ? run.firstStart : raw.start;
+    const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
+    // The run's last period, interrupted by a change that keeps its usage, is the next run's first period.
+    const next = runs[i + 1];
+    if (next !== undefined && end === next.start && next.firstStart < next.start) return this.find(next.start);
+    return { start, end };
+  }
 }
 
-/** The period that contains t: from the run's anchor, cut to the run's bounds. */
+/** One finder per timeline: timelines are immutable (`readonly`), so what is derived from one can be kept. */
+const finders = new WeakMap<Timeline, PeriodFinder>();
+
+/** The finder of a timeline (the same object for the same timeline). */
+export function periodFinder(timeline: Timeline): PeriodFinder {
+  let f = finders.get(timeline);
+  if (!f) {
+    f = new PeriodFinder(timeline);
+    finders.set(timeline, f);
+  }
+  return f;
+}
+
+/**
+ * The period that contains t: from the run's anchor, cut to the run's bounds; a run's first period
+ * starts where the period it interrupted began when its change keeps that usage (`firstPeriodStart`).
+ */
 export function periodAt(timeline: Timeline, t: number): Period {
-  const runs = cachedRuns(timeline);
-  let i = 0;
-  for (let j = 1; j < runs.length && runs[j].start <= t; j++) i = j;
-  const run = runs[i];
-  const raw = periodContaining(run.anchorAt, run.family, t);
-  // The run's first period may start before the run (it keeps the usage of the period it interrupted).
-  const start = raw.start <= run.start ? run.firstStart : raw.start;
-  const end = raw.end === null ? run.end : run.end === null ? raw.end : Math.min(raw.end, run.end);
-  // The run's last period, interrupted by a change that keeps its usage, is the next run's first period.
-  const next = runs[i + 1];
-  if (next !== undefined && end === next.start && next.firstStart < next.start) return periodAt(timeline, next.start);
-  return { start, end };
+  return periodFinder(timeline).at(t);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import {
   type PeriodResetData,
+  type PeriodUsage,
   type SpaceEvent,
   type SubscriptionActivatedData,
   type SubscriptionChangedData,
@@ -13,7 +14,9 @@ import {
   addUse,
   applyPeriodMove,
   nextWakeUp,
-  periodAt,
+  type Period,
+  type PeriodFinder,
+  periodFinder,
   usageItemOf,
   withActivation,
   withSubscriptionChange,
@@ -21,13 +24,27 @@ import {
 import type { StoredEvent } from '@metering/event-store';
 import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 
+/**
+ * The rows of one Space that `applyEvent` reads and changes. The Space row and every usage it
+ * returns belong to the batch: the fold changes them in place (the domain's `addUse`).
+ */
+export interface SpaceAccess {
+  /** The Space row (a new one, revision -1, when the Space has none yet). */
+  readonly row: SpaceRow;
+  /** The domain's `periodAt` on the row's timeline (its finder kept until the timeline changes). */
+  periodAt(t: number): Period;
+  /**
+   * The usage of the period that starts at `periodStart`, in the domain's shape; null when none.
+   * The row is the batch's own (a stored one is kept in the batch once read): change it in place.
+   */
+  usage(periodStart: number): PeriodUsage | null;
+  /** Sets the period's usage; null: the period's row goes away (a move left it with no usage). */
+  setUsage(periodStart: number, usage: PeriodUsage | null): void;
+}
+
 export interface RowAccess {
-  getSpace(spaceId: string): SpaceRow | null;
-  putSpace(row: SpaceRow): void;
-  getUsage(spaceId: string, periodStart: number): UsageRow | null;
-  putUsage(row: UsageRow): void;
-  /** The period's row goes away (a move left it with no usage). */
-  deleteUsage(spaceId: string, periodStart: number): void;
+  /** The Space's rows; the Space row is written back whatever the event. */
+  space(spaceId: string): SpaceAccess;
   putThreshold(row: ThresholdRow): void;
 }
 
@@ -37,63 +54,103 @@ export interface StoredRows {
   usage(spaceId: string, periodStart: number): UsageRow | null;
 }
 
+const fromRow = (r: UsageRow): PeriodUsage => ({ start: r.periodStart, end: r.periodEnd, used: r.used, usageEvents: r.usageEvents });
+const toRow = (spaceId: string, p: PeriodUsage): UsageRow => ({ spaceId, periodStart: p.start, periodEnd: p.end, used: p.used, usageEvents: p.usageEvents });
+
+const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
+
+/** One Space's rows in a batch: its row, and its usage by period start (number keys, no key strings). */
+class SpaceRows implements SpaceAccess {
+  /** Usage by period start; null: delete the row. */
+  readonly periods = new Map<number, PeriodUsage | null>();
+  private finder: PeriodFinder | null = null;
+  /** The period last asked for and its usage (most uses of a Space fall in the same period). */
+  private lastStart = Number.NaN;
+  private lastUsage: PeriodUsage | null = null;
+
+  constructor(
+    readonly row: SpaceRow,
+    private readonly stored: StoredRows,
+  ) {}
+
+  periodAt(t: number): Period {
+    let f = this.finder;
+    if (f === null || f.timeline !== this.row.timeline) this.finder = f = periodFinder(this.row.timeline);
+    return f.at(t);
+  }
+
+  usage(periodStart: number): PeriodUsage | null {
+    if (periodStart === this.lastStart) return this.lastUsage;
+    let p = this.periods.get(periodStart);
+    if (p === undefined) {
+      const r = this.stored.usage(this.row.spaceId, periodStart);
+      // Kept in the batch from now on: the caller changes it in place.
+      p = r === null ? null : fromRow(r);
+      if (p !== null) this.periods.set(periodStart, p);
+    }
+    this.lastStart = periodStart;
+    this.lastUsage = p;
+    return p;
+  }
+
+  setUsage(periodStart: number, usage: PeriodUsage | null): void {
+    this.periods.set(periodStart, usage);
+    if (periodStart === this.lastStart) this.lastUsage = usage;
+  }
+}
+
 /**
  * The rows one `apply` batch touches, kept in memory so each is written once at the end of the
  * batch's transaction. Both read models use it; they differ only in how stored rows are loaded
- * and how the result is written. A usage row set to null is deleted.
+ * and how the result is written. Rows are indexed per Space (one lookup per event), usage by
+ * period start.
  */
 export class BatchRows implements RowAccess {
-  readonly spaces = new Map<string, SpaceRow>();
-  readonly usage = new Map<string, UsageRow | null>();
+  private readonly bySpace = new Map<string, SpaceRows>();
   readonly thresholds = new Map<string, ThresholdRow>();
 
   constructor(private readonly stored: StoredRows) {}
 
   /** Rows buffered: a caller applying many pages into one batch flushes when this grows large. */
   get size(): number {
-    return this.spaces.size + this.usage.size + this.thresholds.size;
+    let n = this.bySpace.size + this.thresholds.size;
+    for (const s of this.bySpace.values()) n += s.periods.size;
+    return n;
   }
 
-  getSpace(spaceId: string): SpaceRow | null {
-    return this.spaces.get(spaceId) ?? this.stored.space(spaceId);
+  /** Space rows buffered. */
+  get spaceCount(): number {
+    return this.bySpace.size;
   }
 
-  putSpace(row: SpaceRow): void {
-    this.spaces.set(row.spaceId, row);
+  space(spaceId: string): SpaceAccess {
+    let s = this.bySpace.get(spaceId);
+    if (s === undefined) {
+      s = new SpaceRows(this.stored.space(spaceId) ?? newSpace(spaceId), this.stored);
+      this.bySpace.set(spaceId, s);
+    }
+    return s;
   }
 
   /** The Space rows to write, each with its derived nextResetAt brought up to date. */
   spacesToWrite(): SpaceRow[] {
-    const out = [...this.spaces.values()];
-    for (const row of out) row.nextResetAt = nextResetOf(row);
+    const out: SpaceRow[] = [];
+    for (const s of this.bySpace.values()) {
+      s.row.nextResetAt = nextResetOf(s.row);
+      out.push(s.row);
+    }
     return out;
-  }
-
-  getUsage(spaceId: string, periodStart: number): UsageRow | null {
-    const k = `${spaceId}|${periodStart}`;
-    if (this.usage.has(k)) return this.usage.get(k) ?? null;
-    return this.stored.usage(spaceId, periodStart);
-  }
-
-  putUsage(row: UsageRow): void {
-    this.usage.set(`${row.spaceId}|${row.periodStart}`, row);
-  }
-
-  deleteUsage(spaceId: string, periodStart: number): void {
-    this.usage.set(`${spaceId}|${periodStart}`, null);
   }
 
   /** Usage rows to write, and the (spaceId, periodStart) keys of rows to delete. */
   usageChanges(): { put: UsageRow[]; deleted: { spaceId: string; periodStart: number }[] } {
     const put: UsageRow[] = [];
     const deleted: { spaceId: string; periodStart: number }[] = [];
-    for (const [k, row] of this.usage) {
-      if (row) put.push(row);
-      else {
-        const i = k.lastIndexOf('|');
-        deleted.push({ spaceId: k.slice(0, i), periodStart: Number(k.slice(i + 1)) });
+    for (const [spaceId, s] of this.bySpace)
+      for (const [periodStart, p] of s.periods) {
+        if (p) put.push(toRow(spaceId, p));
+        else deleted.push({ spaceId, periodStart });
       }
-    }
     return { put, deleted };
   }
 
@@ -101,17 +158,6 @@ export class BatchRows implements RowAccess {
     this.thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row);
   }
 }
-
-const toRow = (spaceId: string, p: { start: number; end: number | null; used: UsageRow['used']; usageEvents: number }): UsageRow => ({
-  spaceId,
-  periodStart: p.start,
-  periodEnd: p.end,
-  used: p.used,
-  usageEvents: p.usageEvents,
-});
-const fromRow = (r: UsageRow) => ({ start: r.periodStart, end: r.periodEnd, used: { ...r.used }, usageEvents: r.usageEvents });
-
-const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
 
 /** When the scheduler must next look at the Space: its next reset or a pending activation. */
 export function nextResetOf(row: SpaceRow): number | null {
@@ -121,9 +167,21 @@ export function nextResetOf(row: SpaceRow): number | null {
 export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   if (!event.streamName.startsWith('space-')) return;
   const spaceId = (event.data as { spaceId?: string }).spaceId ?? event.streamName.slice('space-'.length);
-  const space = rows.getSpace(spaceId) ?? newSpace(spaceId);
+  const rs = rows.space(spaceId);
+  const space = rs.row;
   space.revision = event.revision;
   switch (event.type) {
+    // Usage first: nearly every event is one.
+    case 'GenerationRecorded':
+    case 'BatchExportRecorded': {
+      const { at, pool, amount } = usageItemOf(event as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
+      const period = rs.periodAt(at);
+      // addUse changes the batch's own row in place, or makes the period's first one.
+      const current = rs.usage(period.start);
+      const next = addUse(current, period, pool, amount);
+      if (next !== current) rs.setUsage(period.start, next);
+      break;
+    }
     case 'SubscriptionChanged': {
       const d = event.data as unknown as SubscriptionChangedData;
       space.timeline = withSubscriptionChange(space.timeline, d);
@@ -132,19 +190,8 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       if (!d.moves) throw new Error(`SubscriptionChanged ${event.id} of ${event.streamName} has no recorded moves (pass its page through withLegacyMoves)`);
       for (const m of d.moves) {
         const start = Date.parse(m.periodStart);
-        const current = rows.getUsage(spaceId, start);
-        const next = applyPeriodMove(current ? fromRow(current) : null, m);
-        if (next) rows.putUsage(toRow(spaceId, next));
-        else rows.deleteUsage(spaceId, start);
+        rs.setUsage(start, applyPeriodMove(rs.usage(start), m));
       }
-      break;
-    }
-    case 'GenerationRecorded':
-    case 'BatchExportRecorded': {
-      const { at, pool, amount } = usageItemOf({ type: event.type, data: event.data } as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
-      const period = periodAt(space.timeline, at);
-      const current = rows.getUsage(spaceId, period.start);
-      rows.putUsage(toRow(spaceId, addUse(current ? fromRow(current) : null, period, pool, amount)));
       break;
     }
     case 'SubscriptionActivated': {
@@ -173,6 +220,6 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
     default:
       break;
   }
-  // nextResetAt is derived: BatchRows.spacesToWrite() sets it once per Space per batch.
-  rows.putSpace(space);
+  // The Space row is written at the end of the batch; nextResetAt is derived then, once per Space
+  // (BatchRows.spacesToWrite()).
 }

@@ -202,11 +202,11 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
         position = e.globalPosition;
       }
 
-      const { spaces, thresholds } = rows;
+      const { thresholds } = rows;
       const usage = rows.usageChanges();
       if (usage.deleted.length)
         await client.query(this.sql.deleteUsage, [usage.deleted.map((d) => d.spaceId), usage.deleted.map((d) => d.periodStart)]);
-      if (spaces.size) {
+      if (rows.spaceCount) {
         const list = rows.spacesToWrite();
         await client.query(this.sql.putSpaces, [
           list.map((s) => s.spaceId),

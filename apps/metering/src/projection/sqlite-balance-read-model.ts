@@ -66,21 +66,22 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     return {
       getSpace: db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?'),
       putSpace: db.prepare(
-        `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (@space_id, @timeline, @last_reset_at, @next_reset_at, @revision)
+        `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
            next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
       ),
       getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       putUsage: db.prepare(
         `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
-         VALUES (@space_id, @period_start, @period_end, @ai_image_credits, @ai_video_credits, @batch_exports, @usage_events)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
            ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
       ),
       putThreshold: db.prepare(
-        `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (@space_id, @period_start, @pool, @threshold, @state, @event_id)
+        `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
       ),
+      anyRow: db.prepare('SELECT EXISTS (SELECT 1 FROM rm_spaces) OR EXISTS (SELECT 1 FROM rm_usage) OR EXISTS (SELECT 1 FROM rm_thresholds) AS any').pluck(),
       usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
       idsAfter: db.prepare('SELECT space_id FROM rm_spaces WHERE space_id > ? ORDER BY space_id LIMIT ?'),
       due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
@@ -90,9 +91,13 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     };
   }
 
-  /** A row buffer that loads stored rows through this database. */
-  private newRows(): BatchRows {
+  /**
+   * A row buffer that loads stored rows through this database; `empty`: the read model holds no
+   * row (a rebuild's first pages), so there is nothing to load.
+   */
+  private newRows(empty = false): BatchRows {
     const st = this.stmts;
+    if (empty) return new BatchRows({ space: () => null, usage: () => null });
     return new BatchRows({
       space: (id) => {
         const r = st.getSpace.get(id) as SpaceDb | undefined;
@@ -116,12 +121,10 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const { thresholds } = rows;
     const usage = rows.usageChanges();
     for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
-    for (const sp of rows.spacesToWrite())
-      st.putSpace.run({ space_id: sp.spaceId, timeline: JSON.stringify(sp.timeline), last_reset_at: sp.lastResetAt, next_reset_at: sp.nextResetAt, revision: sp.revision });
+    for (const sp of rows.spacesToWrite()) st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt, sp.revision);
     for (const u of usage.put)
-      st.putUsage.run({ space_id: u.spaceId, period_start: u.periodStart, period_end: u.periodEnd, ...u.used, usage_events: u.usageEvents });
-    for (const t of thresholds.values())
-      st.putThreshold.run({ space_id: t.spaceId, period_start: t.periodStart, pool: t.pool, threshold: t.threshold, state: t.state, event_id: t.eventId });
+      st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
+    for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
     st.setCheckpoint.run(CHECKPOINT, position.toString());
   }
 
@@ -163,7 +166,8 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
    */
   async applyPages(pages: AsyncIterable<StoredEvent[]>, flushAtRows = 300_000): Promise<number> {
     let position = this.storedCheckpoint();
-    let rows = this.newRows();
+    // A cleared read model has no row to load until the first flush writes some.
+    let rows = this.newRows(this.stmts.anyRow.get() === 0);
     let applied = 0;
     let pendingFrom = position;
     const flush = () => {
@@ -174,11 +178,19 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       pendingFrom = position;
     };
     for await (const page of pages) {
-      for (const e of page) {
-        if (e.globalPosition <= position) continue;
-        applyEvent(rows, e);
-        position = e.globalPosition;
-        applied++;
+      if (page.length === 0) continue;
+      if (page[0].globalPosition > position) {
+        // The whole page is new (pages are in position order): no per-event position check.
+        for (const e of page) applyEvent(rows, e);
+        position = page[page.length - 1].globalPosition;
+        applied += page.length;
+      } else {
+        for (const e of page) {
+          if (e.globalPosition <= position) continue;
+          applyEvent(rows, e);
+          position = e.globalPosition;
+          applied++;
+        }
       }
       if (rows.size >= flushAtRows) flush();
     }

@@ -111,7 +111,9 @@ export function usageItemOf(
 export function addUse(row: PeriodUsage | null, period: Period, pool: Pool, amount: number): PeriodUsage {
   const p = row ?? { start: period.start, end: period.end, used: emptyLimits(), usageEvents: 0 };
   p.end = period.end;
-  p.used = { ...p.used, [pool]: p.used[pool] + amount };
+  const used = { ...p.used };
+  used[pool] += amount;
+  p.used = used;
   p.usageEvents += 1;
   return p;
 }
