@@ -23,6 +23,7 @@ import { BALANCE_READ_MODEL, type BalanceReadModel } from './projection/balance-
 import { PostgresBalanceReadModel } from './projection/postgres-balance-read-model';
 import { Projector } from './projection/projector';
 import { checkStoreIdentity } from './projection/store-identity';
+import { ENTITLEMENT_VIEW, EntitlementView } from './projection/entitlement-view';
 import { SparsePositionsStore } from '@metering/event-store/testing/sparse-positions-store';
 import { SqliteBalanceReadModel } from './projection/sqlite-balance-read-model';
 import { ResetScheduler } from './scheduler/reset-scheduler';
@@ -252,6 +253,7 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     @Inject(PinoLogger) private readonly logger: PinoLogger,
     @Inject(KAFKA_RUNTIME) private readonly kafka: KafkaRuntime | null,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(ENTITLEMENT_VIEW) private readonly view: EntitlementView | null,
   ) {
     this.logger.setContext('lifecycle');
   }
@@ -267,6 +269,10 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
       this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
     }
     if (roles.has('scheduler')) this.scheduler.start();
+    if (this.view) {
+      this.view.setLogger(this.logger);
+      await this.view.start();
+    }
     if (this.kafka && this.config.kafka) {
       const k = this.config.kafka;
       const t = k.topics;
@@ -300,6 +306,7 @@ class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     await this.kafka?.relay.stop();
     await this.kafka?.close();
     await this.scheduler.stop();
+    await this.view?.stop();
     await this.projector.stop();
     await this.readModel.close();
     await this.store.close();
@@ -312,10 +319,15 @@ export class AppModule {
     const clock = overrides.clock ?? systemClock;
     const ids = overrides.ids ?? systemIds;
     const metrics = overrides.metrics ?? new Metrics();
-    // Appends are timed for /metrics; everything else reaches the adapter unchanged.
-    const store = timedEventStore(storage.store, metrics.appendLatency);
-    storage = { store, readModel: storage.readModel };
     const api = config.roles.has('api');
+    // issue-14: the entitlement check answers from memory, kept fresh from the store's feed (api role only).
+    const view =
+      api && config.entitlementViewMaxSpaces > 0
+        ? new EntitlementView(storage.store, storage.readModel, { maxSpaces: config.entitlementViewMaxSpaces, pollMs: config.entitlementViewPollMs, now: () => clock.now() })
+        : null;
+    // Appends are timed for /metrics, and reported to the view (read-your-writes); everything else reaches the adapter unchanged.
+    const store = timedEventStore(storage.store, metrics.appendLatency, view ? (p) => view.noteLocalAppend(p) : undefined);
+    storage = { store, readModel: storage.readModel };
     return {
       module: AppModule,
       imports: [LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }), TerminusModule.forRoot({ errorLogStyle: 'json' })],
@@ -328,6 +340,7 @@ export class AppModule {
         { provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.apiKeys) },
         { provide: EVENT_STORE, useValue: storage.store },
         { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
+        { provide: ENTITLEMENT_VIEW, useValue: view },
         ...uiProviders(config, storage), // issue-15: the usage breakdown read model
         {
           provide: SpaceRepository,
