@@ -6,7 +6,8 @@
  *  - **Same rules.** Events are applied with the read model's own fold (`applyEvent` in
  *    apply-events.ts) through a `RowAccess` over the entry; the answer is the domain's
  *    `checkEntitlement` over a `UsageSource`. Nothing here knows a product rule.
- *  - **Bounded.** At most `maxSpaces` entries, least recently used evicted first. Feed events of
+ *  - **Bounded.** At most `maxSpaces` entries; past that, the least recently used tenth is evicted
+ *    in one sweep. Feed events of
  *    Spaces not in the view are skipped. An entry keeps usage rows only from its `fromPeriod` (the
  *    running period when it was loaded, moved on as periods end): older periods are never asked.
  *  - **Miss.** The Space's read-model row and usage rows are read in ONE consistent read, then the
@@ -51,6 +52,9 @@ const ZERO: Limits = Object.freeze({ ai_image_credits: 0, ai_video_credits: 0, b
 
 /** One Space in the view; it is its own RowAccess (the fold writes into it) and UsageSource. */
 class Entry implements RowAccess, UsageSource {
+  /** Last use (the view's use counter): the least recently used entries are evicted first. */
+  tick = 0;
+
   constructor(
     public row: SpaceRow,
     /** Usage rows of periods starting at or after this are complete. */
@@ -111,6 +115,7 @@ export class EntitlementView {
   private readonly inflight = new Map<string, Promise<Entry>>();
   private position = 0n;
   private localHead = 0n;
+  private ticks = 0;
   /** Instant the last read that reached the head began (asOf); -1 before the first. */
   private caughtUpAt = -1;
   private asOfIso = '';
@@ -206,10 +211,8 @@ export class EntitlementView {
     return this.load(spaceId, now);
   }
 
-  private touch(spaceId: string, e: Entry): void {
-    // Map keeps insertion order: re-inserting makes it the most recently used.
-    this.entries.delete(spaceId);
-    this.entries.set(spaceId, e);
+  private touch(_spaceId: string, e: Entry): void {
+    e.tick = ++this.ticks;
   }
 
   private load(spaceId: string, now: number): Promise<Entry> {
@@ -243,10 +246,7 @@ export class EntitlementView {
       // Reload the rows from here on (rare): fold the whole stream into a fresh entry.
       return this.fullFold(spaceId, start, buffered);
     }
-    if (this.options.maxSpaces > 0) {
-      this.entries.set(spaceId, entry);
-      this.evict();
-    }
+    this.keep(spaceId, entry);
     return entry;
   }
 
@@ -255,19 +255,28 @@ export class EntitlementView {
     const entry = new Entry({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 }, fromPeriod, new Map());
     for (const e of await withLegacyMoves(this.store, await this.store.readStream(spaceStreamName(spaceId)))) entry.apply(e);
     for (const e of buffered) entry.apply(e);
-    if (this.options.maxSpaces > 0) {
-      this.entries.set(spaceId, entry);
-      this.evict();
-    }
+    this.keep(spaceId, entry);
     return entry;
   }
 
-  private evict(): void {
-    while (this.entries.size > this.options.maxSpaces) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      this.stats.evictions++;
-    }
+  /** Stores a loaded entry; over maxSpaces, evicts the least recently used tenth in one sweep (O(1) amortised per load). */
+  private keep(spaceId: string, entry: Entry): void {
+    if (this.options.maxSpaces <= 0) return;
+    entry.tick = ++this.ticks;
+    this.entries.set(spaceId, entry);
+    const max = this.options.maxSpaces;
+    if (this.entries.size <= max) return;
+    const keep = max - Math.max(1, Math.floor(max / 10));
+    const ticks = new Float64Array(this.entries.size);
+    let i = 0;
+    for (const e of this.entries.values()) ticks[i++] = e.tick;
+    ticks.sort();
+    const cutoff = ticks[this.entries.size - keep - 1];
+    for (const [id, e] of this.entries)
+      if (e.tick <= cutoff) {
+        this.entries.delete(id);
+        this.stats.evictions++;
+      }
   }
 
   private setCaughtUp(t: number): void {
