@@ -125,7 +125,10 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: checkBody,
-        setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/spaces/${pick()}/entitlements/check` }),
+        setupRequest: (req: Record<string, unknown>) => {
+          req.path = `/v1/spaces/${pick()}/entitlements/check`;
+          return req;
+        },
       });
       if (seconds >= 2) await load(svc.base, 1, connections, { method: 'GET', path: '/health/live' }, pid); // warm-up
       // The cold pass: every Space once, in order (a miss each), so the measured loads below see the

@@ -98,5 +98,9 @@ describe('entitlement view across processes (PostgreSQL)', () => {
       ['allowed', 'asOf', 'catalogVersion', 'cost', 'limit', 'message', 'periodEnd', 'pool', 'reason', 'remaining', 'spaceId', 'used'].sort(),
     );
     expect(new Date(answer.asOf).toISOString()).toBe(answer.asOf);
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/^metering_entitlement_view_spaces [1-9]\d*$/m);
+    expect(metrics).toMatch(/^metering_entitlement_view_lookups_total\{result="hit"\} [1-9]\d*$/m);
+    expect(metrics).toMatch(/^metering_entitlement_view_staleness_seconds \d/m);
   });
 });

@@ -325,6 +325,11 @@ export class AppModule {
       api && config.entitlementViewMaxSpaces > 0
         ? new EntitlementView(storage.store, storage.readModel, { maxSpaces: config.entitlementViewMaxSpaces, pollMs: config.entitlementViewPollMs, now: () => clock.now() })
         : null;
+    if (view)
+      metrics.setEntitlementView(() => {
+        const s = view.viewStats();
+        return { spaces: s.spaces, hits: s.hits, misses: s.misses, evictions: s.evictions, stalenessSeconds: Math.max(0, (clock.now() - s.asOf) / 1000) };
+      });
     // Appends are timed for /metrics, and reported to the view (read-your-writes); everything else reaches the adapter unchanged.
     const store = timedEventStore(storage.store, metrics.appendLatency, view ? (p) => view.noteLocalAppend(p) : undefined);
     storage = { store, readModel: storage.readModel };
