@@ -59,15 +59,22 @@ class Entry implements RowAccess, UsageSource {
     public row: SpaceRow,
     /** Usage rows of periods starting at or after this are complete. */
     public fromPeriod: number,
-    readonly periods: Map<number, UsageRow>,
+    /** Usage rows from fromPeriod on (usually one: a small array costs less memory than a Map per Space). */
+    public periods: UsageRow[],
   ) {}
+
+  private find(periodStart: number): UsageRow | undefined {
+    const ps = this.periods;
+    for (let i = 0; i < ps.length; i++) if (ps[i].periodStart === periodStart) return ps[i];
+    return undefined;
+  }
 
   get timeline() {
     return this.row.timeline;
   }
 
   usedIn(periodStart: number): Limits {
-    return this.periods.get(periodStart)?.used ?? ZERO;
+    return this.find(periodStart)?.used ?? ZERO;
   }
 
   getSpace(): SpaceRow {
@@ -77,14 +84,17 @@ class Entry implements RowAccess, UsageSource {
     this.row = row;
   }
   getUsage(_spaceId: string, periodStart: number): UsageRow | null {
-    return this.periods.get(periodStart) ?? null;
+    return this.find(periodStart) ?? null;
   }
   putUsage(row: UsageRow): void {
     // Periods before fromPeriod are not kept (never asked; a move into one changes nothing here).
-    if (row.periodStart >= this.fromPeriod) this.periods.set(row.periodStart, row);
+    if (row.periodStart < this.fromPeriod) return;
+    const i = this.periods.findIndex((p) => p.periodStart === row.periodStart);
+    if (i >= 0) this.periods[i] = row;
+    else this.periods.push(row);
   }
   deleteUsage(_spaceId: string, periodStart: number): void {
-    this.periods.delete(periodStart);
+    this.periods = this.periods.filter((p) => p.periodStart !== periodStart);
   }
   putThreshold(_row: ThresholdRow): void {
     // The check does not read thresholds.
@@ -198,7 +208,7 @@ export class EntitlementView {
       }
       if (start > e.fromPeriod) {
         // A period ended: earlier rows are never asked again.
-        for (const k of e.periods.keys()) if (k < start) e.periods.delete(k);
+        e.periods = e.periods.filter((p) => p.periodStart >= start);
         e.fromPeriod = start;
         this.touch(spaceId, e);
         this.stats.hits++;
@@ -232,9 +242,7 @@ export class EntitlementView {
     const got = await this.readModel.spaceForView(spaceId);
     const row: SpaceRow = got.space ?? { spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 };
     const fromPeriod = periodAt(row.timeline, now).start;
-    const periods = new Map<number, UsageRow>();
-    for (const u of got.usage) if (u.periodStart >= fromPeriod) periods.set(u.periodStart, u);
-    const entry = new Entry(row, fromPeriod, periods);
+    const entry = new Entry(row, fromPeriod, got.usage.filter((u) => u.periodStart >= fromPeriod));
     // Whatever the read model has not applied yet, from the stream itself.
     const after = await withLegacyMoves(this.store, await this.store.readStream(spaceStreamName(spaceId), { fromRevision: row.revision + 1 }));
     for (const e of after) entry.apply(e);
@@ -252,7 +260,7 @@ export class EntitlementView {
 
   /** The Space folded from its whole stream, keeping periods from `fromPeriod` (rare path). */
   private async fullFold(spaceId: string, fromPeriod: number, buffered: StoredEvent[]): Promise<Entry> {
-    const entry = new Entry({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 }, fromPeriod, new Map());
+    const entry = new Entry({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 }, fromPeriod, []);
     for (const e of await withLegacyMoves(this.store, await this.store.readStream(spaceStreamName(spaceId)))) entry.apply(e);
     for (const e of buffered) entry.apply(e);
     this.keep(spaceId, entry);
