@@ -193,7 +193,8 @@ export class EntitlementView {
    * the view and this process's own appends are applied; otherwise after the wait or the load.
    */
   source(spaceId: string, now: number): UsageSource | Promise<UsageSource> {
-    if (this.localHead > this.position) return this.waitFor(this.localHead, 5000).then(() => this.sourceAfterWait(spaceId, now));
+    // (Not while the feed fails: the answer is then as of `asOf`, which says so, rather than 5 s late.)
+    if (this.localHead > this.position && this.failures === 0) return this.waitFor(this.localHead, 5000).then(() => this.sourceAfterWait(spaceId, now));
     return this.sourceAfterWait(spaceId, now);
   }
 
