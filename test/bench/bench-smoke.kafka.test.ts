@@ -3,7 +3,6 @@
  * them rots. No timing is asserted here (timings belong to bench/RESULTS.md); what is asserted is
  * that each one measured something and stood it next to its baseline.
  */
-import { runApiBench } from '../../bench/api.bench';
 import { runHistoryBench } from '../../bench/history.bench';
 import { runIngestBench } from '../../bench/ingest.bench';
 import { runPgVsSqliteBench } from '../../bench/pg-vs-sqlite.bench';
@@ -37,12 +36,7 @@ test('rebuild: applies exactly the events the raw read sees (the bench checks it
   expect(table(r.lines)).toMatch(/raw sequential read .* \| [\d,]+ events\/s \|/);
 });
 
-test('api: bare endpoint, entitlement check and usage query answered without errors', async () => {
-  const r = await runApiBench('smoke');
-  expect(r.bare.requests).toBeGreaterThan(0);
-  expect(r.check.requests).toBeGreaterThan(0);
-  expect(r.check.errors + r.check.non2xx).toBe(0);
-});
+// api: its short form (both stores) is test/bench/api-view.test.ts.
 
 test('ingest and rss: the service drains a Kafka backlog next to a raw consume and a raw durable pipeline of the same messages', async () => {
   const ingest = await runIngestBench({ scale: 'smoke', brokers: kafkaBrokers() });

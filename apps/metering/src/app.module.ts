@@ -17,6 +17,7 @@ import { Lifecycle } from './lifecycle';
 import { pinoHttpOptions } from './observability/logging';
 import { Metrics } from './observability/metrics';
 import { timedEventStore } from './observability/timed-event-store';
+import { createEntitlementView } from './projection/entitlement-view';
 import { ProjectionModule } from './projection/projection.module';
 import { SchedulerModule } from './scheduler/scheduler.module';
 import { UiModule } from './ui/ui.module';
@@ -34,13 +35,15 @@ export class AppModule {
     const clock = overrides.clock ?? systemClock;
     const ids = overrides.ids ?? systemIds;
     const metrics = overrides.metrics ?? new Metrics();
-    // Appends are timed for /metrics; everything else reaches the adapter unchanged.
-    const store = timedEventStore(storage.store, metrics.appendLatency);
+    // The entitlement check answers from memory, kept fresh from the store's feed (api role only).
+    const view = createEntitlementView(config, storage, () => clock.now(), metrics);
+    // Appends are timed for /metrics, and reported to the view (read-your-writes); everything else reaches the adapter unchanged.
+    const store = timedEventStore(storage.store, metrics.appendLatency, view ? (p) => view.noteLocalAppend(p) : undefined);
     return {
       module: AppModule,
       imports: [
         LoggerModule.forRoot({ pinoHttp: pinoHttpOptions(config) }),
-        CoreModule.forRoot({ config, storage: { store, readModel: storage.readModel }, clock, ids, metrics }),
+        CoreModule.forRoot({ config, storage: { store, readModel: storage.readModel }, clock, ids, metrics, view }),
         IngestModule,
         ProjectionModule,
         SchedulerModule,

@@ -29,6 +29,10 @@ export interface AppConfig {
   catalogFile: string | null;
   schedulerIntervalMs: number;
   projectionPollMs: number;
+  /** ENTITLEMENT_VIEW_MAX_SPACES: Spaces the in-memory entitlement view keeps (LRU); 0 = no view (the check reads the read model). */
+  entitlementViewMaxSpaces: number;
+  /** ENTITLEMENT_VIEW_POLL_MS: how often the entitlement view reads the store's feed (its freshness bound, with one read). */
+  entitlementViewPollMs: number;
   logLevel: string;
   maxEventsPerRequest: number;
   /** SQLite durability: FULL syncs every commit (survives power loss); NORMAL may lose the last commits on an OS crash. */
@@ -110,6 +114,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL="${logLevel}": must be one of ${LOG_LEVELS.join(', ')}`);
   const schedulerIntervalMs = int('SCHEDULER_INTERVAL_MS', 5000, 100, 86_400_000);
   const projectionPollMs = int('PROJECTION_POLL_MS', 200, 10, 60_000);
+  const entitlementViewMaxSpaces = int('ENTITLEMENT_VIEW_MAX_SPACES', 100_000, 0, 10_000_000);
+  const entitlementViewPollMs = int('ENTITLEMENT_VIEW_POLL_MS', 100, 10, 10_000);
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
   const syncRaw = (str('SQLITE_SYNCHRONOUS') ?? 'full').toUpperCase();
   if (syncRaw !== 'FULL' && syncRaw !== 'NORMAL') problems.push(`SQLITE_SYNCHRONOUS="${env.SQLITE_SYNCHRONOUS}": must be full or normal`);
@@ -163,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     catalogFile: catalogFile ? path.resolve(cwd, catalogFile) : null,
     schedulerIntervalMs,
     projectionPollMs,
+    entitlementViewMaxSpaces,
+    entitlementViewPollMs,
     logLevel,
     maxEventsPerRequest,
     sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',

@@ -13,6 +13,7 @@ import { KAFKA_RUNTIME } from './kafka/kafka.module';
 import type { KafkaRuntime } from './kafka/kafka-runtime';
 import { RELAY_CHECKPOINT } from './kafka/outbound-relay';
 import { BALANCE_READ_MODEL, type BalanceReadModel } from './projection/balance-read-model';
+import { ENTITLEMENT_VIEW, type EntitlementView } from './projection/entitlement-view';
 import { Projector } from './projection/projector';
 import { checkStoreIdentity } from './projection/store-identity';
 import { ResetScheduler } from './scheduler/reset-scheduler';
@@ -28,6 +29,7 @@ export class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown 
     @Inject(PinoLogger) private readonly logger: PinoLogger,
     @Inject(KAFKA_RUNTIME) private readonly kafka: KafkaRuntime | null,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(ENTITLEMENT_VIEW) private readonly view: EntitlementView | null,
   ) {
     this.logger.setContext('lifecycle');
   }
@@ -43,6 +45,10 @@ export class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown 
       this.logger.info({ checkpoint: this.projector.checkpoint.toString() }, 'balance projection caught up');
     }
     if (roles.has('scheduler')) this.scheduler.start();
+    if (this.view) {
+      this.view.setLogger(this.logger);
+      await this.view.start();
+    }
     if (this.kafka && this.config.kafka) {
       const k = this.config.kafka;
       const t = k.topics;
@@ -76,6 +82,7 @@ export class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown 
     await this.kafka?.relay.stop();
     await this.kafka?.close();
     await this.scheduler.stop();
+    await this.view?.stop();
     await this.projector.stop();
     await this.readModel.close();
     await this.store.close();

@@ -143,15 +143,23 @@ export function checkEntitlement(
   else if (remaining === 0) [allowed, reason] = [false, 'limit_reached'];
   else if (cost > remaining) [allowed, reason] = [false, 'insufficient_remaining'];
   else [allowed, reason] = [true, 'within_limit'];
-  const messages: Record<EntitlementReason, string> = {
-    within_limit: `${cost} of ${remaining} remaining ${pool}`,
-    free_feature: 'this feature costs no credits',
-    limit_reached: `the ${pool} limit of ${limit} is reached for this period`,
-    insufficient_remaining: `needs ${cost} ${pool}, ${remaining} remain in this period`,
-    per_batch_cap: '',
-  };
+  // Only the message of the reason given is built (the check is on the hot path).
+  let message: string;
+  switch (reason) {
+    case 'within_limit':
+      message = `${cost} of ${remaining} remaining ${pool}`;
+      break;
+    case 'free_feature':
+      message = 'this feature costs no credits';
+      break;
+    case 'limit_reached':
+      message = `the ${pool} limit of ${limit} is reached for this period`;
+      break;
+    default:
+      message = `needs ${cost} ${pool}, ${remaining} remain in this period`;
+  }
   return {
     ok: true,
-    answer: { allowed, pool, cost, used, limit, remaining, reason, message: messages[reason], catalogVersion: cv.version, periodEnd: period.end === null ? null : iso(period.end) },
+    answer: { allowed, pool, cost, used, limit, remaining, reason, message, catalogVersion: cv.version, periodEnd: period.end === null ? null : iso(period.end) },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * What every feature shares, provided once for the whole app (global): the configuration, the
  * injected clock and id generator, the metrics registry, the event store (appends timed for
- * /metrics), the balance read model and the catalog.
+ * /metrics), the balance read model, the entitlement view (api role) and the catalog.
  */
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EVENT_STORE } from '@metering/event-store';
@@ -11,6 +11,7 @@ import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
 import type { Storage } from '../infra/storage';
 import { METRICS, type Metrics } from '../observability/metrics';
 import { BALANCE_READ_MODEL } from '../projection/balance-read-model';
+import { ENTITLEMENT_VIEW, type EntitlementView } from '../projection/entitlement-view';
 
 export interface CoreOptions {
   config: AppConfig;
@@ -19,12 +20,14 @@ export interface CoreOptions {
   clock: Clock;
   ids: IdGenerator;
   metrics: Metrics;
+  /** The in-memory entitlement view (api role), or null. */
+  view: EntitlementView | null;
 }
 
 @Global()
 @Module({})
 export class CoreModule {
-  static forRoot({ config, storage, clock, ids, metrics }: CoreOptions): DynamicModule {
+  static forRoot({ config, storage, clock, ids, metrics, view }: CoreOptions): DynamicModule {
     const providers = [
       { provide: APP_CONFIG, useValue: config },
       { provide: CLOCK, useValue: clock },
@@ -32,6 +35,7 @@ export class CoreModule {
       { provide: METRICS, useValue: metrics },
       { provide: EVENT_STORE, useValue: storage.store },
       { provide: BALANCE_READ_MODEL, useValue: storage.readModel },
+      { provide: ENTITLEMENT_VIEW, useValue: view },
       { provide: CatalogService, useFactory: () => new CatalogService(storage.store, ids, config.catalogFile) },
     ];
     return { module: CoreModule, global: true, providers, exports: providers.map((p) => p.provide) };

@@ -91,4 +91,10 @@ export class EntitlementAnswerDoc {
   @ApiProperty() message!: string;
   @ApiProperty() catalogVersion!: number;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) periodEnd!: string | null;
+  @ApiProperty({
+    format: 'date-time',
+    description:
+      'freshness: every usage event whose append the store acknowledged before this instant (from any process) is counted. The answer comes from an in-memory view that reads the store every ENTITLEMENT_VIEW_POLL_MS (default 100 ms), so asOf trails the request by at most that plus one read while the store answers; appends of the answering process itself are always counted.',
+  })
+  asOf!: string;
 }

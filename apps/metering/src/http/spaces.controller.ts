@@ -21,6 +21,7 @@ import {
   type InboundEvent,
   type Limits,
   NOTIFICATION_EVENT_TYPES,
+  type UsageSource,
   SPACE_STREAM_PREFIX,
   checkEntitlement,
   iso,
@@ -35,6 +36,7 @@ import { MAX_ID_LENGTH, parseInbound, safeField } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
 import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
 import { Projector } from '../projection/projector';
+import { ENTITLEMENT_VIEW, type EntitlementView } from '../projection/entitlement-view';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
 import {
@@ -71,6 +73,35 @@ export async function readUsageSource(readModel: BalanceQueries, spaceId: string
   return { timeline, usedIn: (start: number) => (start === period.start ? used : zero) };
 }
 
+/** `field` must be an integer from 1 to `max` (rule isInt). */
+function intIn(field: string, v: unknown, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+    throw invalid([{ field, rule: 'isInt', message: `${field} must be an integer from 1 to ${max}` }], 400);
+  return v;
+}
+
+const NO_CONTROL = /^[^\p{Cc}\p{Cs}]*$/u;
+
+/** `field` must be an id of 1 to `max` characters without control characters (rule isString). */
+function idIn(field: string, v: unknown, max: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max || !NO_CONTROL.test(v))
+    throw invalid([{ field, rule: 'isString', message: `${field} must be an id of 1 to ${max} characters without control characters` }], 400);
+  return v;
+}
+
+/** The entitlement request of a check body: `{feature, generations?}` or `{batchImages, platform}`. */
+export function entitlementRequestOf(body: unknown): EntitlementRequest {
+  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+  if (b.feature !== undefined)
+    return { kind: 'generation', feature: idIn('feature', b.feature, 64), generations: intIn('generations', b.generations === undefined ? 1 : b.generations, 10_000) };
+  if (b.batchImages !== undefined) {
+    const images = intIn('batchImages', b.batchImages, 100_000);
+    if (b.platform === undefined) throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
+    return { kind: 'batch', images, platform: idIn('platform', b.platform, 32) };
+  }
+  throw invalid([{ field: 'body', rule: 'one_of', message: 'send {feature, generations} or {batchImages, platform}' }], 400);
+}
+
 const INBOUND_TYPES = new Set(['generation-performed', 'batch-exported', 'subscription-changed']);
 const SPACE_PARAM = { name: 'spaceId', description: '1-128 letters, digits and . _ : @ -', example: 'acme' };
 
@@ -93,6 +124,7 @@ export class SpacesController {
     @Inject(EVENT_INGRESS) private readonly kafka: EventIngress | null,
     @Inject(METRICS) private readonly metrics: Metrics,
     @Inject(PinoLogger) private readonly logger: PinoLogger,
+    @Inject(ENTITLEMENT_VIEW) private readonly view: EntitlementView | null,
   ) {
     this.logger.setContext('api');
     this.waitInProcess = config.roles.has('projector');
@@ -208,39 +240,48 @@ export class SpacesController {
   @Post('spaces/:spaceId/entitlements/check')
   @HttpCode(200)
   @Scoped('read')
-  @ApiOperation({ summary: 'May this Space spend N credits on feature F (or export a batch of N images)?' })
+  @ApiOperation({
+    summary: 'May this Space spend N credits on feature F (or export a batch of N images)?',
+    description:
+      'Answered from an in-memory view kept fresh from the store (see `asOf` in the answer: every event acknowledged before it is counted; the bound is ENTITLEMENT_VIEW_POLL_MS plus one read of the store). A Space not in the view is loaded from the read model and its stream.',
+  })
   @ApiParam(SPACE_PARAM)
   @ApiBody({ type: EntitlementCheckDoc })
   @ApiOkResponse({ type: EntitlementAnswerDoc })
   @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'an unknown feature or platform' })
   async check(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
     checkSpaceId(spaceId);
-    const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-    let request: EntitlementRequest;
-    const intIn = (field: string, v: unknown, max: number): number => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
-        throw invalid([{ field, rule: 'isInt', message: `${field} must be an integer from 1 to ${max}` }], 400);
-      return v;
-    };
-    const name = (field: string, v: unknown, max: number): string => {
-      if (typeof v !== 'string' || v.length === 0 || v.length > max || !/^[^\p{Cc}\p{Cs}]*$/u.test(v))
-        throw invalid([{ field, rule: 'isString', message: `${field} must be an id of 1 to ${max} characters without control characters` }], 400);
-      return v;
-    };
-    if (b.feature !== undefined) {
-      const feature = name('feature', b.feature, 64);
-      request = { kind: 'generation', feature, generations: intIn('generations', b.generations === undefined ? 1 : b.generations, 10_000) };
-    } else if (b.batchImages !== undefined) {
-      const images = intIn('batchImages', b.batchImages, 100_000);
-      if (b.platform === undefined) throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
-      request = { kind: 'batch', images, platform: name('platform', b.platform, 32) };
-    } else
-      throw invalid([{ field: 'body', rule: 'one_of', message: 'send {feature, generations} or {batchImages, platform}' }], 400);
+    const request = entitlementRequestOf(body);
     const now = this.clock.now();
-    const source = await readUsageSource(this.readModel, spaceId, now);
+    let source: UsageSource;
+    let asOf: string;
+    const view = this.view;
+    if (view !== null) {
+      // From memory (a miss loads the Space from the read model and its stream, then keeps it fresh).
+      const s = view.source(spaceId, now);
+      source = s instanceof Promise ? await s : s;
+      asOf = view.asOf;
+    } else {
+      source = await readUsageSource(this.readModel, spaceId, now);
+      asOf = iso(now);
+    }
     const result = checkEntitlement(source, request, now, this.catalog.catalog);
     if (!result.ok) throw invalid([result.rejection]);
-    return { spaceId, ...result.answer };
+    const a = result.answer;
+    return {
+      spaceId,
+      allowed: a.allowed,
+      pool: a.pool,
+      cost: a.cost,
+      used: a.used,
+      limit: a.limit,
+      remaining: a.remaining,
+      reason: a.reason,
+      message: a.message,
+      catalogVersion: a.catalogVersion,
+      periodEnd: a.periodEnd,
+      asOf,
+    };
   }
 
   @Get('spaces/:spaceId/events')

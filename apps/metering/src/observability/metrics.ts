@@ -22,6 +22,8 @@ export class Metrics {
   readonly coldLoadSeconds: Histogram<'snapshot'>;
   readonly snapshotErrors: Counter;
   private projectionLag: LagSource = async () => null;
+  /** issue-14: the entitlement view's figures (null: no view in this process). */
+  private entitlementView: () => { spaces: number; hits: number; misses: number; evictions: number; stalenessSeconds: number } | null = () => null;
   private relayLag: LagSource = async () => null;
   private consumerLag: PartitionLagSource = async () => null;
 
@@ -101,6 +103,38 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'metering_entitlement_view_spaces',
+      help: 'Spaces held by the in-memory entitlement view (at most ENTITLEMENT_VIEW_MAX_SPACES)',
+      registers,
+      collect() {
+        const v = self.entitlementView();
+        if (v) this.set(v.spaces);
+      },
+    });
+    new Gauge({
+      name: 'metering_entitlement_view_staleness_seconds',
+      help: 'Now minus the asOf of entitlement answers: how far the view may trail the store (ENTITLEMENT_VIEW_POLL_MS plus one read while the store answers)',
+      registers,
+      collect() {
+        const v = self.entitlementView();
+        if (v) this.set(v.stalenessSeconds);
+      },
+    });
+    new Counter({
+      name: 'metering_entitlement_view_lookups_total',
+      help: 'Entitlement checks answered from the view (hit) or after loading the Space from the read model and its stream (miss); evicted: Spaces dropped by the size bound',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const v = self.entitlementView();
+        if (!v) return;
+        this.reset();
+        this.inc({ result: 'hit' }, v.hits);
+        this.inc({ result: 'miss' }, v.misses);
+        this.inc({ result: 'evicted' }, v.evictions);
+      },
+    });
+    new Gauge({
       name: 'metering_relay_lag_events',
       help: 'Events waiting to be published by the outbound relay (threshold, reset, dead letter), capped at 10000',
       registers,
@@ -124,6 +158,10 @@ export class Metrics {
 
   setProjectionLag(source: LagSource): void {
     this.projectionLag = source;
+  }
+
+  setEntitlementView(source: Metrics['entitlementView']): void {
+    this.entitlementView = source;
   }
 
   setRelayLag(source: LagSource): void {

@@ -4,12 +4,16 @@
  * later) reaches the adapter unchanged, and an optional method is present exactly when the
  * adapter has it.
  */
-import { type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
+import { type AppendResult, type EventStore, WrongExpectedRevisionError } from '@metering/event-store';
 import type { Histogram } from 'prom-client';
 
 const TIMED = new Set<PropertyKey>(['append', 'appendMany']);
 
-export function timedEventStore<S extends EventStore>(inner: S, histogram: Histogram<'op' | 'outcome'>): S {
+/**
+ * `onAppended` (optional) hears the last global position of every successful append or appendMany
+ * of this process (the entitlement view's read-your-writes).
+ */
+export function timedEventStore<S extends EventStore>(inner: S, histogram: Histogram<'op' | 'outcome'>, onAppended?: (position: bigint) => void): S {
   const cache = new Map<PropertyKey, unknown>();
   return new Proxy(inner, {
     get(target, prop, receiver) {
@@ -25,6 +29,11 @@ export function timedEventStore<S extends EventStore>(inner: S, histogram: Histo
               try {
                 const r = await bound(...args);
                 end({ outcome: 'ok' });
+                if (onAppended) {
+                  let last = 0n;
+                  for (const x of (Array.isArray(r) ? r : [r]) as AppendResult[]) if (x.lastGlobalPosition > last) last = x.lastGlobalPosition;
+                  if (last > 0n) onAppended(last);
+                }
                 return r;
               } catch (err) {
                 end({ outcome: err instanceof WrongExpectedRevisionError ? 'conflict' : 'error' });

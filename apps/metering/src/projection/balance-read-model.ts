@@ -46,6 +46,11 @@ export interface BalanceQueries {
   getSpace(spaceId: string): Promise<SpaceRow | null>;
   usedIn(spaceId: string, periodStart: number): Promise<Limits>;
   usage(spaceId: string): Promise<UsageRow[]>;
+  /**
+   * The Space's row and its usage rows read together, as of ONE state of the read model (the
+   * entitlement view folds the stream after `space.revision` on top, so the two must agree).
+   */
+  spaceForView(spaceId: string): Promise<{ space: SpaceRow | null; usage: UsageRow[] }>;
   /** Spaces whose next reset is due at `now`, oldest first. */
   dueForReset(now: number, limit: number): Promise<string[]>;
   /** Ids of the Spaces with a row, in id order, after `after` (paging; '' from the start). */

@@ -253,6 +253,23 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
     return rows.length ? toUsage(rows[0]).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
   }
 
+  async spaceForView(spaceId: string): Promise<{ space: SpaceRow | null; usage: UsageRow[] }> {
+    // One statement, so one snapshot: the Space row and its usage rows agree.
+    const { rows } = await this.pool.query<SpaceDb & { usage: [Num, Num | null, Num, Num, Num, Num][] }>(this.sql.spaceForView, [spaceId]);
+    if (!rows.length) return { space: null, usage: [] };
+    const r = rows[0];
+    return {
+      space: toSpace(r),
+      usage: (r.usage ?? []).map(([start, end, image, video, batch, events]) => ({
+        spaceId,
+        periodStart: num(start),
+        periodEnd: numOrNull(end),
+        used: { ai_image_credits: num(image), ai_video_credits: num(video), batch_exports: num(batch) },
+        usageEvents: num(events),
+      })),
+    };
+  }
+
   async usage(spaceId: string): Promise<UsageRow[]> {
     const { rows } = await this.pool.query<UsageDb>(`SELECT * FROM ${this.q}.rm_usage WHERE space_id = $1 ORDER BY period_start`, [spaceId]);
     return rows.map(toUsage);
@@ -338,6 +355,8 @@ function buildSql(s: string) {
     lockCheckpoint: `SELECT position::text AS position FROM ${s}.rm_checkpoints WHERE name = $1 FOR UPDATE`,
     setCheckpoint: `UPDATE ${s}.rm_checkpoints SET position = $2::bigint WHERE name = $1`,
     spacesIn: `SELECT * FROM ${s}.rm_spaces WHERE space_id = ANY($1::text[])`,
+    spaceForView: `SELECT sp.*, (SELECT json_agg(json_build_array(u.period_start, u.period_end, u.ai_image_credits, u.ai_video_credits, u.batch_exports, u.usage_events))
+      FROM ${s}.rm_usage u WHERE u.space_id = sp.space_id) AS usage FROM ${s}.rm_spaces sp WHERE sp.space_id = $1`,
     usageIn: `SELECT * FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
     deleteUsage: `DELETE FROM ${s}.rm_usage AS u USING unnest($1::text[], $2::bigint[]) AS d(id, ps)
                   WHERE u.space_id = d.id AND u.period_start = d.ps`,

@@ -212,6 +212,15 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     return (this.stmts.usageOf.all(spaceId) as UsageDb[]).map(toUsage);
   }
 
+  async spaceForView(spaceId: string): Promise<{ space: SpaceRow | null; usage: UsageRow[] }> {
+    const st = this.stmts;
+    // One read transaction: one snapshot of both tables.
+    return this.db.transaction(() => {
+      const r = st.getSpace.get(spaceId) as SpaceDb | undefined;
+      return { space: r ? toSpace(r) : null, usage: (st.usageOf.all(spaceId) as UsageDb[]).map(toUsage) };
+    })();
+  }
+
   async spaceIdsAfter(after: string, limit: number): Promise<string[]> {
     return (this.stmts.idsAfter.all(after, limit) as { space_id: string }[]).map((r) => r.space_id);
   }

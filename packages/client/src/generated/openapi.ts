@@ -130,7 +130,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** May this Space spend N credits on feature F (or export a batch of N images)? */
+        /**
+         * May this Space spend N credits on feature F (or export a batch of N images)?
+         * @description Answered from an in-memory view kept fresh from the store (see `asOf` in the answer: every event acknowledged before it is counted; the bound is ENTITLEMENT_VIEW_POLL_MS plus one read of the store). A Space not in the view is loaded from the read model and its stream.
+         */
         post: operations["SpacesController_check"];
         delete?: never;
         options?: never;
@@ -246,6 +249,11 @@ export interface components {
         };
         EntitlementAnswerDoc: {
             allowed: boolean;
+            /**
+             * Format: date-time
+             * @description freshness: every usage event whose append the store acknowledged before this instant (from any process) is counted. The answer comes from an in-memory view that reads the store every ENTITLEMENT_VIEW_POLL_MS (default 100 ms), so asOf trails the request by at most that plus one read while the store answers; appends of the answering process itself are always counted.
+             */
+            asOf: string;
             catalogVersion: number;
             cost: number;
             limit: number;

@@ -1,0 +1,25 @@
+/**
+ * The short form of `npm run bench:api` (issue 14 part 4): on SQLite and on PostgreSQL, the built
+ * service answers the bare endpoint, a cold pass of entitlement checks (each a miss of the
+ * in-memory view), the warm check and the usage query without errors, and the check's answer
+ * carries `asOf`. No timing is asserted (timings belong to bench/RESULTS.md).
+ */
+import { runApiBench } from '../../bench/api.bench';
+
+jest.setTimeout(120_000);
+
+test('api: bare endpoint, entitlement check (cold and warm) and usage query on both stores, answered without errors, ratio printed', async () => {
+  const r = await runApiBench('smoke');
+  expect(r.runs.map((x) => x.store)).toEqual(['sqlite', 'postgres']);
+  for (const run of r.runs) {
+    expect({ store: run.store, skipped: run.skipped }).toEqual({ store: run.store, skipped: undefined });
+    for (const l of [run.bare!, run.cold!, run.check!, run.usage!]) {
+      expect(l.requests).toBeGreaterThan(0);
+      expect(l.errors + l.non2xx).toBe(0);
+    }
+    expect(run.answer).toMatchObject({ allowed: expect.any(Boolean), asOf: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+  }
+  const table = r.lines.filter((l) => l.startsWith('|')).join('\n');
+  expect(table).toMatch(/\| SQLite \| POST \/v1\/spaces\/:id\/entitlements\/check \(view warm\) \| \*\*[\d,]+\*\* \| .* \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(table).toMatch(/\| PostgreSQL \| POST \/v1\/spaces\/:id\/entitlements\/check \(view warm\) \| \*\*[\d,]+\*\* \| .* \| \*\*\d+\.\d\dx\*\* \|/);
+});
