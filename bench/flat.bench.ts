@@ -1,0 +1,267 @@
+/**
+ * Ingest flat in the number of Spaces (issue 14 part 2): 300,000 usage events over 100,000 Spaces
+ * next to 100,000 usage events over 2,000 Spaces (the baseline, measured in the same run), on
+ * SQLite and on PostgreSQL. Target: the many-Spaces rate >= 0.8x the baseline's, on each store.
+ *
+ * Each run, from an empty store, wired as the service wires it (openStorage: the store, the
+ * balance read model and the usage breakdown next to it; a SpaceRepository with the service's
+ * defaults; the Projector following the store with the service's page size):
+ *  1. set-up, not timed: one subscription per Space (pro/max/ultra, monthly/yearly, 20 days ago)
+ *     through IngestService, projected to the head; then the IngestService and its SpaceRepository
+ *     are dropped and new ones made, as after a restart: every Space's first event is a cold load;
+ *  2. timed: usage events only (generations of every feature, 1 in 10 a batch export, all in the
+ *     last 10 days, each on a Space drawn at random), the same generator and mix in both runs, fed
+ *     HTTP-like through IngestService in batches of 500, 4 batches in flight; done when every event
+ *     is accepted and the balance projection (and the breakdown) is at the store's head.
+ * So both runs do the same kinds of events; they differ only in how many Spaces the events spread
+ * over (50 events per Space in the baseline, 3 in the many-Spaces run). The stored events
+ * (usage plus the thresholds they crossed) are counted and listed.
+ *
+ *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
+ *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
+ *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { Pool } from 'pg';
+import type { EventStore } from '@metering/event-store';
+import { type InboundEvent, SPACE_STREAM_PREFIX } from '@metering/domain';
+import { openStorage } from '../apps/metering/src/app.module';
+import { CatalogService } from '../apps/metering/src/catalog/catalog.service';
+import { loadConfig } from '../apps/metering/src/config';
+import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
+import { IngestService } from '../apps/metering/src/ingest/ingest.service';
+import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
+import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
+import { Projector } from '../apps/metering/src/projection/projector';
+import { type BenchReport, type Scale, fmt, inboundEvents, log, ratio, runAsScript, tempDir } from './common';
+
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const BATCH = 500;
+const IN_FLIGHT = 4;
+const TARGET = 0.8;
+/** The service's projection page (app.module.ts PROJECTION_BATCH). */
+const PROJECTION_PAGE = 5000;
+
+type StoreKind = 'sqlite' | 'postgres';
+
+export interface FlatRun {
+  store: StoreKind;
+  spaces: number;
+  events: number;
+  /** Usage events per second, first batch to the projection at the head. */
+  rate: number;
+  seconds: number;
+  /** Seconds until every batch was answered (the projection may still be behind then). */
+  ingestSeconds: number;
+  accepted: number;
+  /** Space events stored by the timed part (usage and the thresholds it crossed). */
+  stored: number;
+  /** Cold loads (cache misses) of the SpaceRepository during the timed part. */
+  coldLoads: number;
+  /** Sum over Spaces of usage rows in the balance read model, and their usage event counts. */
+  projectedUsageEvents: number;
+  heapMiB: number;
+}
+
+interface Workload {
+  subscriptions: InboundEvent[][];
+  usage: InboundEvent[][];
+  spaces: number;
+  events: number;
+}
+
+function workload(events: number, spaces: number, seed: number): Workload {
+  const all = [...inboundEvents(events + spaces, spaces, seed)].map((e) => ({ type: e.kind, ...e.payload }) as unknown as InboundEvent);
+  const chunks = (list: InboundEvent[]) => {
+    const out: InboundEvent[][] = [];
+    for (let i = 0; i < list.length; i += BATCH) out.push(list.slice(i, i + BATCH));
+    return out;
+  };
+  return { subscriptions: chunks(all.slice(0, spaces)), usage: chunks(all.slice(spaces)), spaces, events };
+}
+
+/** Feeds every batch, IN_FLIGHT at a time; returns the accepted count (throws on anything else). */
+async function feed(ingest: IngestService, batches: InboundEvent[][]): Promise<number> {
+  let accepted = 0;
+  let other: string | null = null;
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++];
+      for (const o of await ingest.ingest(batch)) {
+        if (o.outcome === 'accepted') accepted++;
+        else other ??= JSON.stringify(o);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const total = batches.reduce((n, b) => n + b.length, 0);
+  if (accepted !== total) throw new Error(`only ${accepted} of ${total} events accepted; first other outcome: ${other}`);
+  return accepted;
+}
+
+async function spaceHead(store: EventStore): Promise<bigint> {
+  return store.headPosition();
+}
+
+async function waitProjected(projector: Projector, head: bigint): Promise<void> {
+  for (;;) {
+    if (await projector.waitFor(head, 60_000)) return;
+    log(`projection still behind: at ${projector.checkpoint}, head ${head}`);
+  }
+}
+
+async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<FlatRun> {
+  const dir = tempDir('flat');
+  const config = loadConfig({
+    DATA_DIR: dir,
+    EVENT_STORE: kind,
+    SQLITE_SYNCHRONOUS: 'full',
+    ...(kind === 'postgres' ? { DATABASE_URL: PG_URL, PG_SCHEMA: schema } : {}),
+  });
+  const storage = await openStorage(config);
+  const { store } = storage;
+  const breakdown = await openBreakdownReadModel(config, storage);
+  const quiet = { error: (o: unknown, m?: string) => log(`projection error: ${m} ${String((o as { err?: Error }).err?.stack ?? o)}`) };
+  const projector = new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown]);
+  try {
+    const catalog = new CatalogService(store, systemIds, null);
+    await catalog.init();
+    // The repository as the service builds it (app.module.ts): its defaults, the configured window.
+    const repository = () => {
+      let loads = 0;
+      const repo = new SpaceRepository(store, { correctionWindowMs: config.correctionWindowMs, onLoad: () => loads++ });
+      return { repo, loads: () => loads };
+    };
+    // 1. set-up: one subscription per Space, projected; then a fresh repository (as after a restart).
+    const setup = repository();
+    await feed(new IngestService(store, setup.repo, catalog, systemClock, systemIds), w.subscriptions);
+    await projector.start();
+    const setupHead = await spaceHead(store);
+    await waitProjected(projector, setupHead);
+    setup.repo.clear();
+    if (global.gc) global.gc();
+
+    // 2. timed: usage events only.
+    const timed = repository();
+    const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
+    const t = performance.now();
+    const accepted = await feed(ingest, w.usage);
+    const ingestSeconds = (performance.now() - t) / 1000;
+    const head = await spaceHead(store);
+    await waitProjected(projector, head);
+    const seconds = (performance.now() - t) / 1000;
+    const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
+
+    let stored = 0;
+    for (let after = setupHead; ; ) {
+      const page = await store.readAll({ after, maxCount: 20_000, streamPrefix: SPACE_STREAM_PREFIX });
+      if (page.length === 0) break;
+      stored += page.length;
+      after = page[page.length - 1].globalPosition;
+    }
+    // Every usage event is in the read model exactly once (usage_events summed over every row).
+    const dump = await storage.readModel.dump();
+    const projectedUsageEvents = dump.usage.reduce((n, u) => n + u.usageEvents, 0);
+    if (projectedUsageEvents !== w.events) throw new Error(`${kind}: the read model counts ${projectedUsageEvents} usage events, ${w.events} were accepted`);
+    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), projectedUsageEvents, heapMiB };
+  } finally {
+    await projector.stop();
+    await breakdown.close();
+    await storage.readModel.close();
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: FlatRun[]; ratios: Partial<Record<StoreKind, number>> }> {
+  const smoke = scale === 'smoke';
+  const env = (name: string, full: number, small: number) => Number(process.env[name] ?? (smoke ? small : full));
+  const base = workload(env('BENCH_FLAT_BASE_EVENTS', 100_000, 2_000), env('BENCH_FLAT_BASE_SPACES', 2_000, 40), 14);
+  const many = workload(env('BENCH_FLAT_EVENTS', 300_000, 3_000), env('BENCH_FLAT_SPACES', 100_000, 1_000), 15);
+  const ROUNDS = env('BENCH_FLAT_ROUNDS', 1, 1);
+  const wanted = (process.env.BENCH_FLAT_STORES ?? 'sqlite,postgres').split(',') as StoreKind[];
+
+  const stores: StoreKind[] = [];
+  let pgSettings = '';
+  if (wanted.includes('sqlite')) stores.push('sqlite');
+  const admin = new Pool({ connectionString: PG_URL, max: 1 });
+  const schemaBase = `bench_flat_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  let schemas = 0;
+  try {
+    if (wanted.includes('postgres')) {
+      try {
+        const { rows } = await admin.query<{ name: string; setting: string }>(
+          `SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'server_version') ORDER BY name`,
+        );
+        pgSettings = rows.map((r) => `${r.name}=${r.setting}`).join(', ');
+        stores.push('postgres');
+      } catch (err) {
+        log(`postgres skipped: no PostgreSQL at ${PG_URL} (${(err as Error).message})`);
+      }
+    }
+    const runs: FlatRun[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const kind of stores) {
+        // Baseline then many Spaces, back to back on the same store kind, so a burst of load from
+        // the neighbours is less likely to hit one and not the other.
+        for (const w of [base, many]) {
+          const schema = `${schemaBase}_${schemas++}`;
+          try {
+            const r = await runOnce(kind, w, schema);
+            runs.push(r);
+            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads)`);
+          } finally {
+            if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+          }
+        }
+      }
+    }
+    const best = (kind: StoreKind, spaces: number) =>
+      runs.filter((r) => r.store === kind && r.spaces === spaces).reduce<FlatRun | null>((a, b) => (!a || b.rate > a.rate ? b : a), null);
+    const ratios: Partial<Record<StoreKind, number>> = {};
+    const label: Record<StoreKind, string> = {
+      sqlite: 'SQLite (synchronous=FULL, WAL, group commit)',
+      postgres: `PostgreSQL (local server: ${pgSettings})`,
+    };
+    const rows: string[] = [];
+    const targets: BenchReport['targets'] = [];
+    for (const kind of stores) {
+      const b = best(kind, base.spaces) as FlatRun;
+      const m = best(kind, many.spaces) as FlatRun;
+      ratios[kind] = m.rate / b.rate;
+      const every = (spaces: number) => runs.filter((r) => r.store === kind && r.spaces === spaces).map((r) => fmt(r.rate)).join(' / ');
+      const row = (r: FlatRun, tag: string, rt: string) =>
+        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} | ${fmt(r.heapMiB)} | ${rt} |`;
+      rows.push(row(b, 'baseline', '1.00x'), row(m, 'many Spaces', `**${ratio(m.rate, b.rate)}**`));
+      targets.push({
+        what: `${label[kind].split(' (')[0]}: ${fmt(many.events)} events over ${fmt(many.spaces)} Spaces >= ${TARGET}x the rate over ${fmt(base.spaces)} Spaces`,
+        ok: m.rate >= TARGET * b.rate,
+        detail: `${ratio(m.rate, b.rate)} (${fmt(m.rate)} vs ${fmt(b.rate)} events/s)`,
+      });
+    }
+    const lines = [
+      `Each run from an empty store, wired as the service wires it (store, balance read model and usage breakdown; the SpaceRepository with the service's defaults; the Projector with the service's page of ${fmt(PROJECTION_PAGE)}). Set-up, not timed: one subscription per Space (pro, max, ultra; monthly or yearly; 20 days ago) through IngestService, projected; then a new IngestService and SpaceRepository, as after a restart, so each Space's first event is a cold load (its snapshot and stream read). Timed: usage events only, the same generator and mix in both runs (generations of every feature, 1 in 10 a batch export, within the last 10 days, each on a Space drawn at random), through IngestService in batches of ${BATCH}, ${IN_FLIGHT} batches in flight, until every event is accepted and the balance projection and the breakdown are at the head. Checked: every event accepted, and the read model counts each usage event once. The runs differ only in how many Spaces the events spread over (${fmt(base.events / base.spaces)} events per Space in the baseline, ${fmt(many.events / many.spaces)} in the other).`,
+      '',
+      `${ROUNDS} round(s); in each, per store, the baseline then the many-Spaces run; the best run of each counts (every run listed).`,
+      '',
+      '| store | run | usage events over Spaces | events/s (every run) | seconds (of which ingest answered) | Space events stored | cold loads | JS heap after (MiB) | ratio to baseline |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...rows,
+    ];
+    return {
+      key: 'flat',
+      title: 'Ingest flat in the number of Spaces (SQLite and PostgreSQL)',
+      command: smoke ? 'node -r @swc-node/register bench/flat.bench.ts --smoke' : 'npm run bench:flat',
+      lines,
+      targets,
+      runs,
+      ratios,
+    };
+  } finally {
+    await admin.end();
+  }
+}
+
+if (require.main === module) runAsScript(runFlatBench);
