@@ -19,7 +19,8 @@
  *
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
- *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL
+ *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
+ *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -112,6 +113,23 @@ async function waitProjected(projector: Projector, head: bigint): Promise<void> 
   }
 }
 
+/** BENCH_FLAT_PROFILE=<dir>: a CPU profile of each timed part (inspector), for `node --cpu-prof`-style reading. */
+async function startProfile(name: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_FLAT_PROFILE;
+  if (!dir) return async () => undefined;
+  const inspector = await import('node:inspector/promises');
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<FlatRun> {
   const dir = tempDir('flat');
   const config = loadConfig({
@@ -146,12 +164,14 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     // 2. timed: usage events only.
     const timed = repository();
     const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
+    const profile = await startProfile(`${kind}-${w.spaces}`);
     const t = performance.now();
     const accepted = await feed(ingest, w.usage);
     const ingestSeconds = (performance.now() - t) / 1000;
     const head = await spaceHead(store);
     await waitProjected(projector, head);
     const seconds = (performance.now() - t) / 1000;
+    await profile();
     const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
     let stored = 0;
@@ -206,7 +226,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       for (const kind of stores) {
         // Baseline then many Spaces, back to back on the same store kind, so a burst of load from
         // the neighbours is less likely to hit one and not the other.
-        for (const w of [base, many]) {
+        for (const w of [base, many].filter((x) => !process.env.BENCH_FLAT_ONLY || process.env.BENCH_FLAT_ONLY === (x === base ? 'base' : 'many'))) {
           const schema = `${schemaBase}_${schemas++}`;
           try {
             const r = await runOnce(kind, w, schema);
@@ -228,8 +248,9 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
     const rows: string[] = [];
     const targets: BenchReport['targets'] = [];
     for (const kind of stores) {
-      const b = best(kind, base.spaces) as FlatRun;
-      const m = best(kind, many.spaces) as FlatRun;
+      const b = best(kind, base.spaces);
+      const m = best(kind, many.spaces);
+      if (!b || !m) continue; // BENCH_FLAT_ONLY: one of the two, no ratio
       ratios[kind] = m.rate / b.rate;
       const every = (spaces: number) => runs.filter((r) => r.store === kind && r.spaces === spaces).map((r) => fmt(r.rate)).join(' / ');
       const row = (r: FlatRun, tag: string, rt: string) =>
