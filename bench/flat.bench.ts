@@ -60,6 +60,8 @@ export interface FlatRun {
   stored: number;
   /** Cold loads (cache misses) of the SpaceRepository during the timed part. */
   coldLoads: number;
+  /** Spaces the timed usage events touch (at least one event each). */
+  touchedSpaces: number;
   /** Sum over Spaces of usage rows in the balance read model, and their usage event counts. */
   projectedUsageEvents: number;
   heapMiB: number;
@@ -70,6 +72,7 @@ interface Workload {
   usage: InboundEvent[][];
   spaces: number;
   events: number;
+  touchedSpaces: number;
 }
 
 function workload(events: number, spaces: number, seed: number): Workload {
@@ -79,7 +82,8 @@ function workload(events: number, spaces: number, seed: number): Workload {
     for (let i = 0; i < list.length; i += BATCH) out.push(list.slice(i, i + BATCH));
     return out;
   };
-  return { subscriptions: chunks(all.slice(0, spaces)), usage: chunks(all.slice(spaces)), spaces, events };
+  const touchedSpaces = new Set(all.slice(spaces).map((e) => e.spaceId)).size;
+  return { subscriptions: chunks(all.slice(0, spaces)), usage: chunks(all.slice(spaces)), spaces, events, touchedSpaces };
 }
 
 /** Feeds every batch, IN_FLIGHT at a time; returns the accepted count (throws on anything else). */
@@ -136,6 +140,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     DATA_DIR: dir,
     EVENT_STORE: kind,
     SQLITE_SYNCHRONOUS: 'full',
+    ...(process.env.SPACE_CACHE_SIZE ? { SPACE_CACHE_SIZE: process.env.SPACE_CACHE_SIZE } : {}),
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL, PG_SCHEMA: schema } : {}),
   });
   const storage = await openStorage(config);
@@ -149,7 +154,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     // The repository as the service builds it (app.module.ts): its defaults, the configured window.
     const repository = () => {
       let loads = 0;
-      const repo = new SpaceRepository(store, { correctionWindowMs: config.correctionWindowMs, onLoad: () => loads++ });
+      const repo = new SpaceRepository(store, { correctionWindowMs: config.correctionWindowMs, maxCached: config.spaceCacheSize, onLoad: () => loads++ });
       return { repo, loads: () => loads };
     };
     // 1. set-up: one subscription per Space, projected; then a fresh repository (as after a restart).
@@ -185,7 +190,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const dump = await storage.readModel.dump();
     const projectedUsageEvents = dump.usage.reduce((n, u) => n + u.usageEvents, 0);
     if (projectedUsageEvents !== w.events) throw new Error(`${kind}: the read model counts ${projectedUsageEvents} usage events, ${w.events} were accepted`);
-    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), projectedUsageEvents, heapMiB };
+    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), touchedSpaces: w.touchedSpaces, projectedUsageEvents, heapMiB };
   } finally {
     await projector.stop();
     await breakdown.close();
@@ -198,8 +203,8 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
 export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: FlatRun[]; ratios: Partial<Record<StoreKind, number>> }> {
   const smoke = scale === 'smoke';
   const env = (name: string, full: number, small: number) => Number(process.env[name] ?? (smoke ? small : full));
-  const base = workload(env('BENCH_FLAT_BASE_EVENTS', 100_000, 2_000), env('BENCH_FLAT_BASE_SPACES', 2_000, 40), 14);
-  const many = workload(env('BENCH_FLAT_EVENTS', 300_000, 3_000), env('BENCH_FLAT_SPACES', 100_000, 1_000), 15);
+  const base = workload(env('BENCH_FLAT_BASE_EVENTS', 100_000, 1_000), env('BENCH_FLAT_BASE_SPACES', 2_000, 20), 14);
+  const many = workload(env('BENCH_FLAT_EVENTS', 300_000, 1_500), env('BENCH_FLAT_SPACES', 100_000, 500), 15);
   const ROUNDS = env('BENCH_FLAT_ROUNDS', 1, 1);
   const wanted = (process.env.BENCH_FLAT_STORES ?? 'sqlite,postgres').split(',') as StoreKind[];
 
@@ -254,7 +259,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       ratios[kind] = m.rate / b.rate;
       const every = (spaces: number) => runs.filter((r) => r.store === kind && r.spaces === spaces).map((r) => fmt(r.rate)).join(' / ');
       const row = (r: FlatRun, tag: string, rt: string) =>
-        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} | ${fmt(r.heapMiB)} | ${rt} |`;
+        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${rt} |`;
       rows.push(row(b, 'baseline', '1.00x'), row(m, 'many Spaces', `**${ratio(m.rate, b.rate)}**`));
       targets.push({
         what: `${label[kind].split(' (')[0]}: ${fmt(many.events)} events over ${fmt(many.spaces)} Spaces >= ${TARGET}x the rate over ${fmt(base.spaces)} Spaces`,

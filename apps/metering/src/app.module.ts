@@ -334,6 +334,7 @@ export class AppModule {
           useFactory: () =>
             new SpaceRepository(storage.store, {
               correctionWindowMs: config.correctionWindowMs,
+              maxCached: config.spaceCacheSize,
               onLoad: (l) => {
                 metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
                 metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
