@@ -35,7 +35,7 @@ import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
 import { Projector } from '../apps/metering/src/projection/projector';
-import { type BenchReport, type Scale, fmt, inboundEvents, log, ratio, runAsScript, tempDir } from './common';
+import { type BenchReport, type Inbound, type Scale, fmt, inboundEvents, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 500;
@@ -68,40 +68,58 @@ export interface FlatRun {
 }
 
 interface Workload {
-  subscriptions: InboundEvent[][];
-  usage: InboundEvent[][];
   spaces: number;
   events: number;
+  seed: number;
+  /** Spaces the usage events touch. */
   touchedSpaces: number;
 }
 
+const toInbound = (e: Inbound): InboundEvent => ({ type: e.kind, ...e.payload }) as unknown as InboundEvent;
+
+/** The generator's first `spaces` events are the subscriptions, the rest the usage (Space draws fixed by the seed). */
 function workload(events: number, spaces: number, seed: number): Workload {
-  const all = [...inboundEvents(events + spaces, spaces, seed)].map((e) => ({ type: e.kind, ...e.payload }) as unknown as InboundEvent);
-  const chunks = (list: InboundEvent[]) => {
-    const out: InboundEvent[][] = [];
-    for (let i = 0; i < list.length; i += BATCH) out.push(list.slice(i, i + BATCH));
-    return out;
-  };
-  const touchedSpaces = new Set(all.slice(spaces).map((e) => e.spaceId)).size;
-  return { subscriptions: chunks(all.slice(0, spaces)), usage: chunks(all.slice(spaces)), spaces, events, touchedSpaces };
+  const touched = new Set<string>();
+  let i = 0;
+  for (const e of inboundEvents(events + spaces, spaces, seed)) if (i++ >= spaces) touched.add(e.spaceId);
+  return { spaces, events, seed, touchedSpaces: touched.size };
+}
+
+/**
+ * The part's events in batches of BATCH, made as they are fed (as requests arrive): the bench holds
+ * no more than the batches in flight, so its own heap does not grow with the run.
+ */
+function* batchesOf(w: Workload, part: 'subscriptions' | 'usage'): Generator<InboundEvent[]> {
+  let i = 0;
+  let batch: InboundEvent[] = [];
+  for (const e of inboundEvents(w.events + w.spaces, w.spaces, w.seed)) {
+    const isSubscription = i++ < w.spaces;
+    if (isSubscription !== (part === 'subscriptions')) {
+      if (part === 'subscriptions') break;
+      continue;
+    }
+    batch.push(toInbound(e));
+    if (batch.length === BATCH) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length) yield batch;
 }
 
 /** Feeds every batch, IN_FLIGHT at a time; returns the accepted count (throws on anything else). */
-async function feed(ingest: IngestService, batches: InboundEvent[][]): Promise<number> {
+async function feed(ingest: IngestService, batches: Iterator<InboundEvent[]>, total: number): Promise<number> {
   let accepted = 0;
   let other: string | null = null;
-  let next = 0;
   const worker = async () => {
-    while (next < batches.length) {
-      const batch = batches[next++];
-      for (const o of await ingest.ingest(batch)) {
+    for (let next = batches.next(); !next.done; next = batches.next()) {
+      for (const o of await ingest.ingest(next.value)) {
         if (o.outcome === 'accepted') accepted++;
         else other ??= JSON.stringify(o);
       }
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  const total = batches.reduce((n, b) => n + b.length, 0);
   if (accepted !== total) throw new Error(`only ${accepted} of ${total} events accepted; first other outcome: ${other}`);
   return accepted;
 }
@@ -159,7 +177,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     };
     // 1. set-up: one subscription per Space, projected; then a fresh repository (as after a restart).
     const setup = repository();
-    await feed(new IngestService(store, setup.repo, catalog, systemClock, systemIds), w.subscriptions);
+    await feed(new IngestService(store, setup.repo, catalog, systemClock, systemIds), batchesOf(w, 'subscriptions'), w.spaces);
     await projector.start();
     const setupHead = await spaceHead(store);
     await waitProjected(projector, setupHead);
@@ -171,7 +189,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
     const profile = await startProfile(`${kind}-${w.spaces}`);
     const t = performance.now();
-    const accepted = await feed(ingest, w.usage);
+    const accepted = await feed(ingest, batchesOf(w, 'usage'), w.events);
     const ingestSeconds = (performance.now() - t) / 1000;
     const head = await spaceHead(store);
     await waitProjected(projector, head);
