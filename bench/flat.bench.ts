@@ -20,12 +20,13 @@
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
  *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
+ *        SPACE_CACHE_SIZE, BENCH_FLAT_PROJECTION_PAGE (5000) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
  *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { Pool } from 'pg';
-import type { EventStore } from '@metering/event-store';
+import { type EventStore, SqliteEventStore } from '@metering/event-store';
 import { type InboundEvent, SPACE_STREAM_PREFIX } from '@metering/domain';
 import { openStorage } from '../apps/metering/src/app.module';
 import { CatalogService } from '../apps/metering/src/catalog/catalog.service';
@@ -42,7 +43,7 @@ const BATCH = 500;
 const IN_FLIGHT = 4;
 const TARGET = 0.8;
 /** The service's projection page (app.module.ts PROJECTION_BATCH). */
-const PROJECTION_PAGE = 5000;
+const PROJECTION_PAGE = Number(process.env.BENCH_FLAT_PROJECTION_PAGE ?? 5000);
 
 type StoreKind = 'sqlite' | 'postgres';
 
@@ -163,6 +164,8 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
   });
   const storage = await openStorage(config);
   const { store } = storage;
+  // Experiments only: a SQLite page cache other than the store's default (64 MiB).
+  if (process.env.BENCH_FLAT_SQLITE_CACHE_KB && store instanceof SqliteEventStore) store.db.pragma(`cache_size = -${Number(process.env.BENCH_FLAT_SQLITE_CACHE_KB)}`);
   const breakdown = await openBreakdownReadModel(config, storage);
   const quiet = { error: (o: unknown, m?: string) => log(`projection error: ${m} ${String((o as { err?: Error }).err?.stack ?? o)}`) };
   const projector = new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown]);
