@@ -5,6 +5,7 @@
  */
 import { log, scaleFromArgs, writeReport } from './common';
 import { runApiBench } from './api.bench';
+import { runFlatBench } from './flat.bench';
 import { runHistoryBench } from './history.bench';
 import { runIngestBench } from './ingest.bench';
 import { runPgVsSqliteBench } from './pg-vs-sqlite.bench';
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     const steps: [string, () => Promise<Parameters<typeof writeReport>[0]>][] = [
       ['store', () => runStoreBench(scale)],
       ['pg-vs-sqlite', () => runPgVsSqliteBench(scale)],
+      ['flat', () => runFlatBench(scale)],
       ['rebuild', () => runRebuildBench(scale)],
       ['api', () => runApiBench(scale)],
       ['ingest', () => runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })],

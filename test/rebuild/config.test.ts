@@ -50,6 +50,13 @@ describe('loadConfig: event store settings', () => {
     expect(problems({ PORT: port })).toEqual([`PORT="${port}": must be an integer from 0 to 65535`]);
   });
 
+  test('SPACE_CACHE_SIZE: the Space states kept in memory, 50,000 unless set, within its range', () => {
+    expect(loadConfig({}, '/srv/metering').spaceCacheSize).toBe(50_000);
+    expect(loadConfig({ SPACE_CACHE_SIZE: '200000' }, '/srv/metering').spaceCacheSize).toBe(200_000);
+    expect(problems({ SPACE_CACHE_SIZE: '10' })).toEqual(['SPACE_CACHE_SIZE="10": must be an integer from 100 to 5000000']);
+    expect(problems({ SPACE_CACHE_SIZE: 'lots' })).toEqual(['SPACE_CACHE_SIZE="lots": must be an integer from 100 to 5000000']);
+  });
+
   test('every problem is reported at once', () => {
     expect(problems({ EVENT_STORE: 'kurrentdb', PORT: 'x', PG_SCHEMA: 'Bad-Schema' })).toEqual([
       'PORT="x": must be an integer from 0 to 65535',

@@ -106,6 +106,17 @@ export interface Snapshot {
   data: string;
 }
 
+/** One stream's part of a `readColdStarts` answer: what `readSnapshot` and `readStream` would return. */
+export interface ColdStart {
+  /** The stream's latest snapshot, or null. */
+  snapshot: Snapshot | null;
+  /**
+   * The stream's events from revision `snapshot.revision + 1` (0 without a snapshot), in revision
+   * order, at most `maxCount` of them (a full page: read on with `readStream`).
+   */
+  events: StoredEvent[];
+}
+
 export interface EventStore {
   /** Appends atomically (all or none). Throws WrongExpectedRevisionError on a revision mismatch. */
   append(streamName: string, events: NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
@@ -148,6 +159,13 @@ export interface EventStore {
   writeSnapshot(snapshot: Snapshot): Promise<void>;
   /** Deletes every snapshot (ops, tests); returns how many. */
   deleteSnapshots(): Promise<number>;
+  /**
+   * Optional. Cold loads of many streams at once: for each stream, its latest snapshot and the first
+   * `maxCount` events after it (see `ColdStart`), in a fixed number of round trips whatever the
+   * number of streams. Every requested stream is in the answer (no snapshot, no events: empty).
+   * The same as `readSnapshot` then `readStream` per stream, batched.
+   */
+  readColdStarts?(streamNames: string[], maxCount: number): Promise<Map<string, ColdStart>>;
   /**
    * Optional. The stored events with these ids (any stream, any order; unknown ids are left out).
    * Deterministic ids make it the permanent dedupe path for inputs whose ids a bounded state no

@@ -19,6 +19,7 @@ import { SpaceRepository } from './space-repository';
       useFactory: (store: EventStore, config: AppConfig, metrics: Metrics) =>
         new SpaceRepository(store, {
           correctionWindowMs: config.correctionWindowMs,
+          maxCached: config.spaceCacheSize,
           onLoad: (l) => {
             metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
             metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);

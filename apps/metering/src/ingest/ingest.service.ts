@@ -180,6 +180,8 @@ export class IngestService {
       bySpace.set(e.spaceId, list);
     });
     const outcomes = new Array<Outcome>(events.length);
+    // The Spaces not in the cache are read in one batched store read, not one read per Space.
+    await this.spaces.prefetch(bySpace.keys(), this.clock.now());
     await Promise.all(
       [...bySpace].map(async ([spaceId, idx]) => {
         const res = await this.executeForSpace(spaceId, idx.map((i) => commandOf(events[i])));

@@ -124,6 +124,40 @@ export function describeSnapshots(c: ContractContext): void {
   });
 }
 
+export function describeColdStarts(c: ContractContext): void {
+  describe('cold starts of many streams (readColdStarts, where offered)', () => {
+    let store: EventStore;
+    let p: string;
+    beforeEach(() => {
+      ({ store, p } = c.current());
+    });
+
+    test('each stream: its latest snapshot and at most maxCount events after it, as readSnapshot + readStream answer', async () => {
+      if (!store.readColdStarts) return; // optional: callers read each stream on their own
+      const ev = (n: number) => Array.from({ length: n }, (_, i) => newEvent('E', { i }));
+      await store.append(`${p}a`, ev(5), 'no_stream'); // no snapshot: from revision 0
+      await store.append(`${p}b`, ev(6), 'no_stream');
+      await store.writeSnapshot({ streamName: `${p}b`, revision: 2, schema: 1, data: '{"b":2}' }); // tail 3..5
+      await store.writeSnapshot({ streamName: `${p}c`, revision: 0, schema: 1, data: 'only' }); // snapshot, no events after it
+      await store.append(`${p}d`, ev(3), 'no_stream');
+      await store.writeSnapshot({ streamName: `${p}d`, revision: 2, schema: 1, data: 'head' }); // snapshot at the head: no tail
+      const names = [`${p}a`, `${p}b`, `${p}c`, `${p}d`, `${p}none`, `${p}a`];
+      const got = await store.readColdStarts(names, 4);
+      expect([...got.keys()].sort()).toEqual([`${p}a`, `${p}b`, `${p}c`, `${p}d`, `${p}none`].sort());
+      for (const name of new Set(names)) {
+        const snapshot = await store.readSnapshot(name);
+        const events = await store.readStream(name, { fromRevision: snapshot ? snapshot.revision + 1 : 0, maxCount: 4 });
+        expect(got.get(name)).toEqual({ snapshot, events });
+      }
+      expect(got.get(`${p}a`)!.events.map((e) => e.revision)).toEqual([0, 1, 2, 3]); // a full page: read on with readStream
+      expect(got.get(`${p}b`)!.events.map((e) => e.revision)).toEqual([3, 4, 5]);
+      expect(got.get(`${p}none`)).toEqual({ snapshot: null, events: [] });
+      expect((await store.readColdStarts([], 4)).size).toBe(0);
+      await expect(store.readColdStarts([`${p}a`], 0)).rejects.toThrow(TypeError);
+    });
+  });
+}
+
 export function describeEventsById(c: ContractContext): void {
   const { offersReadById } = c;
   (offersReadById ? describe : describe.skip)('events by id', () => {

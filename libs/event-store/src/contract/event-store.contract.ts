@@ -9,7 +9,7 @@
 import { EventStore } from '../port';
 import { describeAppendAndRead, describeIdempotency } from './contract-append';
 import { describeAppendBudget, describeAppendMany, describeGroupCommit } from './contract-group-commit';
-import { describeDataAndMetadata, describeEventsById, describeGlobalLog, describeOpaquePositions, describeSnapshots } from './contract-reads';
+import { describeColdStarts, describeDataAndMetadata, describeEventsById, describeGlobalLog, describeOpaquePositions, describeSnapshots } from './contract-reads';
 import { describeSubscribe } from './contract-subscribe';
 import { ContractContext, ContractOptions, ContractStore, ContractStoreOptions, uniquePrefix } from './contract-support';
 
@@ -56,6 +56,7 @@ export function describeEventStoreContract(
     describeGroupCommit(c);
     describeGlobalLog(c);
     describeSnapshots(c);
+    describeColdStarts(c);
     describeEventsById(c);
     describeDataAndMetadata(c);
     describeSubscribe(c);

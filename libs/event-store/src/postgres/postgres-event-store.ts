@@ -56,6 +56,7 @@ import type { ClientBase, QueryResult, QueryResultRow } from 'pg';
 import {
   AppendRequest,
   AppendResult,
+  ColdStart,
   DuplicateEventIdError,
   EventStore,
   ExpectedRevision,
@@ -573,6 +574,37 @@ export class PostgresEventStore implements EventStore {
     );
     const r = rows[0];
     return r ? { streamName, revision: Number(r.revision), schema: r.schema, data: r.data } : null;
+  }
+
+  /**
+   * Two queries whatever the number of streams: the snapshots, then each stream's tail after its
+   * snapshot (a LATERAL index scan per stream, at most `maxCount` rows each). A snapshot written
+   * between the two is simply not used; events appended between them are in the tail.
+   */
+  async readColdStarts(streamNames: string[], maxCount: number): Promise<Map<string, ColdStart>> {
+    if (!Number.isSafeInteger(maxCount) || maxCount < 1) throw new TypeError('maxCount must be a positive integer');
+    const names = [...new Set(streamNames)];
+    const out = new Map<string, ColdStart>();
+    if (names.length === 0) return out;
+    const snaps = await this.query<{ stream_name: string; revision: string; schema: number; data: string }>(
+      `SELECT stream_name, revision::text AS revision, schema, data FROM ${this.q}.snapshots WHERE stream_name = ANY($1::text[])`,
+      [names],
+    );
+    const snapshots = new Map<string, Snapshot>();
+    for (const r of snaps.rows) snapshots.set(r.stream_name, { streamName: r.stream_name, revision: Number(r.revision), schema: r.schema, data: r.data });
+    for (const n of names) out.set(n, { snapshot: snapshots.get(n) ?? null, events: [] });
+    const { rows } = await this.query<EventRow>(
+      `SELECT e.* FROM unnest($1::text[], $2::bigint[]) AS r(name, from_revision)
+         CROSS JOIN LATERAL (
+           SELECT ${COLUMNS} FROM ${this.q}.events
+            WHERE stream_name = r.name AND revision >= r.from_revision
+            ORDER BY revision LIMIT $3) AS e`,
+      [names, names.map((n) => (snapshots.has(n) ? (snapshots.get(n) as Snapshot).revision + 1 : 0)), maxCount],
+    );
+    for (const r of rows) (out.get(r.stream_name) as ColdStart).events.push(toStored(r));
+    // LATERAL rows come stream by stream in revision order; sorted again in case a plan interleaves them.
+    for (const c of out.values()) if (c.events.length > 1) c.events.sort((a, b) => a.revision - b.revision);
+    return out;
   }
 
   async writeSnapshot(snapshot: Snapshot): Promise<void> {

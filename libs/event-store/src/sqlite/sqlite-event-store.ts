@@ -25,6 +25,7 @@ import Database from 'better-sqlite3';
 import {
   AppendRequest,
   AppendResult,
+  ColdStart,
   DuplicateEventIdError,
   EventStore,
   ExpectedRevision,
@@ -463,6 +464,22 @@ export class SqliteEventStore implements EventStore {
     return this.run(() => {
       const row = this.stmts.readSnapshot.get(streamName);
       return row ? { streamName, revision: Number(row.revision), schema: Number(row.schema), data: row.data } : null;
+    });
+  }
+
+  /** One synchronous pass over the streams (nothing of this process can write in between). */
+  async readColdStarts(streamNames: string[], maxCount: number): Promise<Map<string, ColdStart>> {
+    if (!Number.isSafeInteger(maxCount) || maxCount < 1) throw new TypeError('maxCount must be a positive integer');
+    return this.run(() => {
+      const out = new Map<string, ColdStart>();
+      for (const streamName of streamNames) {
+        if (out.has(streamName)) continue;
+        const row = this.stmts.readSnapshot.get(streamName);
+        const snapshot = row ? { streamName, revision: Number(row.revision), schema: Number(row.schema), data: row.data } : null;
+        const events = this.stmts.readStream.all(streamName, snapshot ? snapshot.revision + 1 : 0, maxCount).map(toStored);
+        out.set(streamName, { snapshot, events });
+      }
+      return out;
     });
   }
 

@@ -56,12 +56,17 @@ const mapResult = (r: AppendResult): AppendResult => ({ ...r, lastGlobalPosition
 export class SparsePositionsStore implements EventStore {
   readonly appendMany?: (batch: AppendRequest[]) => Promise<AppendResult[]>;
   readonly readEventsById?: (ids: string[]) => Promise<StoredEvent[]>;
+  readonly readColdStarts?: EventStore['readColdStarts'];
 
   constructor(readonly inner: EventStore) {
     const many = inner.appendMany?.bind(inner);
     if (many) this.appendMany = async (batch) => (await many(batch)).map(mapResult);
     const byId = inner.readEventsById?.bind(inner);
     if (byId) this.readEventsById = async (ids) => (await byId(ids)).map(mapEvent);
+    const cold = inner.readColdStarts?.bind(inner);
+    if (cold)
+      this.readColdStarts = async (names, maxCount) =>
+        new Map([...(await cold(names, maxCount))].map(([n, c]) => [n, { snapshot: c.snapshot, events: c.events.map(mapEvent) }]));
   }
 
   get maxAppendBytes(): number | null {

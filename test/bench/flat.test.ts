@@ -1,0 +1,37 @@
+/**
+ * The short form of bench/flat.bench.ts (issue 14 part 2: ingest flat in the number of Spaces): the
+ * same usage workload over few and over many Spaces, on SQLite and PostgreSQL, at a small size. No
+ * timing is asserted (timings belong to bench/RESULTS.md): every figure is produced, and the totals
+ * are exact (every event accepted, each counted once by the read model, each Space cold-loaded).
+ */
+import { runFlatBench } from '../../bench/flat.bench';
+
+jest.setTimeout(120_000);
+
+test('flat: the baseline and the many-Spaces run on both stores, exact totals, a ratio per store', async () => {
+  const r = await runFlatBench('smoke');
+  expect(r.runs.map((x) => [x.store, x.spaces, x.events])).toEqual([
+    ['sqlite', 20, 1_000],
+    ['sqlite', 500, 1_500],
+    ['postgres', 20, 1_000],
+    ['postgres', 500, 1_500],
+  ]);
+  for (const run of r.runs) {
+    expect(run.accepted).toBe(run.events);
+    expect(run.projectedUsageEvents).toBe(run.events);
+    // usage events, and the thresholds some of them crossed
+    expect(run.stored).toBeGreaterThanOrEqual(run.events);
+    // after the restart each Space's first event is a cold load, and only that (the cache holds them all at this size)
+    expect(run.coldLoads).toBe(run.touchedSpaces);
+    expect(run.rate).toBeGreaterThan(0);
+  }
+  expect(r.ratios.sqlite).toBeGreaterThan(0);
+  expect(r.ratios.postgres).toBeGreaterThan(0);
+  const table = r.lines.filter((l) => l.startsWith('|')).join('\n');
+  expect(table).toMatch(/\| SQLite .* \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(table).toMatch(/\| PostgreSQL .* \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \*\*\d+\.\d\dx\*\* \|/);
+  expect(r.targets.map((t) => t.what)).toEqual([
+    'SQLite: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
+    'PostgreSQL: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
+  ]);
+});
