@@ -90,4 +90,17 @@ describe('ingest on SQLite with two concurrent writers', () => {
     await a.store.close();
     await b.store.close();
   });
+  it('an event another writer already appended is a duplicate, not accepted twice, even from a stale cache', async () => {
+    const f = path.join(dir, 'stale.db');
+    const a = await writer(f);
+    const b = await writer(f);
+    const sub: InboundEvent = { type: 'subscription-changed', eventId: 'sub-x', spaceId: 'x', plan: 'pro', cycle: 'monthly', effectiveAt: '2026-11-01T00:00:00Z' };
+    expect((await a.ingest.ingest([sub]))[0].outcome).toBe('accepted');
+    expect((await b.ingest.ingest([sub]))[0].outcome).toBe('duplicate'); // both writers now hold the Space's state
+    const use: InboundEvent = { type: 'generation-performed', eventId: 'g-x', spaceId: 'x', userId: 'u', feature: 'ai_shadows', medium: 'image', generations: 1, occurredAt: '2026-11-20T10:00:00Z' };
+    expect((await b.ingest.ingest([use]))[0].outcome).toBe('accepted');
+    // a's cached state does not know g-x: it decides the same events, and the store finds them at the stream's end
+    expect((await a.ingest.ingest([use]))[0].outcome).toBe('duplicate');
+    expect((await a.store.readStream(spaceStreamName('x'))).filter((e) => e.type === 'GenerationRecorded')).toHaveLength(1);
+  });
 });

@@ -116,6 +116,13 @@ export class IngestService {
             events.map((e) => ({ id: e.id, type: e.type, data: e.data as unknown as Record<string, unknown> })),
             version === 0 ? 'no_stream' : version - 1,
           );
+          if (result.alreadyAppended && attempt < MAX_ATTEMPTS) {
+            // Another writer (a second consumer of a redelivered batch) appended these very events
+            // first: nothing was written by this call. Decide again on the stream as stored, so the
+            // inbound events are answered as the duplicates they are, never counted twice.
+            this.spaces.invalidate(spaceId);
+            continue;
+          }
           this.spaces.appended(next, now);
           this.store.notify?.();
           const position = result.lastGlobalPosition.toString();
