@@ -83,9 +83,10 @@ export function decodeSpaceEvent(stored: StoredShape, versions: CodecVersions = 
   const raw = stored.metadata?.schema;
   const from = typeof raw === 'number' && Number.isInteger(raw) && raw >= 1 ? raw : 1;
   if (from > versions.schema[stored.type]) throw new Error(`${stored.type} stored at schema ${from}, newer than this reader's ${versions.schema[stored.type]}`);
-  const data = from === versions.schema[stored.type] ? stored.data : upcast(stored.type, stored.data, from, versions);
-  // The one trusted cast: the store holds what encodeSpaceEvent wrote (upcast above to the current layout).
-  return { type: stored.type, data } as unknown as SpaceEvent;
+  // The one trusted cast: the store holds what encodeSpaceEvent wrote. At the current layout the
+  // stored record itself is the event (no copy: folds decode every event); older ones are upcast.
+  if (from === versions.schema[stored.type]) return stored as unknown as SpaceEvent;
+  return { type: stored.type, data: upcast(stored.type, stored.data, from, versions) } as unknown as SpaceEvent;
 }
 
 /** The data type of a Space event type. */

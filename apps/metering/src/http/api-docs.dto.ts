@@ -46,8 +46,8 @@ export class SubscriptionChangedDoc {
   @ApiProperty({ enum: ['subscription-changed'] }) type!: string;
   @ApiProperty() eventId!: string;
   @ApiProperty() spaceId!: string;
-  @ApiProperty({ enum: PLANS as unknown as string[] }) plan!: string;
-  @ApiProperty({ enum: CYCLES as unknown as string[] }) cycle!: string;
+  @ApiProperty({ enum: [...PLANS] }) plan!: string;
+  @ApiProperty({ enum: [...CYCLES] }) cycle!: string;
   @ApiProperty({ format: 'date-time', description: 'The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.' }) effectiveAt!: string;
   @ApiPropertyOptional({ description: 'enterprise: {ai_image_credits, ai_video_credits, batch_exports}' }) customLimits?: Record<string, number>;
 }
@@ -65,8 +65,8 @@ export const POST_EVENTS_BODY = {
 };
 
 export class SubscriptionBodyDoc {
-  @ApiProperty({ enum: PLANS as unknown as string[], example: 'pro' }) plan!: string;
-  @ApiProperty({ enum: CYCLES as unknown as string[], example: 'monthly' }) cycle!: string;
+  @ApiProperty({ enum: [...PLANS], example: 'pro' }) plan!: string;
+  @ApiProperty({ enum: [...CYCLES], example: 'monthly' }) cycle!: string;
   @ApiPropertyOptional({ format: 'date-time', description: 'default: now. The renewal anchor: monthly and yearly plans renew on its day of month and time of day, taken in UTC; weekly plans every 7 days from it.' }) effectiveAt?: string;
   @ApiPropertyOptional() customLimits?: Record<string, number>;
   @ApiPropertyOptional({ description: 'default: a random id. Deduplicated per Space: the same id with the same payload is a duplicate, with another payload a 409 conflict' }) eventId?: string;
@@ -82,7 +82,7 @@ export class EntitlementCheckDoc {
 export class EntitlementAnswerDoc {
   @ApiProperty() spaceId!: string;
   @ApiProperty() allowed!: boolean;
-  @ApiProperty({ enum: POOLS as unknown as string[], example: 'ai_image_credits' }) pool!: string;
+  @ApiProperty({ enum: [...POOLS], example: 'ai_image_credits' }) pool!: string;
   @ApiProperty() cost!: number;
   @ApiProperty() used!: number;
   @ApiProperty() limit!: number;

@@ -4,9 +4,10 @@ import {
   type Rejection,
   type DecideContext,
   type SpaceCommand,
-  type SpaceEvent,
   type SpaceState,
   decideAll,
+  decodeSpaceEvent,
+  encodeSpaceEvent,
   inboundEventIdOf,
   payloadDifferences,
   recordedFingerprint,
@@ -113,7 +114,7 @@ export class IngestService {
         try {
           const result = await this.store.append(
             spaceStreamName(spaceId),
-            events.map((e) => ({ id: e.id, type: e.type, data: e.data as unknown as Record<string, unknown> })),
+            events.map(encodeSpaceEvent),
             version === 0 ? 'no_stream' : version - 1,
           );
           if (result.alreadyAppended && attempt < MAX_ATTEMPTS) {
@@ -150,9 +151,10 @@ export class IngestService {
     const byLower = new Map([...wanted].map(([id, inbound]) => [id.toLowerCase(), inbound]));
     const found = await this.store.readEventsById([...byLower.keys()]);
     const out = new Map<string, number>();
-    for (const e of found)
-      if (e.streamName === stream && byLower.has(e.id.toLowerCase()))
-        out.set(byLower.get(e.id.toLowerCase())!, recordedFingerprint({ type: e.type, data: e.data } as unknown as SpaceEvent));
+    for (const e of found) {
+      const recorded = e.streamName === stream && byLower.has(e.id.toLowerCase()) ? decodeSpaceEvent(e) : null;
+      if (recorded) out.set(byLower.get(e.id.toLowerCase())!, recordedFingerprint(recorded));
+    }
     return out;
   }
 
@@ -172,7 +174,8 @@ export class IngestService {
       for (const i of conflicts.get(stored.id.toLowerCase()) ?? []) {
         const d = decisions[i];
         if (d.outcome !== 'conflict') continue;
-        const fields = payloadDifferences(commands[i], { type: stored.type, data: stored.data } as unknown as SpaceEvent);
+        const recorded = decodeSpaceEvent(stored);
+        const fields = recorded ? payloadDifferences(commands[i], recorded) : [];
         if (fields.length) d.rejection.message = `${d.rejection.message}; differs in: ${fields.join(', ')}`;
       }
     }

@@ -4,6 +4,7 @@ import {
   type SpaceEvent,
   type SpaceState,
   compactSpace,
+  decodeSpaceEvent,
   evolve,
   initialSpaceState,
   snapshotOfSpace,
@@ -34,7 +35,11 @@ const LOAD_PAGE = 5000;
 /** Spaces per batched cold-load read (`prefetch`). */
 const PREFETCH_CHUNK = 1000;
 
-const asSpaceEvent = (e: StoredEvent): SpaceEvent => ({ type: e.type, data: e.data }) as unknown as SpaceEvent;
+const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
+  const event = decodeSpaceEvent(e);
+  if (!event) throw new Error(`${e.streamName} holds a ${e.type} event, not a Space event`);
+  return event;
+};
 
 /**
  * Loads a Space's decider state with a bounded in-process cache. A cold load reads the Space's

@@ -4,15 +4,10 @@
  * PostgreSQL read models identical field for field.
  */
 import {
-  type PeriodResetData,
   type PeriodUsage,
-  type SpaceEvent,
-  type SubscriptionActivatedData,
-  type SubscriptionChangedData,
-  type ThresholdCrossedData,
-  type ThresholdRearmedData,
   addUse,
   applyPeriodMove,
+  decodeSpaceEvent,
   nextWakeUp,
   type Period,
   type PeriodFinder,
@@ -170,11 +165,13 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   const rs = rows.space(spaceId);
   const space = rs.row;
   space.revision = event.revision;
-  switch (event.type) {
+  const ev = decodeSpaceEvent(event);
+  if (ev === null) return;
+  switch (ev.type) {
     // Usage first: nearly every event is one.
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
-      const { at, pool, amount } = usageItemOf(event as unknown as Extract<SpaceEvent, { type: typeof event.type }>);
+      const { at, pool, amount } = usageItemOf(ev);
       const period = rs.periodAt(at);
       // addUse changes the batch's own row in place, or makes the period's first one.
       const current = rs.usage(period.start);
@@ -183,7 +180,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       break;
     }
     case 'SubscriptionChanged': {
-      const d = event.data as unknown as SubscriptionChangedData;
+      const d = ev.data;
       space.timeline = withSubscriptionChange(space.timeline, d);
       // The decision recorded how the change moved usage between periods; events written before
       // moves were recorded get them from `withLegacyMoves` before they reach here.
@@ -195,24 +192,23 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       break;
     }
     case 'SubscriptionActivated': {
-      space.timeline = withActivation(space.timeline, (event.data as unknown as SubscriptionActivatedData).sourceEventId);
+      space.timeline = withActivation(space.timeline, ev.data.sourceEventId);
       break;
     }
     case 'PeriodReset': {
-      const d = event.data as unknown as PeriodResetData;
-      const start = Date.parse(d.periodStart);
+      const start = Date.parse(ev.data.periodStart);
       space.lastResetAt = space.lastResetAt === null ? start : Math.max(space.lastResetAt, start);
       break;
     }
     case 'ThresholdCrossed':
     case 'ThresholdRearmed': {
-      const d = event.data as unknown as ThresholdCrossedData | ThresholdRearmedData;
+      const d = ev.data;
       rows.putThreshold({
         spaceId,
         periodStart: Date.parse(d.periodStart),
         pool: d.pool,
         threshold: d.threshold,
-        state: event.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
+        state: ev.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
         eventId: event.id,
       });
       break;

@@ -13,7 +13,7 @@
  * export counts under the pseudo-feature `batch_export`; an AI feature used inside a batch counts
  * under its own feature).
  */
-import type { BatchExportRecordedData, GenerationRecordedData, Limits, PeriodResetData, Pool, ThresholdCrossedData, ThresholdRearmedData } from '@metering/domain';
+import { type Limits, type Pool, decodeSpaceEvent } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 
 export const BREAKDOWN_CHECKPOINT = 'breakdown';
@@ -95,20 +95,22 @@ export class BreakdownBatch {
     this.position = e.globalPosition;
     if (!e.streamName.startsWith('space-')) return;
     const spaceId = (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice('space-'.length);
-    switch (e.type) {
+    const ev = decodeSpaceEvent(e);
+    if (ev === null) return;
+    switch (ev.type) {
       case 'GenerationRecorded': {
-        const d = e.data as unknown as GenerationRecordedData;
+        const d = ev.data;
         this.count(spaceId, Date.parse(d.periodStart), d.userId, d.feature, d.pool, d.credits);
         break;
       }
       case 'BatchExportRecorded': {
-        const d = e.data as unknown as BatchExportRecordedData;
+        const d = ev.data;
         this.count(spaceId, Date.parse(d.periodStart), d.userId, BATCH_EXPORT_FEATURE, 'batch_exports', d.images);
         break;
       }
       case 'ThresholdCrossed':
       case 'ThresholdRearmed': {
-        const d = e.data as unknown as ThresholdCrossedData | ThresholdRearmedData;
+        const d = ev.data;
         this.watch.push({
           kind: 'set',
           row: {
@@ -116,7 +118,7 @@ export class BreakdownBatch {
             pool: d.pool,
             threshold: d.threshold,
             periodStart: Date.parse(d.periodStart),
-            state: e.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
+            state: ev.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',
             used: d.used,
             limit: d.limit,
             position: e.globalPosition.toString(),
@@ -126,7 +128,7 @@ export class BreakdownBatch {
         break;
       }
       case 'PeriodReset': {
-        const d = e.data as unknown as PeriodResetData;
+        const d = ev.data;
         this.watch.push({ kind: 'reset', spaceId, periodStart: Date.parse(d.periodStart) });
         break;
       }
