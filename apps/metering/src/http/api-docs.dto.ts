@@ -72,13 +72,6 @@ export class SubscriptionBodyDoc {
   @ApiPropertyOptional({ description: 'default: a random id. Deduplicated per Space: the same id with the same payload is a duplicate, with another payload a 409 conflict' }) eventId?: string;
 }
 
-export class EntitlementCheckDoc {
-  @ApiPropertyOptional({ example: 'virtual_model', description: 'with generations; or send batchImages and platform' }) feature?: string;
-  @ApiPropertyOptional({ minimum: 1, default: 1 }) generations?: number;
-  @ApiPropertyOptional({ minimum: 1 }) batchImages?: number;
-  @ApiPropertyOptional({ example: 'web' }) platform?: string;
-}
-
 export class EntitlementAnswerDoc {
   @ApiProperty() spaceId!: string;
   @ApiProperty() allowed!: boolean;

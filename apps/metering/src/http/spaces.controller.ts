@@ -17,13 +17,13 @@ import { PinoLogger } from 'nestjs-pino';
 type Response = { status(code: number): unknown };
 import { EVENT_INGRESS, type EventIngress } from '../ingest/ingress';
 import {
-  type EntitlementRequest,
   type InboundEvent,
   type Limits,
   NOTIFICATION_EVENT_TYPES,
   type UsageSource,
   SPACE_STREAM_PREFIX,
   checkEntitlement,
+  emptyLimits,
   iso,
   periodAt,
   spaceStreamName,
@@ -39,10 +39,10 @@ import { Projector } from '../projection/projector';
 import { ENTITLEMENT_VIEW, type EntitlementView } from '../projection/entitlement-view';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
+import { EntitlementCheckDto } from './entitlement-check.dto';
 import {
   BatchExportedDoc,
   EntitlementAnswerDoc,
-  EntitlementCheckDoc,
   ErrorDoc,
   GenerationPerformedDoc,
   POST_EVENTS_BODY,
@@ -69,37 +69,8 @@ export async function readUsageSource(readModel: BalanceQueries, spaceId: string
   const timeline = row?.timeline ?? [];
   const period = periodAt(timeline, now);
   const used: Limits = await readModel.usedIn(spaceId, period.start);
-  const zero: Limits = { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+  const zero: Limits = emptyLimits();
   return { timeline, usedIn: (start: number) => (start === period.start ? used : zero) };
-}
-
-/** `field` must be an integer from 1 to `max` (rule isInt). */
-function intIn(field: string, v: unknown, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
-    throw invalid([{ field, rule: 'isInt', message: `${field} must be an integer from 1 to ${max}` }], 400);
-  return v;
-}
-
-const NO_CONTROL = /^[^\p{Cc}\p{Cs}]*$/u;
-
-/** `field` must be an id of 1 to `max` characters without control characters (rule isString). */
-function idIn(field: string, v: unknown, max: number): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max || !NO_CONTROL.test(v))
-    throw invalid([{ field, rule: 'isString', message: `${field} must be an id of 1 to ${max} characters without control characters` }], 400);
-  return v;
-}
-
-/** The entitlement request of a check body: `{feature, generations?}` or `{batchImages, platform}`. */
-export function entitlementRequestOf(body: unknown): EntitlementRequest {
-  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
-  if (b.feature !== undefined)
-    return { kind: 'generation', feature: idIn('feature', b.feature, 64), generations: intIn('generations', b.generations === undefined ? 1 : b.generations, 10_000) };
-  if (b.batchImages !== undefined) {
-    const images = intIn('batchImages', b.batchImages, 100_000);
-    if (b.platform === undefined) throw invalid([{ field: 'platform', rule: 'isString', message: 'platform is required with batchImages' }], 400);
-    return { kind: 'batch', images, platform: idIn('platform', b.platform, 32) };
-  }
-  throw invalid([{ field: 'body', rule: 'one_of', message: 'send {feature, generations} or {batchImages, platform}' }], 400);
 }
 
 const INBOUND_TYPES = new Set(['generation-performed', 'batch-exported', 'subscription-changed']);
@@ -246,12 +217,12 @@ export class SpacesController {
       'Answered from an in-memory view kept fresh from the store (see `asOf` in the answer: every event acknowledged before it is counted; the bound is ENTITLEMENT_VIEW_POLL_MS plus one read of the store). A Space not in the view is loaded from the read model and its stream.',
   })
   @ApiParam(SPACE_PARAM)
-  @ApiBody({ type: EntitlementCheckDoc })
+  @ApiBody({ type: EntitlementCheckDto })
   @ApiOkResponse({ type: EntitlementAnswerDoc })
   @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'an unknown feature or platform' })
-  async check(@Param('spaceId') spaceId: string, @Body() body: Record<string, unknown>) {
+  async check(@Param('spaceId') spaceId: string, @Body() body: EntitlementCheckDto) {
     checkSpaceId(spaceId);
-    const request = entitlementRequestOf(body);
+    const request = EntitlementCheckDto.toRequest(body);
     const now = this.clock.now();
     let source: UsageSource;
     let asOf: string;

@@ -271,7 +271,7 @@ export interface components {
             spaceId: string;
             used: number;
         };
-        EntitlementCheckDoc: {
+        EntitlementCheckDto: {
             batchImages?: number;
             /**
              * @description with generations; or send batchImages and platform
@@ -744,7 +744,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EntitlementCheckDoc"];
+                "application/json": components["schemas"]["EntitlementCheckDto"];
             };
         };
         responses: {
