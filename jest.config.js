@@ -41,14 +41,14 @@ module.exports = {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts', '<rootDir>/libs/**/*.int.test.ts'],
-      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/', '<rootDir>/test/kafka-service/', '<rootDir>/test/torture/', '\\.kafka\\.test\\.ts$'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/', '<rootDir>/test/torture/', '\\.kafka\\.test\\.ts$'],
     },
     {
       // Tests against a real Kafka broker: one broker per run, started by the global setup
       // (KAFKA_BROKERS overrides it).
       ...common,
       displayName: 'kafka',
-      testMatch: ['<rootDir>/test/kafka/**/*.test.ts', '<rootDir>/test/kafka-service/**/*.test.ts', '<rootDir>/test/**/*.kafka.test.ts'],
+      testMatch: ['<rootDir>/test/kafka/**/*.test.ts', '<rootDir>/test/**/*.kafka.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/torture/'],
       globalSetup: '<rootDir>/scripts/kafka/jest-global-setup.js',
       globalTeardown: '<rootDir>/scripts/kafka/jest-global-teardown.js',

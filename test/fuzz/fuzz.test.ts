@@ -33,7 +33,7 @@ import {
   oddStrings,
   toJson,
 } from '../support/fuzz-arbitraries';
-import { type TestApp, call, inProcessApp } from '../production/support';
+import { type TestApp, call, inProcessApp } from '../support/in-process-app';
 
 const LONG = Number(process.env.FUZZ_RUNS ?? 0);
 const runs = (short: number) => ({ numRuns: LONG > 0 ? LONG : short, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) });

@@ -1,6 +1,6 @@
 // Runs only the tests in test/kafka, with the Kafka broker global setup:
 //   npx jest -c test/kafka/jest.kafka.config.js
-// (The root config's `kafka` project does the same for test/kafka and test/kafka-service:
+// (The root config's `kafka` project does the same for test/kafka and every *.kafka.test.ts:
 //   npx jest --selectProjects kafka.) Works whether or not the root config has that project.
 const path = require('node:path');
 const root = require('../../jest.config.js');

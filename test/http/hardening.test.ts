@@ -4,7 +4,7 @@
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { type TestApp, call, inProcessApp } from './support';
+import { type TestApp, call, inProcessApp } from '../support/in-process-app';
 
 jest.setTimeout(60_000);
 

@@ -8,7 +8,7 @@ import type { EventStore } from '@metering/event-store';
 import { ConfigError, loadConfig } from '../../apps/metering/src/config';
 import { matchKey, parseApiKeys } from '../../apps/metering/src/security/api-keys';
 import { scrubbingStdout, secretValues } from '../../apps/metering/src/observability/logging';
-import { call, inProcessApp, type TestApp } from './support';
+import { call, inProcessApp, type TestApp } from '../support/in-process-app';
 
 const READ_INGEST = 'ri-0123456789abcdef-key';
 const ADMIN = 'ad-fedcba9876543210-key';
