@@ -98,6 +98,15 @@ function parseInstantUncached(value: string): number {
   return Date.parse(value);
 }
 
+/**
+ * An instant typed by a person (a CLI flag, a query parameter): an ISO-8601 instant with a zone
+ * (`parseInstant`), a bare date (UTC midnight), or epoch milliseconds. NaN when it is none of them.
+ */
+export function parseInstantInput(raw: string): number {
+  if (/^\d{1,16}$/.test(raw)) return Number(raw);
+  return parseInstant(/^\d{4}-\d{2}-\d{2}$/.test(raw) ? `${raw}T00:00:00Z` : raw);
+}
+
 export function iso(ms: number): string {
   // Period bounds and an event's instant are formatted several times per decision: memoised
   // (bounded; new Date(NaN).toISOString() still throws, as before, since failures are not kept).

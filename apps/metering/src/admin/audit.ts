@@ -13,6 +13,7 @@ import {
   type SpaceState,
   type UsageView,
   decodeSpaceEvents,
+  parseInstantInput,
   foldSpace,
   iso,
   limitsFor,
@@ -223,11 +224,7 @@ export async function balanceAt(store: EventStore, catalog: Catalog, spaceId: st
   return { view: usageView(spaceId, usageSourceOf(state), at, catalog), eventsIncluded: kept.length, eventsExcluded: stored.length - kept.length };
 }
 
-/** Parses an instant given on a command line or query string: ISO-8601 (a bare date means UTC midnight) or epoch ms. */
-export function parseCliInstant(raw: string): number {
-  if (/^\d+$/.test(raw)) return Number(raw);
-  const t = Date.parse(/^\d{4}-\d{2}-\d{2}$/.test(raw) ? `${raw}T00:00:00Z` : raw);
-  return t;
-}
+/** Parses an instant given on a command line or query string (the domain's `parseInstantInput`). */
+export const parseCliInstant = (raw: string): number => parseInstantInput(raw);
 
 export const poolsOf = (l: Limits): string => POOLS.map((p: Pool) => `${l[p]}`).join('/');

@@ -23,7 +23,7 @@ import {
   type ValidationOptions,
   validateSync,
 } from 'class-validator';
-import { CYCLES, type InboundEvent, type InboundType, MEDIA, PLANS, type Rejection, daysInMonth } from '@metering/domain';
+import { CYCLES, type InboundEvent, type InboundType, MEDIA, PLANS, type Rejection, parseInstant } from '@metering/domain';
 
 // ---- limits (SECURITY.md lists them; each rejection names the field and the rule) -----------
 
@@ -163,7 +163,7 @@ const ISO_STRICT = /^([1-9]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|
 function isStrictInstant(v: unknown): boolean {
   if (typeof v !== 'string') return false;
   const m = ISO_STRICT.exec(v);
-  return m !== null && +m[3] <= daysInMonth(+m[1], +m[2] - 1) && Date.parse(v) >= MIN_INSTANT;
+  return m !== null && parseInstant(v) >= MIN_INSTANT; // the domain's rule (impossible dates are NaN)
 }
 const isText = (v: unknown, max: number): boolean => typeof v === 'string' && v.length > 0 && v.length <= max && TEXT.test(v);
 const isId = (v: unknown): boolean => typeof v === 'string' && v.length > 0 && v.length <= MAX_ID_LENGTH && ID.test(v);

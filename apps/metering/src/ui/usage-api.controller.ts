@@ -6,7 +6,7 @@
  */
 import { Body, Controller, Get, HttpCode, HttpException, HttpStatus, Inject, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBody, ApiExtension, ApiForbiddenResponse, ApiOperation, ApiParam, ApiQuery, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { iso, periodAt } from '@metering/domain';
+import { iso, parseInstant, periodAt } from '@metering/domain';
 import { APP_CONFIG, type AppConfig } from '../config';
 import { checkSpaceId, invalid } from '../http/api-errors';
 import { CLOCK, type Clock } from '../infra/clock';
@@ -40,7 +40,7 @@ export class UsageApiController {
     let start: number;
     let end: number | null = null;
     if (periodStart !== undefined && periodStart !== '') {
-      start = Date.parse(periodStart);
+      start = parseInstant(periodStart);
       if (Number.isNaN(start)) throw invalid([{ field: 'periodStart', rule: 'iso_instant', message: 'periodStart must be an ISO-8601 instant' }], 400);
     } else {
       const row = await this.readModel.getSpace(spaceId);
