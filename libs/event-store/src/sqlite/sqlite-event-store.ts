@@ -19,6 +19,11 @@
  *   first done, about doubled the CPU time of the inserts: SQLite keeps a sub-journal of the
  *   pages each savepoint changes.) Several processes on the same file are serialised by SQLite's
  *   write lock (busy_timeout waits for it).
+ *
+ * This file is the class; its parts live beside it: `sqlite-schema.ts` (the schema, row mapping
+ * and prepared statements), `sqlite-group-commit.ts` (the write transactions: the all-or-nothing
+ * batch and the group commit with its savepoint fallback) and `sqlite-errors.ts` (error
+ * classification).
  */
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
@@ -26,23 +31,23 @@ import {
   AppendRequest,
   AppendResult,
   ColdStart,
-  DuplicateEventIdError,
   EventStore,
   ExpectedRevision,
   NewEvent,
   ReadAllOptions,
   ReadStreamOptions,
-  StoreUnavailableError,
   StoredEvent,
   Snapshot,
   SubscribeOptions,
   Subscription,
-  WrongExpectedRevisionError,
 } from '../port';
-import { ExistingEvent, PreparedRequest, StreamTip, decide, prepareBatch, prepareRequest } from '../internal/append-plan';
+import { StreamTip, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { normaliseBudget } from '../internal/append-budget';
+import { translateSqliteError } from './sqlite-errors';
+import { Outcome, PendingAppend, WriteTransactions, writeTransactions } from './sqlite-group-commit';
+import { SCHEMA, SqliteStatements, prepareStatements, toStored } from './sqlite-schema';
 
 export interface SqliteEventStoreOptions {
   /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
@@ -60,81 +65,6 @@ export interface SqliteEventStoreOptions {
   maxAppendBytes?: number;
 }
 
-interface GroupKnowledge {
-  tips: Map<string, StreamTip>;
-  existing: Map<string, ExistingEvent>;
-}
-
-interface EventRow {
-  global_position: bigint;
-  stream_name: string;
-  revision: bigint;
-  event_id: string;
-  type: string;
-  data: string;
-  metadata: string;
-  recorded_at: string;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS events (
-  global_position INTEGER PRIMARY KEY AUTOINCREMENT,
-  stream_name     TEXT    NOT NULL,
-  revision        INTEGER NOT NULL,
-  event_id        TEXT    NOT NULL UNIQUE,
-  type            TEXT    NOT NULL,
-  data            TEXT    NOT NULL,
-  metadata        TEXT    NOT NULL,
-  recorded_at     TEXT    NOT NULL,
-  UNIQUE (stream_name, revision)
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-  stream_name TEXT    PRIMARY KEY,
-  revision    INTEGER NOT NULL,
-  schema      INTEGER NOT NULL,
-  data        TEXT    NOT NULL,
-  written_at  TEXT    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS store_identity (
-  id       INTEGER PRIMARY KEY CHECK (id = 1),
-  store_id TEXT    NOT NULL
-);`;
-
-const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
-
-function toStored(row: EventRow): StoredEvent {
-  return {
-    id: row.event_id,
-    streamName: row.stream_name,
-    type: row.type,
-    data: JSON.parse(row.data) as Record<string, unknown>,
-    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
-    revision: Number(row.revision),
-    globalPosition: row.global_position,
-    recordedAt: row.recorded_at,
-  };
-}
-
-function sqliteCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/** Lock or I/O trouble: the caller should retry later (and not commit its input offsets). */
-function isTransient(code: string | undefined): boolean {
-  return (
-    code !== undefined &&
-    /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|NOLFS)/.test(code)
-  );
-}
-
-/** A request of a group commit failed after it began writing: the group's transaction is rolled back. */
-class PartialWrite extends Error {
-  constructor(readonly error: unknown) {
-    super('an append failed after it began writing');
-  }
-}
-
 export class SqliteEventStore implements EventStore {
   /** The better-sqlite3 handle, shared with the read models. */
   readonly db: Database.Database;
@@ -143,13 +73,11 @@ export class SqliteEventStore implements EventStore {
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
   readonly maxAppendBytes: number | null;
-  private readonly stmts: ReturnType<SqliteEventStore['prepareStatements']>;
-  private readonly appendTx: (reqs: PreparedRequest[]) => AppendResult[];
+  private readonly stmts: SqliteStatements;
+  /** The all-or-nothing batch and the group commit (see sqlite-group-commit.ts). */
+  private readonly tx: WriteTransactions;
   /** Group commit: appends waiting for the next flush (see `append`). */
-  private pending: { req: PreparedRequest; resolve: (r: AppendResult) => void; reject: (e: unknown) => void }[] = [];
-  private readonly groupTx: (group: SqliteEventStore['pending']) => { result?: AppendResult; error?: unknown }[];
-  /** The group commit with each request in its own savepoint: the fallback of `groupTx`. */
-  private readonly savepointGroupTx: (group: SqliteEventStore['pending']) => { result?: AppendResult; error?: unknown }[];
+  private pending: PendingAppend[] = [];
 
   constructor(fileOrDb: string | Database.Database, options: SqliteEventStoreOptions = {}) {
     try {
@@ -176,108 +104,8 @@ export class SqliteEventStore implements EventStore {
     } catch (err) {
       throw this.translate(err);
     }
-    this.stmts = this.prepareStatements();
-    const tx = this.db.transaction((reqs: PreparedRequest[]) => this.appendInTransaction(reqs));
-    // IMMEDIATE: take the write lock up front, so a concurrent writer in another process waits
-    // (busy_timeout) instead of failing on a read-to-write lock upgrade.
-    this.appendTx = (reqs) => tx.immediate(reqs);
-    // First pass: the requests of a group one after the other in the group's transaction, no
-    // savepoints. Every reason to refuse a request (expected revision, duplicate id, ...) is found
-    // before it writes a row, so a refused request leaves the transaction as it was. A request that
-    // throws after it began writing (unexpected) rolls the whole group back (PartialWrite), and the
-    // group runs again the second way: each request in its own savepoint (a nested better-sqlite3
-    // transaction), where a failure rolls back that request only and the others commit together.
-    // Tips and stored ids of the whole group are read with two queries up front, then kept up to
-    // date in memory as the group's requests write (only after a request's rows are all written).
-    const flat = this.db.transaction((items: SqliteEventStore['pending']) => {
-      const known = this.groupKnowledge(items.map((i) => i.req));
-      return items.map(({ req }) => {
-        let writing = false;
-        try {
-          return { result: this.appendOne(req, known, () => (writing = true)) };
-        } catch (error) {
-          if (writing) throw new PartialWrite(error);
-          return { error };
-        }
-      });
-    });
-    const one = this.db.transaction((req: PreparedRequest, known: GroupKnowledge) => this.appendOne(req, known));
-    const group = this.db.transaction((items: SqliteEventStore['pending']) => {
-      const known = this.groupKnowledge(items.map((i) => i.req));
-      return items.map(({ req }) => {
-        try {
-          return { result: one(req, known) };
-        } catch (error) {
-          return { error };
-        }
-      });
-    });
-    this.savepointGroupTx = (items) => group.immediate(items);
-    this.groupTx = (items) => {
-      try {
-        return flat.immediate(items);
-      } catch (err) {
-        if (!(err instanceof PartialWrite)) throw err;
-        return this.savepointGroupTx(items);
-      }
-    };
-  }
-
-  private prepareStatements() {
-    const db = this.db;
-    const tip = db
-      .prepare<[string], { revision: bigint; global_position: bigint }>(
-        'SELECT revision, global_position FROM events WHERE stream_name = ? ORDER BY revision DESC LIMIT 1',
-      )
-      .safeIntegers(true);
-    const byIds = db
-      .prepare<[string], { event_id: string; stream_name: string; revision: bigint; global_position: bigint }>(
-        'SELECT event_id, stream_name, revision, global_position FROM events WHERE event_id IN (SELECT value FROM json_each(?))',
-      )
-      .safeIntegers(true);
-    const insert = db
-      .prepare<[string, number, string, string, string, string, string]>(
-        'INSERT INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .safeIntegers(true);
-    const readStream = db
-      .prepare<[string, number, number], EventRow>(
-        `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ? ORDER BY revision LIMIT ?`,
-      )
-      .safeIntegers(true);
-    const readAll = db
-      .prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, EventRow>(
-        `SELECT ${COLUMNS} FROM events
-         WHERE global_position > @after
-           AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
-           AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
-         ORDER BY global_position
-         LIMIT @limit`,
-      )
-      .safeIntegers(true);
-    const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
-    const eventsByIds = db
-      .prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))`)
-      .safeIntegers(true);
-    const readSnapshot = db.prepare<[string], { revision: number; schema: number; data: string }>(
-      'SELECT revision, schema, data FROM snapshots WHERE stream_name = ?',
-    );
-    const writeSnapshot = db.prepare<[string, number, number, string, string]>(
-      `INSERT INTO snapshots (stream_name, revision, schema, data, written_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT(stream_name) DO UPDATE SET revision = excluded.revision, schema = excluded.schema, data = excluded.data,
-         written_at = excluded.written_at
-       WHERE excluded.revision > snapshots.revision`,
-    );
-    const deleteSnapshots = db.prepare('DELETE FROM snapshots');
-    const tips = db
-      .prepare<[string], { stream_name: string; revision: bigint; global_position: bigint }>(
-        // One index probe per stream: the row at the stream's highest revision.
-        `SELECT e.stream_name, e.revision, e.global_position FROM json_each(?) AS j
-         JOIN events AS e ON e.stream_name = j.value
-          AND e.revision = (SELECT max(revision) FROM events WHERE stream_name = j.value)`,
-      )
-      .safeIntegers(true);
-    return { tip, tips, byIds, insert, readStream, readAll, head, eventsByIds, readSnapshot, writeSnapshot, deleteSnapshots };
+    this.stmts = prepareStatements(this.db);
+    this.tx = writeTransactions(this.db, this.stmts);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -299,10 +127,10 @@ export class SqliteEventStore implements EventStore {
     const items = this.pending;
     this.pending = [];
     if (items.length === 0) return;
-    let outcomes: { result?: AppendResult; error?: unknown }[];
+    let outcomes: Outcome[];
     try {
       if (this.closed) throw new Error('event store is closed');
-      outcomes = this.run(() => this.groupTx(items));
+      outcomes = this.run(() => this.tx.groupTx(items));
     } catch (err) {
       // The transaction itself failed (lock, I/O, closed): nothing of the group was written.
       for (const it of items) it.reject(err);
@@ -332,7 +160,7 @@ export class SqliteEventStore implements EventStore {
    */
   appendSync(streamName: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
     const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
-    const [result] = this.run(() => this.appendTx([req]));
+    const [result] = this.run(() => this.tx.appendTx([req]));
     if (!result.alreadyAppended && req.events.length > 0) this.notify();
     return result;
   }
@@ -341,7 +169,7 @@ export class SqliteEventStore implements EventStore {
   appendManySync(batch: AppendRequest[]): AppendResult[] {
     const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
-    const results = this.run(() => this.appendTx(reqs));
+    const results = this.run(() => this.tx.appendTx(reqs));
     this.notify();
     return results;
   }
@@ -351,65 +179,6 @@ export class SqliteEventStore implements EventStore {
     return row
       ? { revision: Number(row.revision), lastGlobalPosition: row.global_position }
       : { revision: -1, lastGlobalPosition: 0n };
-  }
-
-  private findExisting(ids: string[]): Map<string, ExistingEvent> {
-    const map = new Map<string, ExistingEvent>();
-    if (ids.length === 0) return map;
-    for (const r of this.stmts.byIds.all(JSON.stringify(ids))) {
-      map.set(r.event_id, {
-        id: r.event_id,
-        streamName: r.stream_name,
-        revision: Number(r.revision),
-        globalPosition: r.global_position,
-      });
-    }
-    return map;
-  }
-
-  /**
-   * What the store holds for a batch's streams and ids, read inside the write transaction (never
-   * cached across transactions: another handle may have written) once per batch or group commit.
-   */
-  private groupKnowledge(reqs: PreparedRequest[]): GroupKnowledge {
-    const streams = [...new Set(reqs.map((r) => r.streamName))];
-    const tips = new Map<string, StreamTip>();
-    for (const r of this.stmts.tips.all(JSON.stringify(streams)))
-      tips.set(r.stream_name, { revision: Number(r.revision), lastGlobalPosition: r.global_position });
-    const ids = reqs.flatMap((r) => r.events.map((e) => e.id));
-    return { tips, existing: this.findExisting(ids) };
-  }
-
-  /**
-   * One request of a batch or group; `known` moves forward only once its rows are written (in a
-   * group commit a refused request wrote nothing, and one that failed while writing is rolled back
-   * with the group or, in the savepoint fallback, alone, so a failed one leaves `known` as it was).
-   * `beforeWrite` is called once its checks passed, before its first row.
-   */
-  private appendOne(req: PreparedRequest, known: GroupKnowledge, beforeWrite?: () => void): AppendResult {
-    const tip = known.tips.get(req.streamName) ?? { revision: -1, lastGlobalPosition: 0n };
-    const d = decide(req, tip, known.existing);
-    if (d.kind !== 'write') return d.result;
-    beforeWrite?.();
-    const recordedAt = new Date().toISOString();
-    const written: ExistingEvent[] = [];
-    let last = 0n;
-    for (let i = 0; i < req.events.length; i++) {
-      const e = req.events[i];
-      const revision = d.firstRevision + i;
-      last = BigInt(this.stmts.insert.run(req.streamName, revision, e.id, e.type, e.data, e.metadata, recordedAt).lastInsertRowid);
-      written.push({ id: e.id, streamName: req.streamName, revision, globalPosition: last });
-    }
-    // All its rows are written; only now is the group's view moved forward.
-    known.tips.set(req.streamName, { revision: d.firstRevision + req.events.length - 1, lastGlobalPosition: last });
-    for (const w of written) known.existing.set(w.id, w);
-    return { ...d.result, lastGlobalPosition: last };
-  }
-
-  /** Runs inside the write transaction; any throw rolls the whole batch back. */
-  private appendInTransaction(reqs: PreparedRequest[]): AppendResult[] {
-    const known = this.groupKnowledge(reqs);
-    return reqs.map((req) => this.appendOne(req, known));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -525,15 +294,6 @@ export class SqliteEventStore implements EventStore {
   }
 
   private translate(err: unknown): unknown {
-    if (
-      err instanceof WrongExpectedRevisionError ||
-      err instanceof DuplicateEventIdError ||
-      err instanceof StoreUnavailableError
-    ) {
-      return err;
-    }
-    const code = sqliteCode(err);
-    if (isTransient(code)) return new StoreUnavailableError(`sqlite: ${(err as Error).message}`, err);
-    return err;
+    return translateSqliteError(err);
   }
 }

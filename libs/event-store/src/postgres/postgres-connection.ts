@@ -1,0 +1,25 @@
+/**
+ * The connection of the PostgreSQL adapter (see postgres-event-store.ts): a checked, quoted schema
+ * name and a pool, shared by the event store and the read models that live next to it.
+ */
+import { Pool, PoolConfig } from 'pg';
+
+const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * A schema name checked and quoted, and a pool: the caller's (shared, not owned) or a new one from
+ * the URL. Shared by the event store and the read models that live next to it.
+ */
+export function pgConnection(
+  options: { schema?: string; url?: string; pool?: Pool; poolConfig?: PoolConfig },
+  who: string,
+): { schema: string; quoted: string; pool: Pool; ownsPool: boolean } {
+  const schema = options.schema ?? 'metering';
+  if (!SCHEMA_RE.test(schema)) throw new TypeError(`schema "${schema}" must be a lower-case SQL identifier`);
+  if (options.pool) return { schema, quoted: `"${schema}"`, pool: options.pool, ownsPool: false };
+  if (!options.url) throw new TypeError(`${who}: url or pool is required`);
+  const pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
+  // An idle client losing its connection must not crash the process; the pool drops it.
+  pool.on('error', () => undefined);
+  return { schema, quoted: `"${schema}"`, pool, ownsPool: true };
+}

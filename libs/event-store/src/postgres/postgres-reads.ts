@@ -1,0 +1,58 @@
+/**
+ * Reads of the PostgreSQL adapter (see postgres-event-store.ts): a stream, $all from an exclusive
+ * position, the head and positions, the store's identity and events by id. Every query goes
+ * through the store's `query` (open check and error translation).
+ */
+import { ReadAllOptions, ReadStreamOptions, StoredEvent } from '../port';
+import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
+import { COLUMNS, EventRow, PgSql, Query, UUID_RE, toStored } from './postgres-sql';
+
+/** What the reads (and the snapshots, postgres-snapshots.ts) run on. */
+export interface PgReadContext {
+  query: Query;
+  /** The schema, and its quoted form for the SQL text. */
+  schema: string;
+  q: string;
+  sql: PgSql;
+}
+export async function readStream(ctx: PgReadContext, streamName: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
+  const { fromRevision, maxCount } = normaliseReadStream(options);
+  const { rows } = await ctx.query<EventRow>(ctx.sql.readStream, [streamName, fromRevision, maxCount]);
+  return rows.map(toStored);
+}
+
+export async function streamRevision(ctx: PgReadContext, streamName: string): Promise<number> {
+  const { rows } = await ctx.query<{ revision: string }>(ctx.sql.tip, [streamName]);
+  return rows.length ? Number(rows[0].revision) : -1;
+}
+
+export async function readAll(ctx: PgReadContext, options?: ReadAllOptions): Promise<StoredEvent[]> {
+  const o = normaliseReadAll(options);
+  const { rows } = await ctx.query<EventRow>(ctx.sql.readAll, [o.after.toString(), o.streamPrefix, o.types, o.maxCount]);
+  return rows.map(toStored);
+}
+
+export async function headPosition(ctx: PgReadContext): Promise<bigint> {
+  const { rows } = await ctx.query<{ head: string | null }>(ctx.sql.head, []);
+  return rows[0]?.head ? BigInt(rows[0].head) : 0n;
+}
+
+export async function hasPosition(ctx: PgReadContext, position: bigint): Promise<boolean> {
+  if (typeof position !== 'bigint' || position < 0n) return false;
+  if (position === 0n) return true;
+  const { rows } = await ctx.query(`SELECT 1 FROM ${ctx.q}.events WHERE global_position = $1`, [position.toString()]);
+  return rows.length > 0;
+}
+
+export async function storeId(ctx: PgReadContext): Promise<string> {
+  const { rows } = await ctx.query<{ store_id: string }>(`SELECT store_id FROM ${ctx.q}.store_identity`, []);
+  if (!rows[0]) throw new Error(`PostgreSQL schema ${ctx.schema} has no store identity (run the migrations)`);
+  return rows[0].store_id;
+}
+
+export async function readEventsById(ctx: PgReadContext, ids: string[]): Promise<StoredEvent[]> {
+  const uuids = ids.map((i) => i.toLowerCase()).filter((i) => UUID_RE.test(i));
+  if (uuids.length === 0) return [];
+  const { rows } = await ctx.query<EventRow>(`SELECT ${COLUMNS} FROM ${ctx.q}.events WHERE event_id = ANY($1::uuid[])`, [uuids]);
+  return rows.map(toStored);
+}

@@ -1,0 +1,79 @@
+/**
+ * SQL text and row mapping of the PostgreSQL adapter (see postgres-event-store.ts): the statements
+ * built once per schema, the event row and its conversion to the port's StoredEvent.
+ */
+import type { QueryResult, QueryResultRow } from 'pg';
+import { StoredEvent } from '../port';
+
+/** A query on the pool or on a caller's client (`appendManyInTransaction`). */
+export type Query = <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<QueryResult<R>>;
+
+export interface EventRow {
+  global_position: string;
+  stream_name: string;
+  revision: string;
+  event_id: string;
+  type: string;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  recorded_at: Date;
+}
+
+export function toStored(r: EventRow): StoredEvent {
+  return {
+    id: r.event_id,
+    streamName: r.stream_name,
+    type: r.type,
+    data: r.data,
+    metadata: r.metadata,
+    revision: Number(r.revision),
+    globalPosition: BigInt(r.global_position),
+    recordedAt: r.recorded_at.toISOString(),
+  };
+}
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
+
+export type PgSql = ReturnType<typeof buildSql>;
+
+export function buildSql(s: string) {
+  return {
+    // Tip of each stream of the batch, plus every already-stored event among the batch's ids.
+    plan: `
+      SELECT 0 AS k, t.name AS stream_name, last.revision, last.global_position, NULL::uuid AS event_id
+        FROM unnest($1::text[]) AS t(name)
+        LEFT JOIN LATERAL (
+          SELECT e.revision, e.global_position FROM ${s}.events e
+           WHERE e.stream_name = t.name ORDER BY e.revision DESC LIMIT 1
+        ) last ON TRUE
+      UNION ALL
+      SELECT 1, e.stream_name, e.revision, e.global_position, e.event_id
+        FROM ${s}.events e WHERE e.event_id = ANY($2::uuid[])`,
+    // Position allocation and insert in ONE statement: the counter row stays locked until this
+    // transaction ends, which orders commits by position (see the header comment).
+    insert: `
+      WITH alloc AS (
+        UPDATE ${s}.global_position SET value = value + $1::bigint WHERE id RETURNING value - $1::bigint AS base
+      )
+      INSERT INTO ${s}.events (global_position, stream_name, revision, event_id, type, data, metadata)
+      SELECT alloc.base + e.ord, e.stream_name, e.revision, e.event_id, e.type, e.data::json, e.metadata::json
+        FROM alloc,
+             unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[])
+               WITH ORDINALITY AS e(stream_name, revision, event_id, type, data, metadata, ord)
+      RETURNING event_id, global_position`,
+    readStream: `
+      SELECT ${COLUMNS} FROM ${s}.events
+       WHERE stream_name = $1 AND revision >= $2
+       ORDER BY revision LIMIT $3`,
+    tip: `SELECT revision FROM ${s}.events WHERE stream_name = $1 ORDER BY revision DESC LIMIT 1`,
+    readAll: `
+      SELECT ${COLUMNS} FROM ${s}.events
+       WHERE global_position > $1::bigint
+         AND ($2::text IS NULL OR starts_with(stream_name, $2::text))
+         AND ($3::text[] IS NULL OR type = ANY($3::text[]))
+       ORDER BY global_position
+       LIMIT $4`,
+    head: `SELECT max(global_position)::text AS head FROM ${s}.events`,
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Schema, row mapping and prepared statements of the SQLite adapter (see sqlite-event-store.ts).
+ */
+import Database from 'better-sqlite3';
+import { StoredEvent } from '../port';
+
+export interface EventRow {
+  global_position: bigint;
+  stream_name: string;
+  revision: bigint;
+  event_id: string;
+  type: string;
+  data: string;
+  metadata: string;
+  recorded_at: string;
+}
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream_name     TEXT    NOT NULL,
+  revision        INTEGER NOT NULL,
+  event_id        TEXT    NOT NULL UNIQUE,
+  type            TEXT    NOT NULL,
+  data            TEXT    NOT NULL,
+  metadata        TEXT    NOT NULL,
+  recorded_at     TEXT    NOT NULL,
+  UNIQUE (stream_name, revision)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+  stream_name TEXT    PRIMARY KEY,
+  revision    INTEGER NOT NULL,
+  schema      INTEGER NOT NULL,
+  data        TEXT    NOT NULL,
+  written_at  TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_identity (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  store_id TEXT    NOT NULL
+);`;
+
+export const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
+
+export function toStored(row: EventRow): StoredEvent {
+  return {
+    id: row.event_id,
+    streamName: row.stream_name,
+    type: row.type,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    revision: Number(row.revision),
+    globalPosition: row.global_position,
+    recordedAt: row.recorded_at,
+  };
+}
+
+/** The statements of one handle, prepared once (see `prepareStatements`). */
+export type SqliteStatements = ReturnType<typeof prepareStatements>;
+
+export function prepareStatements(db: Database.Database) {
+  const tip = db
+    .prepare<[string], { revision: bigint; global_position: bigint }>(
+      'SELECT revision, global_position FROM events WHERE stream_name = ? ORDER BY revision DESC LIMIT 1',
+    )
+    .safeIntegers(true);
+  const byIds = db
+    .prepare<[string], { event_id: string; stream_name: string; revision: bigint; global_position: bigint }>(
+      'SELECT event_id, stream_name, revision, global_position FROM events WHERE event_id IN (SELECT value FROM json_each(?))',
+    )
+    .safeIntegers(true);
+  const insert = db
+    .prepare<[string, number, string, string, string, string, string]>(
+      'INSERT INTO events (stream_name, revision, event_id, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    .safeIntegers(true);
+  const readStream = db
+    .prepare<[string, number, number], EventRow>(
+      `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ? ORDER BY revision LIMIT ?`,
+    )
+    .safeIntegers(true);
+  const readAll = db
+    .prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, EventRow>(
+      `SELECT ${COLUMNS} FROM events
+       WHERE global_position > @after
+         AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
+         AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+       ORDER BY global_position
+       LIMIT @limit`,
+    )
+    .safeIntegers(true);
+  const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
+  const eventsByIds = db
+    .prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))`)
+    .safeIntegers(true);
+  const readSnapshot = db.prepare<[string], { revision: number; schema: number; data: string }>(
+    'SELECT revision, schema, data FROM snapshots WHERE stream_name = ?',
+  );
+  const writeSnapshot = db.prepare<[string, number, number, string, string]>(
+    `INSERT INTO snapshots (stream_name, revision, schema, data, written_at) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT(stream_name) DO UPDATE SET revision = excluded.revision, schema = excluded.schema, data = excluded.data,
+       written_at = excluded.written_at
+     WHERE excluded.revision > snapshots.revision`,
+  );
+  const deleteSnapshots = db.prepare('DELETE FROM snapshots');
+  const tips = db
+    .prepare<[string], { stream_name: string; revision: bigint; global_position: bigint }>(
+      // One index probe per stream: the row at the stream's highest revision.
+      `SELECT e.stream_name, e.revision, e.global_position FROM json_each(?) AS j
+       JOIN events AS e ON e.stream_name = j.value
+        AND e.revision = (SELECT max(revision) FROM events WHERE stream_name = j.value)`,
+    )
+    .safeIntegers(true);
+  return { tip, tips, byIds, insert, readStream, readAll, head, eventsByIds, readSnapshot, writeSnapshot, deleteSnapshots };
+}
+
