@@ -26,21 +26,16 @@
  *    latest one, so a caller that appended and then checks in the same process sees its append.
  */
 import {
-  type Limits,
-  type Period,
-  type PeriodUsage,
   SPACE_STREAM_PREFIX,
   type UsageSource,
   periodAt,
-  periodFinder,
   spaceStreamName,
 } from '@metering/domain';
 import { type EventStore, type StoredEvent } from '@metering/event-store';
 import type { Metrics } from '../observability/metrics';
-import type { BalanceReadModel, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { type RowAccess, type SpaceAccess, applyEvent } from './apply-events';
+import type { BalanceReadModel, SpaceRow } from './balance-read-model';
+import { Entry, periodUsageOf } from './entitlement-view-entry';
 
-const periodUsageOf = (r: UsageRow): PeriodUsage => ({ start: r.periodStart, end: r.periodEnd, used: r.used, usageEvents: r.usageEvents });
 import { withLegacyMoves } from './legacy-moves';
 
 export interface EntitlementViewOptions {
@@ -52,67 +47,6 @@ export interface EntitlementViewOptions {
   batchSize?: number;
   now: () => number;
   logger?: { error(obj: unknown, msg?: string): void; warn?(obj: unknown, msg?: string): void };
-}
-
-const ZERO: Limits = Object.freeze({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }) as Limits;
-
-/** One Space in the view; it is its own RowAccess and SpaceAccess (the fold writes into it) and UsageSource. */
-class Entry implements RowAccess, SpaceAccess, UsageSource {
-  /** Last use (the view's use counter): the least recently used entries are evicted first. */
-  tick = 0;
-
-  constructor(
-    public row: SpaceRow,
-    /** Usage of periods starting at or after this is complete. */
-    public fromPeriod: number,
-    /** Usage from fromPeriod on, in the domain's shape (usually one: a small array costs less memory than a Map per Space). */
-    public periods: PeriodUsage[],
-  ) {}
-
-  private find(periodStart: number): PeriodUsage | undefined {
-    const ps = this.periods;
-    for (let i = 0; i < ps.length; i++) if (ps[i].start === periodStart) return ps[i];
-    return undefined;
-  }
-
-  get timeline() {
-    return this.row.timeline;
-  }
-
-  usedIn(periodStart: number): Limits {
-    return this.find(periodStart)?.used ?? ZERO;
-  }
-
-  // RowAccess: a view entry holds one Space.
-  space(): SpaceAccess {
-    return this;
-  }
-  putThreshold(_row: ThresholdRow): void {
-    // The check does not read thresholds.
-  }
-
-  // SpaceAccess
-  periodAt(t: number): Period {
-    return periodFinder(this.row.timeline).at(t);
-  }
-  usage(periodStart: number): PeriodUsage | null {
-    return this.find(periodStart) ?? null;
-  }
-  setUsage(periodStart: number, usage: PeriodUsage | null): void {
-    // Periods before fromPeriod are not kept (never asked; a move into one changes nothing here).
-    if (periodStart < this.fromPeriod) return;
-    const i = this.periods.findIndex((p) => p.start === periodStart);
-    if (usage === null) {
-      if (i >= 0) this.periods = this.periods.filter((p) => p.start !== periodStart);
-    } else if (i >= 0) this.periods[i] = usage;
-    else this.periods.push(usage);
-  }
-
-  /** Applies a Space event unless the entry already has it (idempotent by stream revision). */
-  apply(e: StoredEvent): void {
-    if (e.revision <= this.row.revision) return;
-    applyEvent(this, e);
-  }
 }
 
 /** The Space a feed event belongs to, as `applyEvent` derives it. */
