@@ -5,44 +5,17 @@
  * boundary (deterministic ids + exact expected revisions; the loser of a race re-decides and
  * finds nothing left to do).
  */
-import { PostgresEventStore } from '@metering/event-store';
 import { spaceStreamName } from '@metering/domain';
-import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
-import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
-import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
-import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
-import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
-import { ResetScheduler } from '../../apps/metering/src/scheduler/reset-scheduler';
-import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+import { dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+import { MovableClock, quiet, schedulerProcess } from './scheduler-process';
 
 jest.setTimeout(120_000);
-const quiet = { error: (obj: unknown) => console.error('scheduler test', obj), info: () => undefined };
-
-class MovableClock implements Clock {
-  constructor(public t: number) {}
-  now(): number {
-    return this.t;
-  }
-}
-
-async function replica(schema: string, clock: Clock) {
-  const store = new PostgresEventStore({ url: PG_URL, schema });
-  await store.migrate();
-  const readModel = new PostgresBalanceReadModel({ url: PG_URL, schema });
-  await readModel.init();
-  const catalog = new CatalogService(store, systemIds, null);
-  await catalog.init();
-  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
-  const scheduler = new ResetScheduler(readModel, ingest, clock, quiet, 60_000, 7);
-  return { store, readModel, ingest, scheduler, close: async () => (await readModel.close(), await store.close()) };
-}
-
 test('two schedulers on one PostgreSQL store append exactly one PeriodReset per Space per scheduler step, covering each boundary once', async () => {
   const schema = freshSchemaName('sched2');
   const clock = new MovableClock(Date.parse('2026-01-20T00:00:00Z'));
-  const a = await replica(schema, clock);
-  const b = await replica(schema, clock);
+  const a = await schedulerProcess(schema, clock);
+  const b = await schedulerProcess(schema, clock);
   const projector = new Projector(a.store, a.readModel, quiet, 20);
   try {
     const spaces = Array.from({ length: 40 }, (_, i) => `sched-${i}`);

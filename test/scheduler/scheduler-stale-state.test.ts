@@ -8,39 +8,11 @@
  * next boundary is weeks away), and append the reset now.
  */
 import { type InboundEvent, spaceStreamName } from '@metering/domain';
-import { PostgresEventStore } from '@metering/event-store';
-import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
-import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
-import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
-import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
-import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
-import { ResetScheduler } from '../../apps/metering/src/scheduler/reset-scheduler';
-import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+import { dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+import { MovableClock, quiet, schedulerProcess as processOf } from './scheduler-process';
 
 jest.setTimeout(60_000);
-const quiet = { error: (obj: unknown) => console.error('scheduler test', obj), info: () => undefined };
-
-class MovableClock implements Clock {
-  constructor(public t: number) {}
-  now(): number {
-    return this.t;
-  }
-}
-
-/** One service process: its own connections, its own Space cache. */
-async function processOf(schema: string, clock: Clock) {
-  const store = new PostgresEventStore({ url: PG_URL, schema });
-  await store.migrate();
-  const readModel = new PostgresBalanceReadModel({ url: PG_URL, schema });
-  await readModel.init();
-  const catalog = new CatalogService(store, systemIds, null);
-  await catalog.init();
-  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
-  const scheduler = new ResetScheduler(readModel, ingest, clock, quiet, 60_000, 7);
-  return { store, readModel, ingest, scheduler, close: async () => (await readModel.close(), await store.close()) };
-}
-
 test('a scheduler whose cached Space state is stale (another process moved the next boundary forward) still appends the reset when it falls due', async () => {
   const schema = freshSchemaName('schedstale');
   const clock = new MovableClock(Date.parse('2026-01-15T10:00:00Z'));
