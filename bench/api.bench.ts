@@ -30,15 +30,14 @@ import {
   cpuSecondsOf,
   fmt,
   log,
-  prng,
   ratio,
   rssOf,
   runAsScript,
-  spaceIdOf,
   startService,
   tempDir,
 } from './common';
 import { seedStore } from './seed';
+import { benchSpaceId as spaceIdOf, prng } from '../test/support/workload';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');

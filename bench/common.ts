@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the benchmarks: the machine and versions, a report that prints its figures and
- * rewrites its own section of bench/RESULTS.md, the broker, the spawned service and the synthetic
- * inbound events.
+ * rewrites its own section of bench/RESULTS.md, the broker and the spawned service. The inbound
+ * events come from the one workload generator (test/support/workload, `flatStream`).
  *
  * Every benchmark measures a figure next to a raw limit taken in the same run on the same machine
  * (these machines are noisy): the ratio is the figure to compare across runs.
@@ -192,73 +192,12 @@ export async function startService(env: Record<string, string>, dataDir = tempDi
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// ---- synthetic inbound events --------------------------------------------------------------
+// ---- inbound events: made by the one workload generator (test/support/workload/flat.ts) -------
 
-import { prng } from '../test/support/prng';
+import type { InboundType } from '@metering/domain';
 
-export { prng };
-
-export type InboundKind = 'generation-performed' | 'batch-exported' | 'subscription-changed';
-export interface Inbound {
-  kind: InboundKind;
-  spaceId: string;
-  payload: Record<string, unknown>;
-}
-
-const FEATURES: [string, 'image' | 'video'][] = [
-  ['ai_backgrounds', 'image'],
-  ['ai_shadows', 'image'],
-  ['ghost_mannequin', 'image'],
-  ['virtual_model', 'image'],
-  ['ai_video', 'video'],
-];
-const PLANS: [string, string][] = [
-  ['pro', 'monthly'],
-  ['max', 'monthly'],
-  ['pro', 'yearly'],
-  ['ultra', 'monthly'],
-];
-
-export const spaceIdOf = (i: number) => `bench-space-${i}`;
-
-/**
- * `spaces` subscriptions (one per Space, 20 days ago) then usage events spread over the Spaces
- * (generations of every feature, 1 in 10 a batch export), all within the last 10 days.
- */
-export function* inboundEvents(n: number, spaces: number, seed = 1, now = Date.now()): Generator<Inbound> {
-  const rnd = prng(seed);
-  const DAY = 86_400_000;
-  for (let i = 0; i < Math.min(spaces, n); i++) {
-    const [plan, cycle] = PLANS[i % PLANS.length];
-    const spaceId = spaceIdOf(i);
-    yield {
-      kind: 'subscription-changed',
-      spaceId,
-      payload: { eventId: randomUUID(), spaceId, plan, cycle, effectiveAt: new Date(now - 20 * DAY).toISOString() },
-    };
-  }
-  for (let k = spaces; k < n; k++) {
-    const spaceId = spaceIdOf(Math.floor(rnd() * spaces));
-    const occurredAt = new Date(now - Math.floor(rnd() * 10 * DAY)).toISOString();
-    if (rnd() < 0.1) {
-      const platform = rnd() < 0.5 ? 'web' : 'mobile';
-      yield {
-        kind: 'batch-exported',
-        spaceId,
-        payload: { eventId: randomUUID(), spaceId, userId: `u${k % 97}`, batchId: `b${k}`, images: 1 + Math.floor(rnd() * 20), platform, occurredAt },
-      };
-    } else {
-      const [feature, medium] = FEATURES[Math.floor(rnd() * FEATURES.length)];
-      yield {
-        kind: 'generation-performed',
-        spaceId,
-        payload: { eventId: randomUUID(), spaceId, userId: `u${k % 97}`, feature, medium, generations: 1 + Math.floor(rnd() * 3), occurredAt },
-      };
-    }
-  }
-}
-
-export const RECORDED_TYPE: Record<InboundKind, string> = {
+/** The stored event each inbound type records. */
+export const RECORDED_TYPE: Record<InboundType, string> = {
   'generation-performed': 'GenerationRecorded',
   'batch-exported': 'BatchExportRecorded',
   'subscription-changed': 'SubscriptionChanged',

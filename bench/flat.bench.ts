@@ -36,7 +36,8 @@ import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
 import { Projector } from '../apps/metering/src/projection/projector';
-import { type BenchReport, type Inbound, type Scale, fmt, inboundEvents, log, ratio, runAsScript, tempDir } from './common';
+import { flatStream } from '../test/support/workload';
+import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 500;
@@ -76,13 +77,11 @@ interface Workload {
   touchedSpaces: number;
 }
 
-const toInbound = (e: Inbound): InboundEvent => ({ type: e.kind, ...e.payload }) as unknown as InboundEvent;
-
 /** The generator's first `spaces` events are the subscriptions, the rest the usage (Space draws fixed by the seed). */
 function workload(events: number, spaces: number, seed: number): Workload {
   const touched = new Set<string>();
   let i = 0;
-  for (const e of inboundEvents(events + spaces, spaces, seed)) if (i++ >= spaces) touched.add(e.spaceId);
+  for (const e of flatStream(events + spaces, spaces, seed)) if (i++ >= spaces) touched.add(e.spaceId);
   return { spaces, events, seed, touchedSpaces: touched.size };
 }
 
@@ -93,13 +92,13 @@ function workload(events: number, spaces: number, seed: number): Workload {
 function* batchesOf(w: Workload, part: 'subscriptions' | 'usage'): Generator<InboundEvent[]> {
   let i = 0;
   let batch: InboundEvent[] = [];
-  for (const e of inboundEvents(w.events + w.spaces, w.spaces, w.seed)) {
+  for (const e of flatStream(w.events + w.spaces, w.spaces, w.seed)) {
     const isSubscription = i++ < w.spaces;
     if (isSubscription !== (part === 'subscriptions')) {
       if (part === 'subscriptions') break;
       continue;
     }
-    batch.push(toInbound(e));
+    batch.push(e);
     if (batch.length === BATCH) {
       yield batch;
       batch = [];

@@ -24,13 +24,11 @@ import * as path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import {
   type BenchReport,
-  type InboundKind,
   RECORDED_TYPE,
   type Scale,
   benchRunId,
   cpuSecondsOf,
   fmt,
-  inboundEvents,
   log,
   ratio,
   rssOf,
@@ -40,7 +38,9 @@ import {
   tempDir,
 } from './common';
 
+import type { InboundType } from '@metering/domain';
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
+import { bodyOf, flatStream } from '../test/support/workload';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startBroker } = require('../scripts/kafka/broker');
@@ -74,7 +74,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
   const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
   const id = benchRunId();
   const all = testTopics(`bench${id}`);
-  const topics: Record<InboundKind, string> = {
+  const topics: Record<InboundType, string> = {
     'generation-performed': all.generationPerformed,
     'batch-exported': all.batchExported,
     'subscription-changed': all.subscriptionChanged,
@@ -100,10 +100,10 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
       batch = new Map();
       inBatch = 0;
     };
-    for (const e of inboundEvents(N, S)) {
-      const topic = topics[e.kind];
+    for (const e of flatStream(N, S)) {
+      const topic = topics[e.type];
       const list = batch.get(topic) ?? [];
-      list.push({ key: e.spaceId, value: JSON.stringify(e.payload) });
+      list.push({ key: e.spaceId, value: JSON.stringify(bodyOf(e)) });
       batch.set(topic, list);
       if (++inBatch >= 5_000) await flush();
     }

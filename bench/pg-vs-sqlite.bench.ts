@@ -25,7 +25,8 @@ import { CatalogService } from '../apps/metering/src/catalog/catalog.service';
 import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
 import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
-import { type BenchReport, type Scale, fmt, inboundEvents, log, ratio, runAsScript, tempDir } from './common';
+import { flatStream } from '../test/support/workload';
+import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 500;
@@ -69,7 +70,7 @@ export async function runPgVsSqliteBench(scale: Scale): Promise<BenchReport & { 
   const N = Number(process.env.BENCH_PGSQ_EVENTS ?? (smoke ? 3_000 : 100_000));
   const S = Number(process.env.BENCH_PGSQ_SPACES ?? (smoke ? 200 : 2_000));
   const ROUNDS = Number(process.env.BENCH_PGSQ_ROUNDS ?? ROUNDS_DEFAULT[scale]);
-  const all = [...inboundEvents(N, S, 14)].map((e) => ({ type: e.kind, ...e.payload }) as unknown as InboundEvent);
+  const all = [...flatStream(N, S, 14)];
   const batches: InboundEvent[][] = [];
   for (let i = 0; i < all.length; i += BATCH) batches.push(all.slice(i, i + BATCH));
 

@@ -1,5 +1,5 @@
 /**
- * Fills a store with real decided events: synthetic inbound events go through the service's own
+ * Fills a store with real decided events: the workload's flat stream (test/support/workload/flat.ts) goes through the service's own
  * IngestService (decide, then append with exact revisions), in chunks, with the system clock.
  */
 import type { EventStore } from '@metering/event-store';
@@ -8,7 +8,7 @@ import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
 import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import type { InboundEvent } from '@metering/domain';
-import { inboundEvents } from './common';
+import { flatStream } from '../test/support/workload';
 
 export async function seedStore(store: EventStore, events: number, spaces: number, seed = 7): Promise<{ accepted: number; rejected: number }> {
   const catalog = new CatalogService(store, systemIds, null);
@@ -26,8 +26,8 @@ export async function seedStore(store: EventStore, events: number, spaces: numbe
     }
     chunk = [];
   };
-  for (const e of inboundEvents(events, spaces, seed)) {
-    chunk.push({ type: e.kind, ...e.payload } as unknown as InboundEvent);
+  for (const e of flatStream(events, spaces, seed)) {
+    chunk.push(e);
     if (chunk.length >= 2_000) await flush();
   }
   if (chunk.length) await flush();

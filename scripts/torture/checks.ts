@@ -9,7 +9,7 @@ import { coveredBoundaries } from './figures';
 import { type Collected } from './phases';
 import { fetchJson, mapLimit, runCli, sleep } from './processes';
 import { type TortureRun } from './setup';
-import { type OutMsg, iso } from './workload';
+import { type OutMsg, iso } from '../../test/support/workload';
 
 const header = (m: { headers: Record<string, string> }) => m.headers['event-id'];
 const kafkaIds = (c: TopicCollector) => new Set(c.messages.map(header));

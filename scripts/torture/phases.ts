@@ -7,7 +7,7 @@ import { TopicCollector } from '../../test/support/kafka-app';
 import { lockSqlite } from '../../test/support/fault-store';
 import { InboundAuditor, produceAll, sleep } from './processes';
 import { type TortureRun } from './setup';
-import { type OutMsg, iso } from './workload';
+import { type OutMsg, iso } from '../../test/support/workload';
 
 const INBOUND_TYPES = ['SubscriptionChanged', 'GenerationRecorded', 'BatchExportRecorded'];
 

@@ -8,7 +8,7 @@ import { type Messaging } from '@metering/messaging';
 import { ROOT, type RunningApp } from '../../test/support/app-process';
 import { startSnapshotApp } from '../../test/support/fault-process';
 import { type TestTopics } from '../../test/support/kafka-app';
-import { type OutMsg } from './workload';
+import { type OutMsg } from '../../test/support/workload';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -11,11 +11,10 @@ import { tempDir } from '../../test/support/app-process';
 import { type ServiceSnapshot, snapshotService } from '../../test/support/fault-process';
 import { TcpFaultProxy } from '../../test/support/fault-store';
 import { type TestTopics, TopicCollector, kafkaEnv, testTopics } from '../../test/support/kafka-app';
-import { prng } from '../../test/support/prng';
 import { type TortureFigures, type TortureOptions, emptyFigures } from './figures';
 import { type StoreProbe, pgProbe, sqliteProbe } from './probes';
 import { type InboundAuditor, Supervisor } from './processes';
-import { TortureWorkload } from './workload';
+import { TortureWorkload, prng } from '../../test/support/workload';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startBroker } = require('../kafka/broker') as typeof import('../kafka/broker');

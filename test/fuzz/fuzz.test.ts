@@ -245,7 +245,7 @@ describe('fuzz: Kafka ingest handler', () => {
   });
 });
 
-describe('fuzz: the torture run\'s poison (scripts/torture/workload.ts draws from the same generators)', () => {
+describe('fuzz: the torture run\'s poison (test/support/workload/poison.ts draws from the same generators)', () => {
   const settings = kafkaSettingsFromEnv({ KAFKA_BROKERS: '127.0.0.1:1' })!;
   it('every certain poison is refused at parse time, and its errors mention what the torture run expects', () => {
     fc.assert(

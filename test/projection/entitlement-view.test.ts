@@ -21,7 +21,7 @@ import { readUsageSource } from '../../apps/metering/src/http/spaces.controller'
 import { EntitlementView } from '../../apps/metering/src/projection/entitlement-view';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
-import { prng } from '../support/prng';
+import { prng } from '../support/workload';
 
 jest.setTimeout(60_000);
 const silent = { error: () => undefined, info: () => undefined };

@@ -14,7 +14,7 @@ import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
-import { prng } from '../support/prng';
+import { prng } from '../support/workload';
 
 const silent = { error: () => undefined, info: () => undefined };
 const NOW = Date.parse('2026-06-30T00:00:00Z');

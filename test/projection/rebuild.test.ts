@@ -2,7 +2,7 @@
  * Invariant 5 on every adapter that can run here: a projection rebuilt from the streams equals the
  * live one, field for field.
  *
- * For each store: a randomized, seeded workload (test/support/workload.ts: >= 10 000 inbound events
+ * For each store: a randomized, seeded workload (test/support/workload/life.ts: >= 10 000 inbound events
  * over 500 Spaces, ~6 months, every plan/cycle pair, upgrades and cycle changes, late events,
  * redeliveries) goes through IngestService while the reset command runs every 2 simulated days and
  * the Projector follows the store live. Then the read model is cleared and rebuilt from the store;

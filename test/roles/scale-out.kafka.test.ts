@@ -3,7 +3,7 @@
  * scheduler, api) as processes of the built service on ONE PostgreSQL schema and ONE broker, while
  * every process is SIGKILLed once at a random moment (and restarted):
  *
- *  - the workload (scripts/torture/workload.ts, seeded): subscriptions, usage (some late), upgrades,
+ *  - the workload (the fault run's, test/support/workload/faults.ts, seeded): subscriptions, usage (some late), upgrades,
  *    anchors whose reset boundaries fall due during the run; every event delivered 1-3 times, some
  *    copies with an empty key (another partition, so two ingest consumers race on one Space). Most
  *    goes straight to Kafka; the upgrades also go through the api replicas (PUT subscription: a
@@ -34,11 +34,10 @@ import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/b
 import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { rebuildBalances } from '../../apps/metering/src/projection/rebuild';
 import { Supervisor, coveredBoundaries, mapLimit, pgProbe, produceAll } from '../../scripts/torture/torture';
-import { type OutMsg, TortureWorkload, iso } from '../../scripts/torture/workload';
+import { type OutMsg, TortureWorkload, iso, prng } from '../support/workload';
 import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 import { MAIN, tempDir } from '../support/app-process';
 import { TopicCollector, kafkaEnv, testMessaging, testTopics } from '../support/kafka-app';
-import { prng } from '../support/prng';
 import { REF_POOLS, ReferenceModel } from '../support/reference-model';
 
 jest.setTimeout(240_000);

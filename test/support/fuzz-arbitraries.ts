@@ -1,6 +1,6 @@
 /**
  * Hostile-input generators (fast-check), shared by the fuzz tests (test/fuzz) and the torture
- * run's poison messages (scripts/torture/workload.ts), so the same shapes that never crash a
+ * run's poison messages (test/support/workload/poison.ts), so the same shapes that never crash a
  * request in the fuzz run are also thrown at the service while it is being killed and restarted.
  *
  * Shapes: arbitrary JSON values, prototype-named keys (`__proto__`, `constructor`, `toString`...),

@@ -1,6 +1,6 @@
 /**
- * A deterministic, randomized workload of inbound events over many Spaces, and a driver that feeds
- * it to an IngestService while a test clock advances and period resets are appended.
+ * The simulated-clock life: a deterministic, randomized workload of inbound events over many Spaces
+ * and ~6 months, fed to an IngestService while a test clock advances and period resets are appended.
  *
  * Same seed and options -> the same deliveries, in the same order, with the same ids. What it holds:
  *  - subscriptions to every (plan, cycle) pair the catalog offers (enterprise with customLimits on
@@ -16,33 +16,16 @@
  *  - arrivals spread over ~6 months in bursts (sessions), with a heavy tail of busy Spaces, so
  *    weekly and monthly resets fall due and several events of a Space often share a batch.
  *
- * `runWorkload` delivers the events in arrival order, one `ingest` call per time step (the clock is
- * set to the step's last arrival first, so nothing is in the future), and at a fixed cadence runs
- * the reset scheduler's command `ResetDuePeriods` for every Space seen so far.
+ * `runWorkload` (run.ts) delivers it to an IngestService.
  */
-import {
-  type Cycle,
-  type InboundEvent,
-  type Limits,
-  type Plan,
-  PLANS,
-  defaultCatalogJson,
-  insertSegment,
-  latestCatalogVersion,
-  parseCatalog,
-  periodAt,
-  resetFamilyOf,
-  type Segment,
-} from '@metering/domain';
-import type { Clock } from '../../apps/metering/src/infra/clock';
-import type { IngestService, Outcome } from '../../apps/metering/src/ingest/ingest.service';
+import { type Cycle, type InboundEvent, type Limits, type Plan, insertSegment, periodAt, resetFamilyOf, type Segment } from '@metering/domain';
+import { workloadCatalog } from './catalog';
+import { customLimits as drawCustomLimits, randomUsage, subscriptionChanged } from './events';
+import { draws, heavyTailWeight, pickWeighted, prng } from './random';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
-
-export { prng } from './prng';
-import { prng } from './prng';
 
 export interface WorkloadOptions {
   seed?: number;
@@ -133,30 +116,14 @@ function spaceIdOf(seed: number, i: number, tag: string): string {
 
 export function generateWorkload(options: WorkloadOptions = {}): Workload {
   const o: Required<WorkloadOptions> = { ...DEFAULTS, ...options };
-  const rand = prng(o.seed);
-  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1)); // inclusive
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const d = draws(prng(o.seed));
+  const { rand, int, pick } = d;
   const start = Date.parse(o.start);
   const end = start + o.days * DAY;
 
-  const cv = latestCatalogVersion(parseCatalog(defaultCatalogJson));
-  /** Every (plan, cycle) the catalog offers. */
-  const pairs: { plan: Plan; cycle: Cycle }[] = [];
-  for (const plan of PLANS) {
-    if (plan === 'enterprise') for (const cycle of cv.enterpriseCycles) pairs.push({ plan, cycle });
-    else for (const cycle of Object.keys(cv.plans[plan] ?? {}) as Cycle[]) pairs.push({ plan, cycle });
-  }
-  const cyclesOf = (plan: Plan): Cycle[] => pairs.filter((p) => p.plan === plan).map((p) => p.cycle);
-  const plansWith = (cycle: Cycle): Plan[] => pairs.filter((p) => p.cycle === cycle).map((p) => p.plan);
-  const rank = (plan: Plan) => PLANS.indexOf(plan);
-  const features = Object.entries(cv.features).map(([id, f]) => ({ id, medium: f.medium }));
-  const platforms = Object.entries(cv.perBatchCap).map(([id, cap]) => ({ id, cap }));
-  const customLimits = (): Limits => ({
-    // Small on purpose now and then (0 included), so enterprise Spaces cross thresholds too.
-    ai_image_credits: pick([0, 20, 60, 200, 1000]),
-    ai_video_credits: pick([0, 10, 40, 300]),
-    batch_exports: pick([0, 150, 600, 5000]),
-  });
+  const cat = workloadCatalog();
+  const { pairs, cyclesOf, plansWith, rank } = cat;
+  const customLimits = (): Limits => drawCustomLimits(d);
 
   const deliveries: Delivery[] = [];
   const stats: WorkloadStats = {
@@ -172,14 +139,14 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
   };
   let seq = 0; // tie-break for equal arrival instants: generation order
   const order = new Map<Delivery, number>();
-  const deliver = (d: Delivery) => {
-    deliveries.push(d);
-    order.set(d, seq++);
+  const deliver = (x: Delivery) => {
+    deliveries.push(x);
+    order.set(x, seq++);
   };
 
   // Busy Spaces: weights with a heavy tail (a few Spaces get most of the traffic).
   const spaceIds = Array.from({ length: o.spaces }, (_, i) => spaceIdOf(o.seed, i, o.tag));
-  const weights = spaceIds.map(() => 1 / Math.pow(rand() + 0.02, 1.2));
+  const weights = spaceIds.map(() => heavyTailWeight(d));
   const totalWeight = weights.reduce((a, b) => a + b, 0);
 
   // Subscriptions first (they count towards `events`), then usage fills the rest.
@@ -223,15 +190,7 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
         at: s.at,
         redelivery: false,
         late: false,
-        event: {
-          type: 'subscription-changed',
-          eventId: `w${o.seed}-${p.spaceId}-sub-${k}`,
-          spaceId: p.spaceId,
-          plan: s.plan,
-          cycle: s.cycle,
-          effectiveAt: new Date(s.effectiveAt).toISOString(),
-          ...(s.customLimits ? { customLimits: s.customLimits } : {}),
-        },
+        event: subscriptionChanged({ eventId: `w${o.seed}-${p.spaceId}-sub-${k}`, spaceId: p.spaceId, plan: s.plan, cycle: s.cycle, effectiveAt: s.effectiveAt, customLimits: s.customLimits }),
       });
       stats.planCycles.push(`${s.plan}/${s.cycle}`);
     });
@@ -251,10 +210,7 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
   let made = 0;
   while (made < usageBudget) {
     // Pick a Space by weight.
-    let x = rand() * totalWeight;
-    let i = 0;
-    while (x > weights[i] && i < weights.length - 1) x -= weights[i++];
-    const p = planned[i];
+    const p = planned[pickWeighted(d, weights, totalWeight)];
     let at = p.startAt + 10 * MINUTE + Math.floor(rand() * (end - p.startAt - 11 * MINUTE));
     const size = Math.min(int(1, 8), usageBudget - made);
     for (let k = 0; k < size; k++, made++) {
@@ -273,47 +229,28 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
           stats.late++;
         }
       }
-      const common = { eventId: `w${o.seed}-${p.spaceId}-u-${n}`, spaceId: p.spaceId, userId: `user-${int(1, 5)}`, occurredAt: new Date(occurredAt).toISOString() };
-      let event: InboundEvent;
-      if (rand() < 0.7) {
-        const f = pick(features);
-        const inBatch = rand() < 0.2;
-        const platform = pick(platforms).id;
-        event = {
-          type: 'generation-performed',
-          ...common,
-          feature: f.id,
-          medium: f.medium,
-          generations: int(1, 3),
-          ...(inBatch ? { batchId: `b-${n}`, platform } : {}),
-        };
-        stats.features.push(f.id);
-      } else {
-        const platform = pick(platforms);
-        // Mostly small batches, now and then a full one (the cap itself).
-        const images = rand() < 0.05 ? platform.cap : Math.max(1, Math.floor(platform.cap * rand() * rand() * 0.6));
-        event = { type: 'batch-exported', ...common, batchId: `b-${n}`, images, platform: platform.id };
-        stats.platforms.push(platform.id);
-      }
+      const event = randomUsage(d, cat, { eventId: `w${o.seed}-${p.spaceId}-u-${n}`, spaceId: p.spaceId, userId: `user-${int(1, 5)}`, occurredAt }, `b-${n}`);
+      if (event.type === 'generation-performed') stats.features.push(event.feature);
+      else stats.platforms.push(event.platform);
       deliver({ at, event, redelivery: false, late });
     }
   }
 
   // Redeliveries: the same payload again, a little later (possibly in the same batch).
   const originals = [...deliveries];
-  for (const d of originals) {
+  for (const x of originals) {
     if (rand() >= o.redeliveryRate) continue;
-    const at = Math.min(end, d.at + Math.floor(rand() * 3 * DAY));
-    deliver({ at, event: structuredClone(d.event), redelivery: true, late: d.late });
+    const at = Math.min(end, x.at + Math.floor(rand() * 3 * DAY));
+    deliver({ at, event: structuredClone(x.event), redelivery: true, late: x.late });
   }
 
   deliveries.sort((a, b) => a.at - b.at || order.get(a)! - order.get(b)!);
-  for (const d of deliveries) {
+  for (const x of deliveries) {
     stats.deliveries++;
-    if (d.redelivery) stats.redeliveries++;
+    if (x.redelivery) stats.redeliveries++;
     else {
       stats.distinct++;
-      stats.byType[d.event.type]++;
+      stats.byType[x.event.type]++;
     }
   }
 
@@ -339,87 +276,3 @@ export function generateWorkload(options: WorkloadOptions = {}): Workload {
   return { options: o, spaceIds, deliveries, steps, start, end, stats };
 }
 
-/** The test clock: only ever moves forward. */
-export class WorkloadClock implements Clock {
-  constructor(private t: number) {}
-  now(): number {
-    return this.t;
-  }
-  advanceTo(t: number): void {
-    if (t > this.t) this.t = t;
-  }
-}
-
-export interface RunOptions {
-  ingest: IngestService;
-  clock: WorkloadClock;
-  /** Spaces whose ResetDuePeriods run at once. Default 8. */
-  resetConcurrency?: number;
-  /** Called after every step (e.g. to look at the live projection). */
-  afterStep?: (step: WorkloadStep, index: number) => Promise<void> | void;
-}
-
-export interface RunResult {
-  accepted: number;
-  duplicates: number;
-  rejected: { eventId?: string; spaceId?: string; errors: unknown }[];
-  ingestCalls: number;
-  /** Appends made (one per Space per ingest call or reset that recorded something). */
-  appends: number;
-  resetPasses: number;
-  /** PeriodReset events appended during the run. */
-  resetsAppended: number;
-  /** Accepted outcomes that recorded a ThresholdCrossed. */
-  thresholdsCrossed: number;
-  /** Highest global position an append of this run reported (wait for it in a projection). */
-  lastPosition: bigint;
-  ms: number;
-}
-
-/** Delivers the workload through `ingest` in time order, running resets at their cadence. */
-export async function runWorkload(w: Workload, opts: RunOptions): Promise<RunResult> {
-  const t0 = Date.now();
-  const result: RunResult = { accepted: 0, duplicates: 0, rejected: [], ingestCalls: 0, appends: 0, resetPasses: 0, resetsAppended: 0, thresholdsCrossed: 0, lastPosition: 0n, ms: 0 };
-  const known = new Set<string>();
-  const count = (o: Outcome) => {
-    if (o.outcome === 'accepted') {
-      result.accepted++;
-      if (BigInt(o.position) > result.lastPosition) result.lastPosition = BigInt(o.position);
-      result.thresholdsCrossed += o.recorded.filter((t) => t === 'ThresholdCrossed').length;
-    } else if (o.outcome === 'duplicate') result.duplicates++;
-    else result.rejected.push({ eventId: o.eventId, spaceId: o.spaceId, errors: o.errors });
-  };
-  for (let i = 0; i < w.steps.length; i++) {
-    const step = w.steps[i];
-    opts.clock.advanceTo(step.at);
-    if (step.kind === 'ingest') {
-      for (const d of step.deliveries) known.add(d.event.spaceId);
-      const outcomes = await opts.ingest.ingest(step.deliveries.map((d) => d.event));
-      result.ingestCalls++;
-      result.appends += new Set(outcomes.filter((o) => o.outcome === 'accepted').map((o) => o.spaceId)).size;
-      outcomes.forEach(count);
-    } else {
-      result.resetPasses++;
-      const ids = [...known];
-      const width = opts.resetConcurrency ?? 8;
-      await Promise.all(
-        Array.from({ length: width }, async (_, k) => {
-          for (let j = k; j < ids.length; j += width) {
-            const [o] = await opts.ingest.executeForSpace(ids[j], [{ type: 'ResetDuePeriods', spaceId: ids[j] }]);
-            if (o.outcome === 'accepted' && o.recorded.length) {
-              result.appends++;
-              if (BigInt(o.position) > result.lastPosition) result.lastPosition = BigInt(o.position);
-              result.resetsAppended += o.recorded.filter((t) => t === 'PeriodReset').length;
-            }
-          }
-        }),
-      );
-    }
-    await opts.afterStep?.(step, i);
-    // Let timers and I/O run between steps, as between two consumer polls: with a synchronous store
-    // (SQLite) the appends alone never leave the microtask queue, and a live projector would starve.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  result.ms = Date.now() - t0;
-  return result;
-}
