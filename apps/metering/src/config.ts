@@ -190,4 +190,3 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
 }
 
-export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -8,15 +8,17 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { PinoLogger } from 'nestjs-pino';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from './catalog/catalog.service';
-import { APP_CONFIG, type AppConfig } from './config';
-import { KAFKA_RUNTIME } from './kafka/kafka.module';
+import { type AppConfig } from './config';
 import type { KafkaRuntime } from './kafka/kafka-runtime';
 import { RELAY_CHECKPOINT } from './kafka/outbound-relay';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from './projection/balance-read-model';
-import { ENTITLEMENT_VIEW, type EntitlementView } from './projection/entitlement-view';
+import { type BalanceReadModel } from './projection/balance-read-model';
+import { type EntitlementView } from './projection/entitlement-view';
 import { Projector } from './projection/projector';
 import { checkStoreIdentity } from './projection/store-identity';
 import { ResetScheduler } from './scheduler/reset-scheduler';
+import { APP_CONFIG } from './core/tokens';
+import { KAFKA_RUNTIME } from './kafka/tokens';
+import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from './projection/tokens';
 
 @Injectable()
 export class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -4,9 +4,11 @@ import { Scoped } from '../security/scoped';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
 import { checkInstantRange, checkSpaceId, invalid } from '../http/api-errors';
-import { CLOCK, type Clock } from '../infra/clock';
-import { BALANCE_READ_MODEL, type BalanceQueries, type BalanceProjection } from '../projection/balance-read-model';
+import { type Clock } from '../infra/clock';
+import { type BalanceQueries, type BalanceProjection } from '../projection/balance-read-model';
 import { auditSpace, balanceAt, parseCliInstant } from './audit';
+import { CLOCK } from '../core/tokens';
+import { BALANCE_READ_MODEL } from '../projection/tokens';
 
 /** Ops endpoints: the same audit and point-in-time balance as the `metering` CLI. Read-only. */
 @ApiTags('admin')

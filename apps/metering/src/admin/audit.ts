@@ -21,6 +21,7 @@ import {
   spaceStreamName,
   usageSourceOf,
   usageView,
+  emptyLimits,
 } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
 import type { ThresholdRow, BalanceQueries, BalanceProjection } from '../projection/balance-read-model';
@@ -126,7 +127,7 @@ export async function auditSpace(
     periods.push({
       start: iso(start),
       end: end === null ? null : iso(end),
-      used: p ? { ...p.used } : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 },
+      used: p ? { ...p.used } : emptyLimits(),
       limits: { ...seg.limits },
       plan: seg.plan,
       cycle: seg.cycle,

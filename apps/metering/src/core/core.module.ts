@@ -6,12 +6,13 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EVENT_STORE } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
-import { APP_CONFIG, type AppConfig } from '../config';
-import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
+import { type AppConfig } from '../config';
+import { type Clock, type IdGenerator } from '../infra/clock';
 import type { Storage } from '../infra/storage';
-import { METRICS, type Metrics } from '../observability/metrics';
-import { BALANCE_READ_MODEL } from '../projection/balance-read-model';
-import { ENTITLEMENT_VIEW, type EntitlementView } from '../projection/entitlement-view';
+import { type Metrics } from '../observability/metrics';
+import { type EntitlementView } from '../projection/entitlement-view';
+import { APP_CONFIG, CLOCK, IDS, METRICS } from './tokens';
+import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from '../projection/tokens';
 
 export interface CoreOptions {
   config: AppConfig;

@@ -2,11 +2,13 @@ import { Controller, Get, HttpStatus, Inject, Res, ServiceUnavailableException }
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheckService, type HealthCheckResult, HealthIndicatorService } from '@nestjs/terminus';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
-import { APP_CONFIG, type AppConfig } from '../config';
+import { type AppConfig } from '../config';
 import { Projector } from '../projection/projector';
-import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
+import { type BalanceQueries } from '../projection/balance-read-model';
 import { KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from '../observability/health-ports';
-import { METRICS, type Metrics } from '../observability/metrics';
+import { type Metrics } from '../observability/metrics';
+import { APP_CONFIG, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL } from '../projection/tokens';
 
 
 type Reply = { status(code: number): unknown; header(name: string, value: string): unknown };

@@ -31,13 +31,13 @@ import {
 } from '@metering/domain';
 import { EVENT_STORE, type EventStore, type StoredEvent } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
-import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
+import { type Clock, type IdGenerator } from '../infra/clock';
 import { MAX_ID_LENGTH, parseInbound, safeField } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
-import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
+import { type BalanceQueries } from '../projection/balance-read-model';
 import { Projector } from '../projection/projector';
-import { ENTITLEMENT_VIEW, type EntitlementView } from '../projection/entitlement-view';
-import { APP_CONFIG, type AppConfig } from '../config';
+import { type EntitlementView } from '../projection/entitlement-view';
+import { type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
 import { EntitlementCheckDto } from './entitlement-check.dto';
 import {
@@ -50,8 +50,10 @@ import {
   SubscriptionChangedDoc,
 } from './api-docs.dto';
 import { EventsPageDoc, NotificationsPageDoc, PostEventsAnswerDoc, SubscriptionAnswerDoc, UsageViewDoc } from './api-answers.dto';
-import { METRICS, type Metrics } from '../observability/metrics';
+import { type Metrics } from '../observability/metrics';
 import { Scoped } from '../security/scoped';
+import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from '../projection/tokens';
 
 export const serializeStored = (e: StoredEvent) => ({
   id: e.id,

@@ -4,7 +4,6 @@ import { hash as oneShotHash, randomUUID } from 'node:crypto';
 export interface Clock {
   now(): number;
 }
-export const CLOCK = Symbol('CLOCK');
 export const systemClock: Clock = { now: () => Date.now() };
 
 /** Ids: random ones for new inputs; deterministic ones (UUID v5) for decided events. */
@@ -12,7 +11,6 @@ export interface IdGenerator {
   random(): string;
   deterministic(name: string): string;
 }
-export const IDS = Symbol('IDS');
 
 /** UUID v5 namespace of this service (a fixed random UUID). */
 const NAMESPACE = Buffer.from('3f1c9a52c4d84b3e9a6f0e4c2b7d8a11', 'hex');

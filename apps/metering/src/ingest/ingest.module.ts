@@ -5,11 +5,12 @@
 import { Module } from '@nestjs/common';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
-import { APP_CONFIG, type AppConfig } from '../config';
-import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
-import { METRICS, type Metrics } from '../observability/metrics';
+import { type AppConfig } from '../config';
+import { type Clock, type IdGenerator } from '../infra/clock';
+import { type Metrics } from '../observability/metrics';
 import { IngestService } from './ingest.service';
 import { SpaceRepository } from './space-repository';
+import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
 
 @Module({
   providers: [

@@ -6,17 +6,19 @@
 import { Module } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
-import { APP_CONFIG, type AppConfig } from '../config';
-import { CLOCK, type Clock, IDS, type IdGenerator } from '../infra/clock';
+import { type AppConfig } from '../config';
+import { type Clock, type IdGenerator } from '../infra/clock';
 import { EVENT_INGRESS } from '../ingest/ingress';
 import { IngestModule } from '../ingest/ingest.module';
 import { IngestService } from '../ingest/ingest.service';
 import { KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from '../observability/health-ports';
-import { METRICS, type Metrics } from '../observability/metrics';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { type Metrics } from '../observability/metrics';
+import { type BalanceReadModel } from '../projection/balance-read-model';
 import { type KafkaRuntime, createKafkaRuntime } from './kafka-runtime';
+import { KAFKA_RUNTIME } from './tokens';
+import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL } from '../projection/tokens';
 
-export const KAFKA_RUNTIME = Symbol('KAFKA_RUNTIME');
 
 @Module({
   imports: [IngestModule],

@@ -173,7 +173,6 @@ export class Metrics {
   }
 }
 
-export const METRICS = Symbol('METRICS');
 
 /** Caches an async probe for `ttlMs` and bounds it by `timeoutMs` (a slow broker never hangs a scrape). */
 export function cachedProbe<T>(probe: () => Promise<T>, ttlMs: number, timeoutMs: number): () => Promise<T | null> {

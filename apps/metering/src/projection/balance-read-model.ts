@@ -86,4 +86,3 @@ export interface BalanceReadModel extends BalanceQueries, BalanceProjection, Pos
   close(): Promise<void>;
 }
 
-export const BALANCE_READ_MODEL = Symbol('BALANCE_READ_MODEL');

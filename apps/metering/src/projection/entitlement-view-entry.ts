@@ -3,7 +3,7 @@
  * on. The projection's fold (`applyEvent`) writes into it (it is its own RowAccess and SpaceAccess),
  * and the domain's check reads it (UsageSource).
  */
-import { type Limits, type Period, type PeriodUsage, type UsageSource, periodFinder } from '@metering/domain';
+import { type Limits, type Period, type PeriodUsage, type UsageSource, periodFinder, emptyLimits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import { type RowAccess, type SpaceAccess, applyEvent } from './apply-events';
 import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
@@ -11,7 +11,7 @@ import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 /** A stored usage row in the domain's shape. */
 export const periodUsageOf = (r: UsageRow): PeriodUsage => ({ start: r.periodStart, end: r.periodEnd, used: r.used, usageEvents: r.usageEvents });
 
-const ZERO: Limits = Object.freeze({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }) as Limits;
+const ZERO: Limits = Object.freeze(emptyLimits());
 
 /** One Space in the view; it is its own RowAccess and SpaceAccess (the fold writes into it) and UsageSource. */
 export class Entry implements RowAccess, SpaceAccess, UsageSource {

@@ -338,7 +338,6 @@ export class EntitlementView {
   }
 }
 
-export const ENTITLEMENT_VIEW = Symbol('ENTITLEMENT_VIEW');
 
 /**
  * The view of an instance with the api role (null otherwise, or with ENTITLEMENT_VIEW_MAX_SPACES=0),

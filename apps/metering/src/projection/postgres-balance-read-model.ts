@@ -18,6 +18,7 @@
  */
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Limits } from '@metering/domain';
+import { emptyLimits } from '@metering/domain';
 import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { BatchRows, applyEvent } from './apply-events';
@@ -250,7 +251,7 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
 
   async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
     const { rows } = await this.pool.query<UsageDb>(`SELECT * FROM ${this.q}.rm_usage WHERE space_id = $1 AND period_start = $2`, [spaceId, periodStart]);
-    return rows.length ? toUsage(rows[0]).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+    return rows.length ? toUsage(rows[0]).used : emptyLimits();
   }
 
   async spaceForView(spaceId: string): Promise<{ space: SpaceRow | null; usage: UsageRow[] }> {

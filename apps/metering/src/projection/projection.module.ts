@@ -6,12 +6,14 @@ import { Module } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { SPACE_STREAM_PREFIX } from '@metering/domain';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
-import { APP_CONFIG, type AppConfig } from '../config';
-import { METRICS, type Metrics, cachedProbe } from '../observability/metrics';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from './balance-read-model';
-import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from './breakdown/breakdown';
+import { type AppConfig } from '../config';
+import { type Metrics, cachedProbe } from '../observability/metrics';
+import { type BalanceReadModel } from './balance-read-model';
+import { type BreakdownReadModel } from './breakdown/breakdown';
 import { openBreakdownReadModel } from './breakdown/open-breakdown';
 import { Projector } from './projector';
+import { APP_CONFIG, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL, BREAKDOWN_READ_MODEL } from './tokens';
 
 /** Events per projection transaction: larger batches write each touched row once for more events. */
 const PROJECTION_BATCH = 5000;

@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import type { Limits } from '@metering/domain';
+import { emptyLimits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { BatchRows, applyEvent } from './apply-events';
@@ -205,7 +206,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
 
   async usedIn(spaceId: string, periodStart: number): Promise<Limits> {
     const r = this.stmts.getUsage.get(spaceId, periodStart) as UsageDb | undefined;
-    return r ? toUsage(r).used : { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 };
+    return r ? toUsage(r).used : emptyLimits();
   }
 
   async usage(spaceId: string): Promise<UsageRow[]> {

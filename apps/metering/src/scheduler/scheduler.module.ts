@@ -2,13 +2,15 @@
 import { Module } from '@nestjs/common';
 import { PinoLogger } from 'nestjs-pino';
 import { CatalogService } from '../catalog/catalog.service';
-import { APP_CONFIG, type AppConfig } from '../config';
-import { CLOCK, type Clock } from '../infra/clock';
+import { type AppConfig } from '../config';
+import { type Clock } from '../infra/clock';
 import { IngestModule } from '../ingest/ingest.module';
 import { IngestService } from '../ingest/ingest.service';
-import { METRICS, type Metrics } from '../observability/metrics';
-import { BALANCE_READ_MODEL, type BalanceReadModel } from '../projection/balance-read-model';
+import { type Metrics } from '../observability/metrics';
+import { type BalanceReadModel } from '../projection/balance-read-model';
 import { ResetScheduler } from './reset-scheduler';
+import { APP_CONFIG, CLOCK, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL } from '../projection/tokens';
 
 @Module({
   imports: [IngestModule],

@@ -3,7 +3,7 @@
  * usage, its breakdown rows, the Space's per-period usage rows) and computed with the same domain
  * functions as GET /v1/spaces/:id/usage (one source of truth).
  */
-import { type Catalog, type Limits, POOLS, type Pool, type UsageView, iso, periodAt, usageView } from '@metering/domain';
+import { type Catalog, type Limits, POOLS, type Pool, type UsageView, iso, periodAt, usageView, emptyLimits } from '@metering/domain';
 import type { BalanceQueries } from '../projection/balance-read-model';
 import type { BreakdownReadModel, BreakdownRow } from '../projection/breakdown/breakdown';
 import { readUsageSource } from '../http/spaces.controller';
@@ -56,7 +56,7 @@ export function poolState(percent: number, over: boolean): PoolState {
   return 'ok';
 }
 
-const zero = (): Limits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
+const zero = emptyLimits;
 
 function group(rows: BreakdownRow[], keyOf: (r: BreakdownRow) => string): BreakdownLine[] {
   const out = new Map<string, BreakdownLine>();

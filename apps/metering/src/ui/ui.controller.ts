@@ -11,12 +11,12 @@ import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { createKafkaJsMessaging } from '@metering/messaging';
 import { findDeadLetter, redrive } from '../admin/dead-letter-ops';
 import { CatalogService } from '../catalog/catalog.service';
-import { APP_CONFIG, type AppConfig } from '../config';
+import { type AppConfig } from '../config';
 import { SPACE_ID } from '../http/api-errors';
-import { CLOCK, type Clock } from '../infra/clock';
-import { METRICS, type Metrics } from '../observability/metrics';
-import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
-import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from '../projection/breakdown/breakdown';
+import { type Clock } from '../infra/clock';
+import { type Metrics } from '../observability/metrics';
+import { type BalanceQueries } from '../projection/balance-read-model';
+import { type BreakdownReadModel } from '../projection/breakdown/breakdown';
 import { matchKey } from '../security/api-keys';
 import { ASSET_VERSION, UI_CSS, UI_JS } from './assets';
 import { consolePage, loginPage, readConsole } from './console';
@@ -24,6 +24,8 @@ import { messagePage, screenLive, screenPage } from './html';
 import { readScreen } from './screen-data';
 import { csrfOf, signSession } from './signed-links';
 import { SESSION_COOKIE, SESSION_TTL_MS, type UiRequest, accessOf, canRead, linkAccess, sameSiteWrite } from './ui-access';
+import { APP_CONFIG, CLOCK, METRICS } from '../core/tokens';
+import { BALANCE_READ_MODEL, BREAKDOWN_READ_MODEL } from '../projection/tokens';
 
 type Reply = { header(name: string, value: string): unknown; status(code: number): unknown; redirect?(url: string, code?: number): unknown };
 

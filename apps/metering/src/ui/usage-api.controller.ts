@@ -6,17 +6,19 @@
  */
 import { Body, Controller, Get, HttpCode, HttpException, HttpStatus, Inject, Param, Post, Query, Req } from '@nestjs/common';
 import { ApiBody, ApiExtension, ApiForbiddenResponse, ApiOperation, ApiParam, ApiQuery, ApiSecurity, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { iso, parseInstant, periodAt } from '@metering/domain';
-import { APP_CONFIG, type AppConfig } from '../config';
+import { iso, parseInstant, periodAt, emptyLimits } from '@metering/domain';
+import { type AppConfig } from '../config';
 import { checkSpaceId, invalid } from '../http/api-errors';
-import { CLOCK, type Clock } from '../infra/clock';
-import { BALANCE_READ_MODEL, type BalanceQueries } from '../projection/balance-read-model';
-import { BREAKDOWN_READ_MODEL, type BreakdownReadModel } from '../projection/breakdown/breakdown';
+import { type Clock } from '../infra/clock';
+import { type BalanceQueries } from '../projection/balance-read-model';
+import { type BreakdownReadModel } from '../projection/breakdown/breakdown';
 import { matchKey, presentedKey } from '../security/api-keys';
 import { API_KEY_SCHEME, BEARER_SCHEME, Scoped } from '../security/scoped';
 import { POOL_LABELS } from './screen-data';
 import { signUsageLink } from './signed-links';
 import type { UiRequest } from './ui-access';
+import { APP_CONFIG, CLOCK } from '../core/tokens';
+import { BALANCE_READ_MODEL, BREAKDOWN_READ_MODEL } from '../projection/tokens';
 
 const SPACE_PARAM = { name: 'spaceId', description: '1-128 letters, digits and . _ : @ -', example: 'acme' };
 
@@ -53,7 +55,7 @@ export class UsageApiController {
       const out = new Map<string, { used: { ai_image_credits: number; ai_video_credits: number; batch_exports: number }; events: number }>();
       for (const r of rows) {
         const k = key(r);
-        const e = out.get(k) ?? { used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }, events: 0 };
+        const e = out.get(k) ?? { used: emptyLimits(), events: 0 };
         for (const p of Object.keys(POOL_LABELS) as (keyof typeof POOL_LABELS)[]) e.used[p] += r.used[p];
         e.events += r.events;
         out.set(k, e);

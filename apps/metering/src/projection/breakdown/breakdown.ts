@@ -13,7 +13,7 @@
  * export counts under the pseudo-feature `batch_export`; an AI feature used inside a batch counts
  * under its own feature).
  */
-import { type Limits, type Pool, decodeSpaceEvent } from '@metering/domain';
+import { type Limits, type Pool, decodeSpaceEvent, emptyLimits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 
 export const BREAKDOWN_CHECKPOINT = 'breakdown';
@@ -71,9 +71,8 @@ export interface BreakdownReadModel extends ProjectionFollower {
   close(): Promise<void>;
 }
 
-export const BREAKDOWN_READ_MODEL = Symbol('BREAKDOWN_READ_MODEL');
 
-const zero = (): Limits => ({ ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 });
+const zero = emptyLimits;
 
 /** A change to write, in event order (sums are merged; watch changes keep their order). */
 export type WatchChange =
