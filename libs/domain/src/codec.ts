@@ -10,7 +10,7 @@
  * Additive, optional fields (e.g. `SubscriptionChanged.moves`, `PeriodReset.boundariesCovered`,
  * `SubscriptionChanged.keepsUsage`) need no new version: readers treat their absence explicitly.
  */
-import { type IdentifiedSpaceEvent, SPACE_EVENT_TYPES, type SpaceEvent, type SpaceEventType } from './events';
+import { type IdentifiedSpaceEvent, SPACE_EVENT_TYPES, SPACE_STREAM_PREFIX, type SpaceEvent, type SpaceEventType } from './events';
 
 /** The shape the store hands out and takes (structurally the port's event; the domain imports no store). */
 export interface StoredShape {
@@ -39,6 +39,12 @@ export const UPCASTERS: Partial<Record<SpaceEventType, Record<number, Upcaster>>
 const KNOWN = new Set<string>(SPACE_EVENT_TYPES);
 
 export const isSpaceEventType = (type: string): type is SpaceEventType => KNOWN.has(type);
+
+/** The Space a stored event of a Space stream belongs to: its data's spaceId, else the stream's name. */
+export function spaceIdOfStored(stored: { streamName: string; data: Record<string, unknown> }): string {
+  const id = stored.data.spaceId;
+  return typeof id === 'string' ? id : stored.streamName.slice(SPACE_STREAM_PREFIX.length);
+}
 
 /** Plain JSON data of a typed payload (the port's data type). */
 export function toJsonData<T extends object>(data: T): Record<string, unknown> {

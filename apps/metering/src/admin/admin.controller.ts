@@ -6,7 +6,8 @@ import { CatalogService } from '../catalog/catalog.service';
 import { checkInstantRange, checkSpaceId, invalid } from '../http/api-errors';
 import { type Clock } from '../infra/clock';
 import { type BalanceQueries, type BalanceProjection } from '../projection/balance-read-model';
-import { auditSpace, balanceAt, parseCliInstant } from './audit';
+import { parseInstantInput } from '@metering/domain';
+import { auditSpace, balanceAt } from './audit';
 import { CLOCK } from '../core/tokens';
 import { BALANCE_READ_MODEL } from '../projection/tokens';
 
@@ -27,7 +28,7 @@ export class AdminController {
       if (required) throw invalid([{ field: name, rule: 'required', message: `${name} is required (ISO-8601 instant or epoch ms)` }], 400);
       return undefined;
     }
-    const t = typeof raw === 'string' && raw.length <= 40 ? parseCliInstant(raw) : Number.NaN;
+    const t = typeof raw === 'string' && raw.length <= 40 ? parseInstantInput(raw) : Number.NaN;
     if (Number.isNaN(t)) throw invalid([{ field: name, rule: 'iso_instant', message: `${name} must be an ISO-8601 instant or epoch ms` }], 400);
     return checkInstantRange(name, t);
   }

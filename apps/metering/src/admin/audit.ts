@@ -13,7 +13,6 @@ import {
   type SpaceState,
   type UsageView,
   decodeSpaceEvents,
-  parseInstantInput,
   foldSpace,
   iso,
   limitsFor,
@@ -224,8 +223,5 @@ export async function balanceAt(store: EventStore, catalog: Catalog, spaceId: st
   const state = foldSpace(spaceId, asSpaceEvents(kept));
   return { view: usageView(spaceId, usageSourceOf(state), at, catalog), eventsIncluded: kept.length, eventsExcluded: stored.length - kept.length };
 }
-
-/** Parses an instant given on a command line or query string (the domain's `parseInstantInput`). */
-export const parseCliInstant = (raw: string): number => parseInstantInput(raw);
 
 export const poolsOf = (l: Limits): string => POOLS.map((p: Pool) => `${l[p]}`).join('/');

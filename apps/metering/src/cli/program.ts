@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import type { Catalog, CatalogVersion } from '@metering/domain';
+import { type Catalog, type CatalogVersion, parseInstantInput } from '@metering/domain';
 import type { EventStore } from '@metering/event-store';
 import { createKafkaJsMessaging } from '@metering/messaging';
 import { openStorage } from '../infra/storage';
@@ -19,7 +19,7 @@ import { type RebuildProgress, rebuildBalances } from '../projection/rebuild';
 import { openBreakdownReadModel } from '../projection/breakdown/open-breakdown'; // issue-15
 import { adoptStoreIdentity } from '../projection/store-identity';
 import { RELAY_CHECKPOINT } from '../kafka/outbound-relay';
-import { type AuditReport, auditSpace, balanceAt, listSpaceIds, parseCliInstant, poolsOf } from '../admin/audit';
+import { type AuditReport, auditSpace, balanceAt, listSpaceIds, poolsOf } from '../admin/audit';
 import { type DeadLetterEntry, findDeadLetter, listDeadLetters, redrive } from '../admin/dead-letter-ops';
 import { escapeForTerminal, terminalJson } from './terminal';
 
@@ -44,7 +44,7 @@ class ExitCode extends Error {
 }
 
 const instantArg = (name: string) => (raw: string): number => {
-  const t = parseCliInstant(raw);
+  const t = parseInstantInput(raw);
   if (Number.isNaN(t)) throw new InvalidArgumentError(`${name} must be an ISO-8601 instant (e.g. 2026-05-01T00:00:00Z) or epoch ms`);
   return t;
 };

@@ -8,6 +8,7 @@ import {
   addUse,
   applyPeriodMove,
   decodeSpaceEvent,
+  spaceIdOfStored,
   nextWakeUp,
   type Period,
   type PeriodFinder,
@@ -161,7 +162,7 @@ export function nextResetOf(row: SpaceRow): number | null {
 
 export function applyEvent(rows: RowAccess, event: StoredEvent): void {
   if (!event.streamName.startsWith('space-')) return;
-  const spaceId = (event.data as { spaceId?: string }).spaceId ?? event.streamName.slice('space-'.length);
+  const spaceId = spaceIdOfStored(event);
   const rs = rows.space(spaceId);
   const space = rs.row;
   space.revision = event.revision;

@@ -30,6 +30,7 @@ import {
   type UsageSource,
   periodAt,
   spaceStreamName,
+  spaceIdOfStored,
 } from '@metering/domain';
 import { type EventStore, type StoredEvent } from '@metering/event-store';
 import type { Metrics } from '../observability/metrics';
@@ -50,7 +51,7 @@ export interface EntitlementViewOptions {
 }
 
 /** The Space a feed event belongs to, as `applyEvent` derives it. */
-const spaceOf = (e: StoredEvent): string => (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice(SPACE_STREAM_PREFIX.length);
+const spaceOf = spaceIdOfStored;
 
 export interface ViewStats {
   spaces: number;

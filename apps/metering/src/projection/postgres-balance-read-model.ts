@@ -18,7 +18,7 @@
  */
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { Limits } from '@metering/domain';
-import { emptyLimits } from '@metering/domain';
+import { emptyLimits, spaceIdOfStored } from '@metering/domain';
 import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { BatchRows, applyEvent } from './apply-events';
@@ -123,7 +123,7 @@ const cloneUsage = (r: UsageRow): UsageRow => ({ ...r, used: { ...r.used } });
 /** The Space an event's rows belong to, exactly as `applyEvent` derives it (null: not a Space event). */
 function spaceIdOf(e: StoredEvent): string | null {
   if (!e.streamName.startsWith('space-')) return null;
-  return (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice('space-'.length);
+  return spaceIdOfStored(e);
 }
 
 export class PostgresBalanceReadModel implements BalanceReadModel {

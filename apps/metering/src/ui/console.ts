@@ -3,7 +3,7 @@
  * and reset notifications, dead letters with their reasons (re-drive for admins), catalog
  * versions, projection and relay lag. Every list is bounded.
  */
-import { type CatalogVersion, NOTIFICATION_EVENT_TYPES, SPACE_STREAM_PREFIX } from '@metering/domain';
+import { type CatalogVersion, NOTIFICATION_EVENT_TYPES, SPACE_STREAM_PREFIX, spaceIdOfStored } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
 import { type DeadLetterEntry, listDeadLetters } from '../admin/dead-letter-ops';
 import type { Metrics } from '../observability/metrics';
@@ -90,7 +90,7 @@ export function consolePage(
 <tbody>${d.notifications
           .map((e) => {
             const t = notificationText(e);
-            const space = String((e.data as { spaceId?: string }).spaceId ?? e.streamName.slice(SPACE_STREAM_PREFIX.length));
+            const space = spaceIdOfStored(e);
             return `<tr><th scope="row"><a href="/ui/spaces/${encodeURIComponent(space)}">${esc(space)}</a></th><td>${esc(t.what)}</td><td class="reason">${esc(t.detail)}</td><td>${esc(when(e.recordedAt))}</td></tr>`;
           })
           .join('')}</tbody></table>`,

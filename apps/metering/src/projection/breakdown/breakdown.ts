@@ -13,7 +13,7 @@
  * export counts under the pseudo-feature `batch_export`; an AI feature used inside a batch counts
  * under its own feature).
  */
-import { type Limits, type Pool, decodeSpaceEvent, emptyLimits } from '@metering/domain';
+import { type Limits, type Pool, decodeSpaceEvent, emptyLimits, spaceIdOfStored } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 
 export const BREAKDOWN_CHECKPOINT = 'breakdown';
@@ -93,7 +93,7 @@ export class BreakdownBatch {
     if (e.globalPosition <= this.position) return;
     this.position = e.globalPosition;
     if (!e.streamName.startsWith('space-')) return;
-    const spaceId = (e.data as { spaceId?: string }).spaceId ?? e.streamName.slice('space-'.length);
+    const spaceId = spaceIdOfStored(e);
     const ev = decodeSpaceEvent(e);
     if (ev === null) return;
     switch (ev.type) {
