@@ -8,11 +8,14 @@
  *  - a cold pass: one entitlement check per Space, in order (each one a miss of the in-memory
  *    entitlement view: read model + stream tail), reported on its own;
  *  - GET /health/live: the bare endpoint (no store, no domain), the server's own ceiling here;
- *  - POST /v1/spaces/:id/entitlements/check with a random Space of the S each request (the view
- *    is warm: every Space was checked once);
- *  - GET /v1/spaces/:id/usage with a random Space.
- * The bare, check and usage loads run for the same duration each; ratios are to the bare endpoint
- * of the same server in the same run.
+ *  - POST /v1/spaces/:id/entitlements/check on random Spaces (the view is warm: every Space was
+ *    checked once): a fixed set of min(S, 16,384) requests over Spaces drawn at random, built once
+ *    before the load, each connection cycling through its own share of the set;
+ *  - GET /v1/spaces/:id/usage on random Spaces (a set built the same way).
+ * Like the bare request, which autocannon builds once, the check requests cost the client no
+ * per-request function (autocannon runs in this process, on the same two cores as the service).
+ * The bare, check and usage loads run for the same duration and connections each; ratios are to
+ * the bare endpoint of the same server in the same run.
  *
  *   node -r @swc-node/register bench/api.bench.ts [--smoke]
  *   env: BENCH_API_SPACES (100000), BENCH_API_SECONDS (10), BENCH_API_CONNECTIONS (16),
@@ -74,9 +77,32 @@ export interface StoreRun {
   answer: Record<string, unknown> | null;
 }
 
-async function load(url: string, seconds: number, connections: number, request: Record<string, unknown>, pid: number, amount?: number, overallRate?: number): Promise<Load> {
+/**
+ * What autocannon sends: one request built once (the bare endpoint), or a fixed set of pre-built
+ * requests that each connection cycles through from its own starting point (no per-request
+ * function in the client: autocannon, on the same two cores, does the same work per request for
+ * both endpoints), or a request rebuilt per call by `setupRequest` (the cold pass: every Space once).
+ */
+type Requests = Record<string, unknown> | { set: Record<string, unknown>[] };
+
+async function load(url: string, seconds: number, connections: number, request: Requests, pid: number, amount?: number, overallRate?: number): Promise<Load> {
   const cpu0 = cpuSecondsOf(pid);
-  const result = await autocannon({ url, connections, ...(amount ? { amount } : { duration: seconds }), ...(overallRate ? { overallRate } : {}), requests: [request] });
+  let clients = 0;
+  const set = Array.isArray(request.set) ? (request.set as Record<string, unknown>[]) : null;
+  const requests =
+    set !== null
+      ? {
+          requests: [set[0]],
+          // Connection k cycles through its own k-th share of the set (built once per connection), so
+          // the connections ask about different Spaces at any moment.
+          setupClient: (client: { setRequests(r: Record<string, unknown>[]): void }) => {
+            const k = clients++ % connections;
+            const share = set.slice(Math.floor((k * set.length) / connections), Math.floor(((k + 1) * set.length) / connections));
+            client.setRequests((share.length ? share : set).map((r) => ({ ...r })));
+          },
+        }
+      : { requests: [request] };
+  const result = await autocannon({ url, connections, ...(amount ? { amount } : { duration: seconds }), ...(overallRate ? { overallRate } : {}), ...requests });
   const cpu = cpuSecondsOf(pid) - cpu0;
   return {
     rps: result.requests.average,
@@ -88,6 +114,9 @@ async function load(url: string, seconds: number, connections: number, request: 
     non2xx: result.non2xx,
   };
 }
+
+/** Pre-built requests over random Spaces (a fixed set: min(S, SET_SIZE) requests, in random order). */
+const SET_SIZE = 16_384;
 
 /** Requests/s of the fixed-rate latency runs (well under what either endpoint sustains here). */
 const FIXED_RATE = 2000;
@@ -131,27 +160,29 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       const rnd = prng(42);
       const randomSpace = () => spaceIdOf(Math.floor(rnd() * S));
       const checkBody = JSON.stringify({ feature: 'ai_backgrounds', generations: 1 });
-      const checkOf = (pick: () => string) => ({
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: checkBody,
-        setupRequest: (req: Record<string, unknown>) => {
-          req.path = `/v1/spaces/${pick()}/entitlements/check`;
-          return req;
-        },
-      });
+      const checkRequest = (spaceId: string) => ({ method: 'POST', path: `/v1/spaces/${spaceId}/entitlements/check`, headers: { 'content-type': 'application/json' }, body: checkBody });
+      const randomSet = (make: (spaceId: string) => Record<string, unknown>) => ({ set: Array.from({ length: Math.min(S, SET_SIZE) }, () => make(randomSpace())) });
+      const checks = randomSet(checkRequest);
+      const usages = randomSet((spaceId) => ({ method: 'GET', path: `/v1/spaces/${spaceId}/usage` }));
       if (seconds >= 2) await load(svc.base, 1, connections, { method: 'GET', path: '/health/live' }, pid); // warm-up
       // The cold pass: every Space once, in order (a miss each), so the measured loads below see the
       // steady state of a running service whose view holds the Spaces being asked about.
       let next = 0;
-      const cold = await load(svc.base, seconds, connections, checkOf(() => spaceIdOf(next++ % S)), pid, S);
+      const cold = await load(
+        svc.base,
+        seconds,
+        connections,
+        { ...checkRequest(spaceIdOf(0)), setupRequest: (req: Record<string, unknown>) => Object.assign(req, { path: `/v1/spaces/${spaceIdOf(next++ % S)}/entitlements/check` }) },
+        pid,
+        S,
+      );
       log(`${store}: cold pass (${fmt(S)} misses): ${fmt(cold.rps)} req/s, p99 ${cold.p99} ms`);
       // Rounds of (bare, check) back to back: the ratio of each round compares two loads taken a few
       // seconds apart (the neighbours' load drifts); the round with the median ratio is reported.
       const rounds: { bare: Load; check: Load }[] = [];
       for (let round = 0; round < roundsOf(seconds); round++) {
         const b = await load(svc.base, seconds, connections, { method: 'GET', path: '/health/live' }, pid);
-        const c = await load(svc.base, seconds, connections, checkOf(randomSpace), pid);
+        const c = await load(svc.base, seconds, connections, checks, pid);
         rounds.push({ bare: b, check: c });
         log(`${store}: round ${round + 1}: bare ${fmt(b.rps)} req/s (p99 ${b.p99} ms), check ${fmt(c.rps)} req/s (p99 ${c.p99} ms), ratio ${ratio(c.rps, b.rps)}`);
       }
@@ -160,9 +191,9 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       // Latency at a fixed rate under saturation: at full speed, 16 connections queue (mean latency =
       // connections / throughput), so p99 there measures the queue, not the request.
       const bareAtRate = await load(svc.base, seconds, 4, { method: 'GET', path: '/health/live' }, pid, undefined, FIXED_RATE);
-      const checkAtRate = await load(svc.base, seconds, 4, checkOf(randomSpace), pid, undefined, FIXED_RATE);
+      const checkAtRate = await load(svc.base, seconds, 4, checks, pid, undefined, FIXED_RATE);
       log(`${store}: at ${fmt(FIXED_RATE)} requests/s: bare p99 ${bareAtRate.p99} ms, check p99 ${checkAtRate.p99} ms`);
-      const usage = await load(svc.base, seconds, connections, { method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/v1/spaces/${randomSpace()}/usage` }) }, pid);
+      const usage = await load(svc.base, seconds, connections, usages, pid);
       log(`${store}: usage: ${fmt(usage.rps)} req/s`);
       // One answer checked for content, so a fast error page cannot pass for a fast answer.
       const sample = await fetch(`${svc.base}/v1/spaces/${spaceIdOf(1)}/entitlements/check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: checkBody });
@@ -197,7 +228,7 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { runs: S
   const row = (what: string, l: Load, bare: Load | null, bold = false) =>
     `| ${what} | ${bold ? '**' : ''}${fmt(l.rps)}${bold ? '**' : ''} | ${l.p50} ms | ${bold ? '**' : ''}${l.p99} ms${bold ? '**' : ''} | ${bare ? `${bold ? '**' : ''}${ratio(l.rps, bare.rps)}${bold ? '**' : ''}` : 'n/a (fixed rate)'} | ${fmt(l.cpuUs)} µs (${fmt(1e6 / l.cpuUs)}/CPU-s) |`;
   const lines: string[] = [
-    `${fmt(S)} Spaces seeded through the ingest path (${fmt(3 * S)} inbound events) into each store; the built service (all roles, \`ENTITLEMENT_VIEW_MAX_SPACES\` and \`ENTITLEMENT_VIEW_POLL_MS\` at their defaults: 100,000 and 100 ms) on it; autocannon in the bench process, ${connections} connections. Per store: a cold pass (one check per Space, in order: each a miss of the entitlement view), then ${roundsOf(seconds)} round(s) of ${seconds} s of the bare endpoint followed by ${seconds} s of the check on a random Space (the table shows the round with the median ratio; every round is listed below it), then ${seconds} s of each endpoint at a fixed ${fmt(FIXED_RATE)} requests/s over 4 connections (the latency of a request rather than of a queue: at full speed, mean latency = connections / throughput), then ${seconds} s of the usage query on a random Space. Load average (1, 5, 15 min) at the start ${loadAvg}, at the end ${loadAvgEnd}.`,
+    `${fmt(S)} Spaces seeded through the ingest path (${fmt(3 * S)} inbound events) into each store; the built service (all roles, \`ENTITLEMENT_VIEW_MAX_SPACES\` and \`ENTITLEMENT_VIEW_POLL_MS\` at their defaults: 100,000 and 100 ms) on it; autocannon in the bench process, ${connections} connections. Per store: a cold pass (one check per Space, in order: each a miss of the entitlement view), then ${roundsOf(seconds)} round(s) of ${seconds} s of the bare endpoint followed by ${seconds} s of the check on random Spaces (the table shows the round with the median ratio; every round is listed below it), then ${seconds} s of each endpoint at a fixed ${fmt(FIXED_RATE)} requests/s over 4 connections (the latency of a request rather than of a queue: at full speed, mean latency = connections / throughput), then ${seconds} s of the usage query on random Spaces. The bare request is built once; the check and usage requests are a fixed set of ${fmt(Math.min(S, SET_SIZE))} requests over Spaces drawn at random, built before the load, each connection cycling through its own share (no per-request function in the client, which shares the two cores with the service). Load average (1, 5, 15 min) at the start ${loadAvg}, at the end ${loadAvgEnd}.`,
     '',
     '| store | endpoint | requests/s | p50 | p99 | ratio to bare | service CPU per request |',
     '|---|---|---|---|---|---|---|',
