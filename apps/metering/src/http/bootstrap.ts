@@ -2,7 +2,8 @@
  * Builds the HTTP application on Fastify: the body limit (MAX_BODY_BYTES, 413 beyond), JSON bodies
  * only (415 otherwise) no deeper than MAX_JSON_DEPTH (400 beyond), request, header and idle
  * timeouts (slow clients are cut), the open-mode Host and Origin checks, the API's error shape for
- * the platform's own errors, pino as the logger, OpenAPI at /docs. Used by main.ts and by tests
+ * the platform's own errors, pino as the logger, OpenAPI at /docs, the entitlement check served
+ * without Nest's router (check-route.ts). Used by main.ts and by tests
  * that run several apps in one process.
  */
 import { NestFactory } from '@nestjs/core';
@@ -15,6 +16,8 @@ import type { BalanceReadModel } from '../projection/balance-read-model';
 import { openModeRefusal } from '../security/open-mode';
 import { HttpErrorsFilter, JSON_DEPTH_ERROR } from './http-errors.filter';
 import { setupOpenApi } from './openapi';
+import { serveCheckWithoutRouter } from './check-route';
+import { SpacesController } from './spaces.controller';
 
 /**
  * True when `text` nests no deeper than `max` arrays/objects. A linear scan before JSON.parse, so
@@ -88,6 +91,8 @@ export async function createHttpApp(
     // Nest would register its own JSON and form parsers: the one above is the only one.
     bodyParser: false,
   });
+  // The entitlement check without Nest's router (same guard, errors and OpenAPI entry): check-route.ts.
+  if (config.roles.has('api')) serveCheckWithoutRouter(fastify, config.apiKeys, () => app.get(SpacesController));
   app.useLogger(app.get(Logger));
   app.useGlobalFilters(new HttpErrorsFilter(adapter, config.maxBodyBytes, h.maxJsonDepth));
   setupOpenApi(app);

@@ -17,6 +17,8 @@ import { PinoLogger } from 'nestjs-pino';
 type Response = { status(code: number): unknown };
 import { EVENT_INGRESS, type EventIngress } from '../ingest/ingress';
 import {
+  type EntitlementAnswer,
+  type EntitlementRequest,
   type InboundEvent,
   type Limits,
   NOTIFICATION_EVENT_TYPES,
@@ -55,6 +57,9 @@ import { Scoped } from '../security/scoped';
 import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
 import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from '../projection/tokens';
 
+/** The check's answer (EntitlementAnswerDoc documents it; check-route.ts serialises it by schema). */
+export type EntitlementAnswerBody = EntitlementAnswer & { spaceId: string; asOf: string };
+
 export const serializeStored = (e: StoredEvent) => ({
   id: e.id,
   type: e.type,
@@ -74,6 +79,9 @@ export async function readUsageSource(readModel: BalanceQueries, spaceId: string
   const zero: Limits = emptyLimits();
   return { timeline, usedIn: (start: number) => (start === period.start ? used : zero) };
 }
+
+/** The entitlement check's path under /v1 (http/check-route.ts serves it without Nest's router). */
+export const ENTITLEMENT_CHECK_PATH = 'spaces/:spaceId/entitlements/check';
 
 const INBOUND_TYPES = new Set(['generation-performed', 'batch-exported', 'subscription-changed']);
 const SPACE_PARAM = { name: 'spaceId', description: '1-128 letters, digits and . _ : @ -', example: 'acme' };
@@ -208,9 +216,11 @@ export class SpacesController {
 
   /**
    * Scope `read`: the check changes nothing and tells no more than the usage view does; callers
-   * that also report usage (AI services) hold `read+ingest`.
+   * that also report usage (AI services) hold `read+ingest`. Served by Fastify without Nest's
+   * router (http/check-route.ts: same guard, same errors); answered synchronously when the Space
+   * is in the entitlement view.
    */
-  @Post('spaces/:spaceId/entitlements/check')
+  @Post(ENTITLEMENT_CHECK_PATH)
   @HttpCode(200)
   @Scoped('read')
   @ApiOperation({
@@ -222,22 +232,20 @@ export class SpacesController {
   @ApiBody({ type: EntitlementCheckDto })
   @ApiOkResponse({ type: EntitlementAnswerDoc })
   @ApiUnprocessableEntityResponse({ type: ErrorDoc, description: 'an unknown feature or platform' })
-  async check(@Param('spaceId') spaceId: string, @Body() body: EntitlementCheckDto) {
+  check(@Param('spaceId') spaceId: string, @Body() body: EntitlementCheckDto): EntitlementAnswerBody | Promise<EntitlementAnswerBody> {
     checkSpaceId(spaceId);
     const request = EntitlementCheckDto.toRequest(body);
     const now = this.clock.now();
-    let source: UsageSource;
-    let asOf: string;
     const view = this.view;
     if (view !== null) {
       // From memory (a miss loads the Space from the read model and its stream, then keeps it fresh).
       const s = view.source(spaceId, now);
-      source = s instanceof Promise ? await s : s;
-      asOf = view.asOf;
-    } else {
-      source = await readUsageSource(this.readModel, spaceId, now);
-      asOf = iso(now);
+      return s instanceof Promise ? s.then((source) => this.answer(spaceId, source, request, now, view.asOf)) : this.answer(spaceId, s, request, now, view.asOf);
     }
+    return readUsageSource(this.readModel, spaceId, now).then((source) => this.answer(spaceId, source, request, now, iso(now)));
+  }
+
+  private answer(spaceId: string, source: UsageSource, request: EntitlementRequest, now: number, asOf: string): EntitlementAnswerBody {
     const result = checkEntitlement(source, request, now, this.catalog.catalog);
     if (!result.ok) throw invalid([result.rejection]);
     const a = result.answer;

@@ -111,10 +111,19 @@ export class ApiKeyGuard implements CanActivate {
     }
     if (scope === null || this.keys.length === 0) return true;
     const http = context.switchToHttp();
-    const req = http.getRequest<Req>();
+    return this.authorize(scope, http.getRequest<Req>(), http.getResponse<Reply>());
+  }
+
+  /**
+   * True when the request presents a key with `scope`; otherwise throws the 401/403 (and sets
+   * WWW-Authenticate on `reply`). canActivate for Nest's routes; called directly by the routes
+   * Fastify serves without Nest's router (http/check-route.ts).
+   */
+  authorize(scope: Scope, req: Req, reply: Reply): boolean {
+    if (this.keys.length === 0) return true;
     const presented = presentedKey(req.headers);
     if (presented === undefined || presented === '') {
-      http.getResponse<Reply>().header('www-authenticate', 'Bearer realm="metering"');
+      reply.header('www-authenticate', 'Bearer realm="metering"');
       throw new HttpException(
         {
           error: 'unauthorized',
@@ -126,7 +135,7 @@ export class ApiKeyGuard implements CanActivate {
     }
     const key = matchKey(this.keys, presented);
     if (!key) {
-      http.getResponse<Reply>().header('www-authenticate', 'Bearer realm="metering", error="invalid_token"');
+      reply.header('www-authenticate', 'Bearer realm="metering", error="invalid_token"');
       throw new HttpException({ error: 'unauthorized', message: 'the API key sent is not valid', requiredScope: scope }, HttpStatus.UNAUTHORIZED);
     }
     if (!key.scopes.has(scope))
