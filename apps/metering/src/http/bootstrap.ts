@@ -53,7 +53,7 @@ export async function createHttpApp(
     trustProxy: false,
     // One spaceId limit everywhere (MAX_ID_LENGTH): the router passes a parameter of any length on
     // (the request line is bounded by Node's header size limit) and checkSpaceId names the rule.
-    maxParamLength: 65_536,
+    routerOptions: { maxParamLength: 65_536 },
     // Slow clients: the whole request within requestTimeout (headers within headersTimeout), an
     // idle connection closed after idleTimeout; Node checks pending requests every second.
     requestTimeout: h.requestTimeoutMs,
