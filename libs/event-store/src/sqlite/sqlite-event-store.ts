@@ -19,6 +19,9 @@
  *   first done, about doubled the CPU time of the inserts: SQLite keeps a sub-journal of the
  *   pages each savepoint changes.) Several processes on the same file are serialised by SQLite's
  *   write lock (busy_timeout waits for it).
+ * - Subscriptions are fed the events of this process's commits instead of reading them back,
+ *   when a commit follows what they delivered (the head read inside its write transaction says
+ *   so); otherwise they read, as a polling subscription does (`internal/commit-feed.ts`).
  *
  * This file is the class; its parts live beside it: `sqlite-schema.ts` (the schema, row mapping
  * and prepared statements), `sqlite-group-commit.ts` (the write transactions: the all-or-nothing
