@@ -46,7 +46,7 @@ export interface CoveredPage {
 }
 
 /** Events a feed reader may hold before it drops its queue (and reads instead). */
-export const DEFAULT_MAX_QUEUED = 50_000;
+export const DEFAULT_MAX_QUEUED = 30_000;
 
 export function storedOfRow(r: CommittedRow): StoredEvent {
   return {
