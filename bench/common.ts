@@ -174,11 +174,14 @@ export function productionNodeArgs(): string[] {
 
 /**
  * Starts the built service (dist) with the given environment (test/support/app-process.ts) and
- * waits for readiness, with the node flags of `npm start`. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ * waits for readiness, with the node flags of `npm start`. BENCH_NODE_ARGS adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`;
+ * BENCH_SERVICE_MAIN runs another build (a copy of dist/ inside the repo, e.g. `.tmp/ab-base/apps/metering/src/main.js`).
  */
 export async function startService(env: Record<string, string>, dataDir = tempDir('svc'), opts: { readyPath?: '/health/ready' | '/health/live' } = {}): Promise<Service> {
   const nodeArgs = [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-  const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000, readyPath: opts.readyPath });
+  // BENCH_SERVICE_MAIN: another build's main.js (A/B runs of two builds on the same machine).
+  const main = process.env.BENCH_SERVICE_MAIN || undefined;
+  const app = await startApp({ LOG_LEVEL: 'warn', ...env }, dataDir, undefined, { nodeArgs, readyTimeoutMs: 300_000, readyPath: opts.readyPath, main });
   return {
     proc: app.proc,
     base: app.url,

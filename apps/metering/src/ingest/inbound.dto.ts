@@ -172,6 +172,8 @@ const isIntIn = (v: unknown, min: number, max: number): boolean => typeof v === 
 const FAST_KEYS: Partial<Record<InboundType, Set<string>>> = {
   'generation-performed': new Set(['eventId', 'spaceId', 'userId', 'feature', 'medium', 'generations', 'occurredAt', 'batchId', 'platform']),
   'batch-exported': new Set(['eventId', 'spaceId', 'userId', 'batchId', 'images', 'platform', 'occurredAt']),
+  // Without customLimits only (an enterprise Space's limits are nested: class-validator checks them).
+  'subscription-changed': new Set(['eventId', 'spaceId', 'plan', 'cycle', 'effectiveAt']),
 };
 
 /** True only when class-validator would accept the body (false means: ask class-validator). */
@@ -180,7 +182,10 @@ export function certainlyValid(body: Record<string, unknown>, type: InboundType)
   if (!keys) return false;
   for (const k in body) if (!keys.has(k) || !Object.prototype.hasOwnProperty.call(body, k)) return false;
   if (Object.getPrototypeOf(body) !== Object.prototype) return false;
-  if (!isId(body.eventId) || !isId(body.spaceId) || !isText(body.userId, 128) || !isStrictInstant(body.occurredAt)) return false;
+  if (!isId(body.eventId) || !isId(body.spaceId)) return false;
+  if (type === 'subscription-changed')
+    return (PLANS as readonly unknown[]).includes(body.plan) && (CYCLES as readonly unknown[]).includes(body.cycle) && isStrictInstant(body.effectiveAt);
+  if (!isText(body.userId, 128) || !isStrictInstant(body.occurredAt)) return false;
   if (type === 'generation-performed') {
     return (
       isText(body.feature, 64) &&

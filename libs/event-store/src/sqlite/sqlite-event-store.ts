@@ -19,6 +19,9 @@
  *   first done, about doubled the CPU time of the inserts: SQLite keeps a sub-journal of the
  *   pages each savepoint changes.) Several processes on the same file are serialised by SQLite's
  *   write lock (busy_timeout waits for it).
+ * - Subscriptions are fed the events of this process's commits instead of reading them back,
+ *   when a commit follows what they delivered (the head read inside its write transaction says
+ *   so); otherwise they read, as a polling subscription does (`internal/commit-feed.ts`).
  *
  * This file is the class; its parts live beside it: `sqlite-schema.ts` (the schema, row mapping
  * and prepared statements), `sqlite-group-commit.ts` (the write transactions: the all-or-nothing
@@ -43,6 +46,7 @@ import {
 } from '../port';
 import { StreamTip, prepareBatch, prepareRequest } from '../internal/append-plan';
 import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
+import { CommitFeedReader, CommittedBatch, CoveredPage } from '../internal/commit-feed';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { normaliseBudget } from '../internal/append-budget';
 import { translateSqliteError } from './sqlite-errors';
@@ -78,6 +82,8 @@ export class SqliteEventStore implements EventStore {
   private readonly tx: WriteTransactions;
   /** Group commit: appends waiting for the next flush (see `append`). */
   private pending: PendingAppend[] = [];
+  /** The subscriptions' commit-feed readers: fed this process's commits (see internal/commit-feed.ts). */
+  private readonly feeds = new Set<CommitFeedReader>();
 
   constructor(fileOrDb: string | Database.Database, options: SqliteEventStoreOptions = {}) {
     try {
@@ -127,15 +133,18 @@ export class SqliteEventStore implements EventStore {
     const items = this.pending;
     this.pending = [];
     if (items.length === 0) return;
-    let outcomes: Outcome[];
+    let written: ReturnType<WriteTransactions['groupTx']>;
     try {
       if (this.closed) throw new Error('event store is closed');
-      outcomes = this.run(() => this.tx.groupTx(items));
+      written = this.run(() => this.tx.groupTx(items));
     } catch (err) {
       // The transaction itself failed (lock, I/O, closed): nothing of the group was written.
       for (const it of items) it.reject(err);
       return;
     }
+    const outcomes: Outcome[] = written.outcomes;
+    // Committed: the subscriptions' feeds get its rows before they are woken (notify below).
+    this.publish(written.commit);
     let wrote = false;
     outcomes.forEach((o, i) => {
       if (o.error !== undefined) items[i].reject(this.translate(o.error));
@@ -160,7 +169,7 @@ export class SqliteEventStore implements EventStore {
    */
   appendSync(streamName: string, events: NewEvent[], expected: ExpectedRevision): AppendResult {
     const req = prepareRequest(streamName, events, expected, this.maxAppendBytes);
-    const [result] = this.run(() => this.tx.appendTx([req]));
+    const [result] = this.appendTx([req]);
     if (!result.alreadyAppended && req.events.length > 0) this.notify();
     return result;
   }
@@ -169,9 +178,26 @@ export class SqliteEventStore implements EventStore {
   appendManySync(batch: AppendRequest[]): AppendResult[] {
     const reqs = prepareBatch(batch, this.maxAppendBytes);
     if (reqs.length === 0) return [];
-    const results = this.run(() => this.tx.appendTx(reqs));
+    const results = this.appendTx(reqs);
     this.notify();
     return results;
+  }
+
+  /**
+   * The all-or-nothing write. Inside the app's own transaction it is a savepoint that may still be
+   * rolled back: its rows are not fed to the subscriptions (their next page is then a read).
+   */
+  private appendTx(reqs: Parameters<WriteTransactions['appendTx']>[0]): AppendResult[] {
+    const nested = this.db.inTransaction;
+    const written = this.run(() => this.tx.appendTx(reqs));
+    if (!nested) this.publish(written.commit);
+    return written.outcomes;
+  }
+
+  /** Hands a committed transaction's rows to every subscription's feed reader. */
+  private publish(commit: CommittedBatch): void {
+    if (commit.rows.length === 0) return;
+    for (const f of this.feeds) f.push(commit);
   }
 
   private readTip(streamName: string): StreamTip {
@@ -264,10 +290,40 @@ export class SqliteEventStore implements EventStore {
   // ------------------------------------------------------------------------------------------
   // Subscriptions
 
+  /**
+   * A polling subscription fed with this process's commits when they follow what it delivered
+   * (no read back), reading otherwise: see internal/commit-feed.ts.
+   */
   subscribe(options: SubscribeOptions): Subscription {
     if (this.closed) throw new Error('event store is closed');
     normaliseReadAll({ after: options.after, streamPrefix: options.streamPrefix, types: options.types });
-    return startTrackedPolling((o) => this.readAll(o), options, this.wakers, this.subscriptions);
+    const feed = new CommitFeedReader((o) => this.readCovered(o), { streamPrefix: options.streamPrefix, types: options.types });
+    this.feeds.add(feed);
+    const sub = startTrackedPolling(feed.readPage, options, this.wakers, this.subscriptions);
+    return {
+      stop: async () => {
+        this.feeds.delete(feed);
+        await sub.stop();
+      },
+    };
+  }
+
+  /**
+   * A page and how far it covers the subscription's events, in ONE read transaction: a page
+   * shorter than asked reaches the head (read in the same snapshot), a full one its last event.
+   */
+  private readCovered(options: ReadAllOptions): CoveredPage {
+    const o = normaliseReadAll(options);
+    return this.run(() =>
+      this.db.transaction((): CoveredPage => {
+        const events = this.stmts.readAll
+          .all({ after: o.after, prefix: o.streamPrefix, types: o.types ? JSON.stringify(o.types) : null, limit: o.maxCount ?? -1 })
+          .map(toStored);
+        if (o.maxCount !== null && events.length >= o.maxCount)
+          return { events, covered: events.length > 0 ? events[events.length - 1].globalPosition : o.after };
+        return { events, covered: this.stmts.head.get()?.head ?? 0n };
+      })(),
+    );
   }
 
   notify(): void {

@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import { AppendResult } from '../port';
 import { ExistingEvent, PreparedRequest, StreamTip, decide } from '../internal/append-plan';
+import { CommittedBatch, CommittedRow } from '../internal/commit-feed';
 import { SqliteStatements } from './sqlite-schema';
 
 /** An append waiting for the next group commit. */
@@ -22,6 +23,8 @@ export type Outcome = { result?: AppendResult; error?: unknown };
 interface GroupKnowledge {
   tips: Map<string, StreamTip>;
   existing: Map<string, ExistingEvent>;
+  /** The head when the write transaction began, and the rows written since (see commit-feed.ts). */
+  commit: CommittedBatch;
 }
 
 /** A request of a group commit failed after it began writing: the group's transaction is rolled back. */
@@ -31,13 +34,23 @@ class PartialWrite extends Error {
   }
 }
 
+/**
+ * What a write transaction did: each request's outcome, and the rows it wrote with the head before
+ * it (for the commit feed; only meaningful once the transaction committed, i.e. when it was not
+ * nested in the app's own transaction).
+ */
+export interface Written<T> {
+  outcomes: T[];
+  commit: CommittedBatch;
+}
+
 export interface WriteTransactions {
   /** All or nothing: a batch in one BEGIN IMMEDIATE transaction (a savepoint inside the app's own). */
-  appendTx: (reqs: PreparedRequest[]) => AppendResult[];
+  appendTx: (reqs: PreparedRequest[]) => Written<AppendResult>;
   /** The group commit: each request checked on its own, one commit for all. */
-  groupTx: (group: PendingAppend[]) => Outcome[];
+  groupTx: (group: PendingAppend[]) => Written<Outcome>;
   /** The group commit with each request in its own savepoint: the fallback of `groupTx`. */
-  savepointGroupTx: (group: PendingAppend[]) => Outcome[];
+  savepointGroupTx: (group: PendingAppend[]) => Written<Outcome>;
 }
 
 /** The write transactions of one handle. */
@@ -54,9 +67,9 @@ export function writeTransactions(db: Database.Database, stmts: SqliteStatements
   // transaction), where a failure rolls back that request only and the others commit together.
   // Tips and stored ids of the whole group are read with two queries up front, then kept up to
   // date in memory as the group's requests write (only after a request's rows are all written).
-  const flat = db.transaction((items: PendingAppend[]) => {
+  const flat = db.transaction((items: PendingAppend[]): Written<Outcome> => {
     const known = groupKnowledge(stmts, items.map((i) => i.req));
-    return items.map(({ req }) => {
+    const outcomes = items.map(({ req }) => {
       let writing = false;
       try {
         return { result: appendOne(stmts, req, known, () => (writing = true)) };
@@ -65,20 +78,22 @@ export function writeTransactions(db: Database.Database, stmts: SqliteStatements
         return { error };
       }
     });
+    return { outcomes, commit: known.commit };
   });
   const one = db.transaction((req: PreparedRequest, known: GroupKnowledge) => appendOne(stmts, req, known));
-  const group = db.transaction((items: PendingAppend[]) => {
+  const group = db.transaction((items: PendingAppend[]): Written<Outcome> => {
     const known = groupKnowledge(stmts, items.map((i) => i.req));
-    return items.map(({ req }) => {
+    const outcomes = items.map(({ req }) => {
       try {
         return { result: one(req, known) };
       } catch (error) {
         return { error };
       }
     });
+    return { outcomes, commit: known.commit };
   });
-  const savepointGroupTx = (items: PendingAppend[]): Outcome[] => group.immediate(items);
-  const groupTx = (items: PendingAppend[]): Outcome[] => {
+  const savepointGroupTx = (items: PendingAppend[]): Written<Outcome> => group.immediate(items);
+  const groupTx = (items: PendingAppend[]): Written<Outcome> => {
     try {
       return flat.immediate(items);
     } catch (err) {
@@ -113,7 +128,9 @@ function groupKnowledge(stmts: SqliteStatements, reqs: PreparedRequest[]): Group
   for (const r of stmts.tips.all(JSON.stringify(streams)))
     tips.set(r.stream_name, { revision: Number(r.revision), lastGlobalPosition: r.global_position });
   const ids = reqs.flatMap((r) => r.events.map((e) => e.id));
-  return { tips, existing: findExisting(stmts, ids) };
+  // Read inside the write transaction (the write lock is held): every position after it is written by this transaction.
+  const before = stmts.head.get()?.head ?? 0n;
+  return { tips, existing: findExisting(stmts, ids), commit: { before, rows: [] } };
 }
 
 /**
@@ -129,21 +146,25 @@ function appendOne(stmts: SqliteStatements, req: PreparedRequest, known: GroupKn
   beforeWrite?.();
   const recordedAt = new Date().toISOString();
   const written: ExistingEvent[] = [];
+  const rows: CommittedRow[] = [];
   let last = 0n;
   for (let i = 0; i < req.events.length; i++) {
     const e = req.events[i];
     const revision = d.firstRevision + i;
     last = BigInt(stmts.insert.run(req.streamName, revision, e.id, e.type, e.data, e.metadata, recordedAt).lastInsertRowid);
     written.push({ id: e.id, streamName: req.streamName, revision, globalPosition: last });
+    rows.push({ globalPosition: last, streamName: req.streamName, revision, id: e.id, type: e.type, data: e.data, metadata: e.metadata, recordedAt });
   }
   // All its rows are written; only now is the group's view moved forward.
   known.tips.set(req.streamName, { revision: d.firstRevision + req.events.length - 1, lastGlobalPosition: last });
   for (const w of written) known.existing.set(w.id, w);
+  for (const r of rows) known.commit.rows.push(r);
   return { ...d.result, lastGlobalPosition: last };
 }
 
 /** Runs inside the write transaction; any throw rolls the whole batch back. */
-function appendInTransaction(stmts: SqliteStatements, reqs: PreparedRequest[]): AppendResult[] {
+function appendInTransaction(stmts: SqliteStatements, reqs: PreparedRequest[]): Written<AppendResult> {
   const known = groupKnowledge(stmts, reqs);
-  return reqs.map((req) => appendOne(stmts, req, known));
+  const outcomes = reqs.map((req) => appendOne(stmts, req, known));
+  return { outcomes, commit: known.commit };
 }
