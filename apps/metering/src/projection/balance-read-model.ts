@@ -5,6 +5,7 @@
  */
 import type { Limits, Segment } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
+import type { PageEvent } from './apply-events';
 
 export interface SpaceRow {
   spaceId: string;
@@ -66,9 +67,10 @@ export interface BalanceProjection {
   apply(events: StoredEvent[]): Promise<void>;
   /**
    * Optional fast path for a rebuild: applies every page with one row buffer, flushing now and
-   * then (rows and checkpoint together). Returns the number of events applied.
+   * then (rows and checkpoint together). A page's events may still be JSON text (the store's
+   * `readAllJson`): each is parsed as it is folded. Returns the number of events applied.
    */
-  applyPages?(pages: AsyncIterable<StoredEvent[]>): Promise<number>;
+  applyPages?(pages: AsyncIterable<readonly PageEvent[]>): Promise<number>;
   /** Drops every row and the checkpoint (for a rebuild). */
   clear(): Promise<void>;
   /** Everything, in a canonical order (rebuild equality and audits). */
