@@ -21,7 +21,7 @@ export async function rebuildBalances(
   readModel: BalanceProjection,
   options: { batch?: number; onProgress?: (p: RebuildProgress) => void; /** issue-15: rebuilt with the balances (the usage breakdown) */ followers?: readonly ProjectionFollower[] } = {},
 ): Promise<number> {
-  const batch = options.batch ?? 5000;
+  const batch = options.batch ?? 1000;
   const head = await store.headPosition();
   await readModel.clear();
   for (const f of options.followers ?? []) await f.clear(); // issue-15
