@@ -21,8 +21,10 @@ import {
   withActivation,
   withSubscriptionChange,
 } from '@metering/domain';
-import type { StoredEvent, StoredEventJson } from '@metering/event-store';
-import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+import type { StoredEventJson } from '@metering/event-store';
+import type { FoldedEvent, PageEvent, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+
+export type { FoldedEvent, PageEvent } from './balance-read-model';
 
 /**
  * The rows of one Space that `applyEvent` reads and changes. The Space row and every usage it
@@ -178,12 +180,6 @@ export class BatchRows implements RowAccess {
 export function nextResetOf(row: SpaceRow): number | null {
   return nextWakeUp(row.timeline, row.lastResetAt);
 }
-
-/** What `applyEvent` reads of a stored event (a `StoredEvent` is one; metadata only for its schema version). */
-export type FoldedEvent = Pick<StoredEvent, 'id' | 'streamName' | 'type' | 'data' | 'revision' | 'globalPosition'> & { metadata?: Record<string, unknown> };
-
-/** An event as a rebuild's page holds it: parsed, or still JSON text (`readAllJson`, parsed as it is folded). */
-export type PageEvent = FoldedEvent | StoredEventJson;
 
 export const isJsonEvent = (e: PageEvent): e is StoredEventJson => typeof (e as StoredEventJson).dataJson === 'string';
 

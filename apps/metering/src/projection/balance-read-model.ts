@@ -4,8 +4,7 @@
  * row applied without its checkpoint (or the reverse).
  */
 import type { Limits, Segment } from '@metering/domain';
-import type { StoredEvent } from '@metering/event-store';
-import type { PageEvent } from './apply-events';
+import type { StoredEvent, StoredEventJson } from '@metering/event-store';
 
 export interface SpaceRow {
   spaceId: string;
@@ -33,6 +32,12 @@ export interface ThresholdRow {
   state: 'fired' | 'rearmed';
   eventId: string;
 }
+
+/** What the fold (`applyEvent`) reads of a stored event (a `StoredEvent` is one; metadata only for its schema version). */
+export type FoldedEvent = Pick<StoredEvent, 'id' | 'streamName' | 'type' | 'data' | 'revision' | 'globalPosition'> & { metadata?: Record<string, unknown> };
+
+/** An event as a rebuild's page holds it: parsed, or still JSON text (`readAllJson`, parsed as it is folded). */
+export type PageEvent = FoldedEvent | StoredEventJson;
 
 export interface ReadModelDump {
   spaces: SpaceRow[];
