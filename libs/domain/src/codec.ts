@@ -42,8 +42,23 @@ export const isSpaceEventType = (type: string): type is SpaceEventType => KNOWN.
 
 /** The Space a stored event of a Space stream belongs to: its data's spaceId, else the stream's name. */
 export function spaceIdOfStored(stored: { streamName: string; data: Record<string, unknown> }): string {
-  const id = stored.data.spaceId;
-  return typeof id === 'string' ? id : stored.streamName.slice(SPACE_STREAM_PREFIX.length);
+  return spaceIdOf(stored.streamName, stored.data);
+}
+
+/** `spaceIdOfStored` of a stream name and the event's data, given apart. */
+export function spaceIdOf(streamName: string, data: Record<string, unknown>): string {
+  const id = data.spaceId;
+  return typeof id === 'string' ? id : streamName.slice(SPACE_STREAM_PREFIX.length);
+}
+
+/**
+ * The stored shape of an event read with its data and metadata still as JSON text (the store's
+ * `readAllJson`): each parsed once, here; null metadata is none. `decodeSpaceEvent` of the result
+ * is then the event itself, with no copy.
+ */
+export function parseStoredJson(type: string, dataJson: string, metadataJson: string | null): StoredShape {
+  const data = JSON.parse(dataJson) as Record<string, unknown>;
+  return metadataJson === null ? { type, data } : { type, data, metadata: JSON.parse(metadataJson) as Record<string, unknown> };
 }
 
 /** Plain JSON data of a typed payload (the port's data type). */

@@ -4,6 +4,7 @@ import {
   addMonthsClamped,
   iso,
   parseInstant,
+  parseStoredInstant,
   periodContaining,
   periodIndexOf,
   periodStartAt,
@@ -147,6 +148,49 @@ describe('period math', () => {
       ['minute 60', '2025-01-31T10:60:00Z'],
     ])('refuses %s', (_name, input) => {
       expect(parseInstant(input)).toBeNaN();
+    });
+  });
+
+  describe('parseStoredInstant: Date.parse of a stored instant, read from its digits', () => {
+    it('gives what Date.parse gives for toISOString text over many years, every month end and leap day', () => {
+      const rnd = (() => {
+        let x = 12345;
+        return () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      })();
+      const from = Date.UTC(1970, 0, 1);
+      const to = Date.UTC(2400, 0, 1);
+      for (let i = 0; i < 20_000; i++) {
+        const s = new Date(from + Math.floor(rnd() * (to - from))).toISOString();
+        expect(parseStoredInstant(s)).toBe(Date.parse(s));
+      }
+      for (const s of ['2024-02-29T23:59:59.999Z', '2000-02-29T00:00:00.000Z', '2025-12-31T23:59:59.999Z', '1970-01-01T00:00:00.000Z', '2025-04-30T12:00:00.001Z']) {
+        expect(parseStoredInstant(s)).toBe(Date.parse(s));
+      }
+    });
+
+    it.each([
+      '2025-02-30T00:00:00.000Z', // rolled over (or refused) by Date.parse: the same answer here
+      '2025-02-29T00:00:00.000Z',
+      '2025-04-31T00:00:00.000Z',
+      '2025-13-01T00:00:00.000Z',
+      '2025-00-10T00:00:00.000Z',
+      '2025-01-00T00:00:00.000Z',
+      '2025-01-31T24:00:00.000Z',
+      '2025-01-31T10:60:00.000Z',
+      '2025-01-31T10:00:60.000Z',
+      '0099-01-31T10:00:00.000Z',
+      '1969-12-31T23:59:59.999Z',
+      '2025-01-3xT10:00:00.000Z',
+      '2025-01-31T10:00:00.00aZ',
+      '2025-01-31 10:00:00.000Z',
+      '2025-01-31T10:00:00.000+',
+      '2025-01-31T10:00:00Z',
+      '2025-01-31T12:00:00+02:00',
+      '+02025-01-31T10:00:00.000Z',
+      'Jan 31 2025 10:00 UTC',
+      '',
+    ])('leaves %p to Date.parse (same answer, NaN included)', (s) => {
+      expect(Object.is(parseStoredInstant(s), Date.parse(s))).toBe(true);
     });
   });
 });

@@ -99,6 +99,43 @@ function parseInstantUncached(value: string): number {
 }
 
 /**
+ * `Date.parse` of an instant as this service stores it (`toISOString`: `YYYY-MM-DDTHH:mm:ss.sssZ`):
+ * the same number, read from the digits (a fold parses one per usage event; `Date.parse` costs
+ * several times more). Any other text, or a date that does not exist (which `Date.parse` may roll
+ * over or refuse), goes to `Date.parse` itself.
+ */
+export function parseStoredInstant(s: string): number {
+  if (
+    s.length !== 24 ||
+    s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 ||
+    s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90
+  )
+    return Date.parse(s);
+  const year = digits(s, 0, 4);
+  const month = digits(s, 5, 2);
+  const day = digits(s, 8, 2);
+  const hour = digits(s, 11, 2);
+  const minute = digits(s, 14, 2);
+  const second = digits(s, 17, 2);
+  const ms = digits(s, 20, 3);
+  // digits() is -1 for a non-digit; Date.UTC reads years 0-99 as 1900-1999: leave those to Date.parse.
+  if (year < 1970 || month < 1 || month > 12 || day < 1 || (day > 28 && day > daysInMonth(year, month - 1)) || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0)
+    return Date.parse(s);
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
+
+/** The decimal number of `n` characters of `s` from `at`; -1 when one of them is not a digit. */
+function digits(s: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/**
  * An instant typed by a person (a CLI flag, a query parameter): an ISO-8601 instant with a zone
  * (`parseInstant`), a bare date (UTC midnight), or epoch milliseconds. NaN when it is none of them.
  */

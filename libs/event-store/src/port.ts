@@ -34,6 +34,24 @@ export interface StoredEvent {
 }
 
 /**
+ * A stored event with its data and metadata still in their stored JSON text, and no `recordedAt`:
+ * what `readAllJson` returns to a reader that parses each event once, folds it and drops it (a
+ * rebuild). A page of these holds strings only, so the objects parsed from it die young (a page of
+ * `StoredEvent`s holds every parsed object until the page is done).
+ */
+export interface StoredEventJson {
+  id: string;
+  streamName: string;
+  type: string;
+  /** The data as JSON text: `JSON.parse(dataJson)` deep-equals the `StoredEvent`'s `data`. */
+  dataJson: string;
+  /** The metadata as JSON text, or null when it is empty (`{}`, what most events carry). */
+  metadataJson: string | null;
+  revision: number;
+  globalPosition: bigint;
+}
+
+/**
  * Expected state of a stream for an append:
  *  - 'no_stream': the stream must not exist;
  *  - 'any': no check (only for streams with a single writer, e.g. the catalog);
@@ -133,6 +151,12 @@ export interface EventStore {
   streamRevision(streamName: string): Promise<number>;
   /** All events in global (commit) order; never skips an event that commits late. */
   readAll(options?: ReadAllOptions): Promise<StoredEvent[]>;
+  /**
+   * Optional. The same events as `readAll` with the same options (same order, same paging, same
+   * filters), each as `StoredEventJson`: data and metadata left as JSON text, no `recordedAt`.
+   * For readers that parse each event once and drop it (a rebuild): fewer and shorter-lived objects.
+   */
+  readAllJson?(options?: ReadAllOptions): Promise<StoredEventJson[]>;
   /** Highest global position visible now (0n when empty). */
   headPosition(): Promise<bigint>;
   /**

@@ -8,6 +8,10 @@ import {
   addUse,
   applyPeriodMove,
   decodeSpaceEvent,
+  parseStoredInstant,
+  parseStoredJson,
+  type SpaceEvent,
+  spaceIdOf,
   spaceIdOfStored,
   nextWakeUp,
   type Period,
@@ -17,8 +21,10 @@ import {
   withActivation,
   withSubscriptionChange,
 } from '@metering/domain';
-import type { StoredEvent } from '@metering/event-store';
-import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+import type { StoredEventJson } from '@metering/event-store';
+import type { FoldedEvent, PageEvent, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
+
+export type { FoldedEvent, PageEvent } from './balance-read-model';
 
 /**
  * The rows of one Space that `applyEvent` reads and changes. The Space row and every usage it
@@ -27,7 +33,10 @@ import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 export interface SpaceAccess {
   /** The Space row (a new one, revision -1, when the Space has none yet). */
   readonly row: SpaceRow;
-  /** The domain's `periodAt` on the row's timeline (its finder kept until the timeline changes). */
+  /**
+   * The domain's `periodAt` on the row's timeline (its finder kept until the timeline changes).
+   * Read-only: the same object may be returned again for another instant of the same period.
+   */
   periodAt(t: number): Period;
   /**
    * The usage of the period that starts at `periodStart`, in the domain's shape; null when none.
@@ -60,6 +69,8 @@ class SpaceRows implements SpaceAccess {
   /** Usage by period start; null: delete the row. */
   readonly periods = new Map<number, PeriodUsage | null>();
   private finder: PeriodFinder | null = null;
+  /** The period the finder last gave (periods of one timeline never overlap: it answers every instant inside it). */
+  private period: Period | null = null;
   /** The period last asked for and its usage (most uses of a Space fall in the same period). */
   private lastStart = Number.NaN;
   private lastUsage: PeriodUsage | null = null;
@@ -67,12 +78,16 @@ class SpaceRows implements SpaceAccess {
   constructor(
     readonly row: SpaceRow,
     private readonly stored: StoredRows,
+    private readonly count: { periods: number },
   ) {}
 
   periodAt(t: number): Period {
+    const p = this.period;
+    // No copy per use: the finder's answer is kept while the timeline is the finder's.
+    if (p !== null && this.finder!.timeline === this.row.timeline && p.start <= t && (p.end === null || t < p.end)) return p;
     let f = this.finder;
     if (f === null || f.timeline !== this.row.timeline) this.finder = f = periodFinder(this.row.timeline);
-    return f.at(t);
+    return (this.period = f.at(t));
   }
 
   usage(periodStart: number): PeriodUsage | null {
@@ -82,7 +97,7 @@ class SpaceRows implements SpaceAccess {
       const r = this.stored.usage(this.row.spaceId, periodStart);
       // Kept in the batch from now on: the caller changes it in place.
       p = r === null ? null : fromRow(r);
-      if (p !== null) this.periods.set(periodStart, p);
+      if (p !== null) this.put(periodStart, p);
     }
     this.lastStart = periodStart;
     this.lastUsage = p;
@@ -90,8 +105,14 @@ class SpaceRows implements SpaceAccess {
   }
 
   setUsage(periodStart: number, usage: PeriodUsage | null): void {
-    this.periods.set(periodStart, usage);
+    this.put(periodStart, usage);
     if (periodStart === this.lastStart) this.lastUsage = usage;
+  }
+
+  private put(periodStart: number, usage: PeriodUsage | null): void {
+    const before = this.periods.size;
+    this.periods.set(periodStart, usage);
+    this.count.periods += this.periods.size - before;
   }
 }
 
@@ -104,14 +125,14 @@ class SpaceRows implements SpaceAccess {
 export class BatchRows implements RowAccess {
   private readonly bySpace = new Map<string, SpaceRows>();
   readonly thresholds = new Map<string, ThresholdRow>();
+  /** Usage rows buffered, over every Space (kept as they are added: `size` is asked per page). */
+  private readonly count = { periods: 0 };
 
   constructor(private readonly stored: StoredRows) {}
 
   /** Rows buffered: a caller applying many pages into one batch flushes when this grows large. */
   get size(): number {
-    let n = this.bySpace.size + this.thresholds.size;
-    for (const s of this.bySpace.values()) n += s.periods.size;
-    return n;
+    return this.bySpace.size + this.thresholds.size + this.count.periods;
   }
 
   /** Space rows buffered. */
@@ -122,7 +143,7 @@ export class BatchRows implements RowAccess {
   space(spaceId: string): SpaceAccess {
     let s = this.bySpace.get(spaceId);
     if (s === undefined) {
-      s = new SpaceRows(this.stored.space(spaceId) ?? newSpace(spaceId), this.stored);
+      s = new SpaceRows(this.stored.space(spaceId) ?? newSpace(spaceId), this.stored, this.count);
       this.bySpace.set(spaceId, s);
     }
     return s;
@@ -160,13 +181,33 @@ export function nextResetOf(row: SpaceRow): number | null {
   return nextWakeUp(row.timeline, row.lastResetAt);
 }
 
-export function applyEvent(rows: RowAccess, event: StoredEvent): void {
+export const isJsonEvent = (e: PageEvent): e is StoredEventJson => typeof (e as StoredEventJson).dataJson === 'string';
+
+export function applyEvent(rows: RowAccess, event: FoldedEvent): void {
   if (!event.streamName.startsWith('space-')) return;
-  const spaceId = spaceIdOfStored(event);
+  fold(rows, event, spaceIdOfStored(event), decodeSpaceEvent(event));
+}
+
+/**
+ * `applyEvent` of an event read as JSON text: its data (and metadata, when it has some) parsed once,
+ * here; nothing of it outlives the call but what the rows keep.
+ */
+export function applyJsonEvent(rows: RowAccess, event: StoredEventJson): void {
+  if (!event.streamName.startsWith('space-')) return;
+  const shape = parseStoredJson(event.type, event.dataJson, event.metadataJson);
+  fold(rows, event, spaceIdOf(event.streamName, shape.data), decodeSpaceEvent(shape));
+}
+
+/** `applyEvent` of either kind of page event. */
+export function applyPageEvent(rows: RowAccess, event: PageEvent): void {
+  if (isJsonEvent(event)) applyJsonEvent(rows, event);
+  else applyEvent(rows, event);
+}
+
+function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'revision'>, spaceId: string, ev: SpaceEvent | null): void {
   const rs = rows.space(spaceId);
   const space = rs.row;
   space.revision = event.revision;
-  const ev = decodeSpaceEvent(event);
   if (ev === null) return;
   switch (ev.type) {
     // Usage first: nearly every event is one.
@@ -206,7 +247,7 @@ export function applyEvent(rows: RowAccess, event: StoredEvent): void {
       const d = ev.data;
       rows.putThreshold({
         spaceId,
-        periodStart: Date.parse(d.periodStart),
+        periodStart: parseStoredInstant(d.periodStart),
         pool: d.pool,
         threshold: d.threshold,
         state: ev.type === 'ThresholdCrossed' ? 'fired' : 'rearmed',

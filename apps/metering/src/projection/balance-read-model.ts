@@ -4,7 +4,7 @@
  * row applied without its checkpoint (or the reverse).
  */
 import type { Limits, Segment } from '@metering/domain';
-import type { StoredEvent } from '@metering/event-store';
+import type { StoredEvent, StoredEventJson } from '@metering/event-store';
 
 export interface SpaceRow {
   spaceId: string;
@@ -32,6 +32,12 @@ export interface ThresholdRow {
   state: 'fired' | 'rearmed';
   eventId: string;
 }
+
+/** What the fold (`applyEvent`) reads of a stored event (a `StoredEvent` is one; metadata only for its schema version). */
+export type FoldedEvent = Pick<StoredEvent, 'id' | 'streamName' | 'type' | 'data' | 'revision' | 'globalPosition'> & { metadata?: Record<string, unknown> };
+
+/** An event as a rebuild's page holds it: parsed, or still JSON text (`readAllJson`, parsed as it is folded). */
+export type PageEvent = FoldedEvent | StoredEventJson;
 
 export interface ReadModelDump {
   spaces: SpaceRow[];
@@ -66,9 +72,10 @@ export interface BalanceProjection {
   apply(events: StoredEvent[]): Promise<void>;
   /**
    * Optional fast path for a rebuild: applies every page with one row buffer, flushing now and
-   * then (rows and checkpoint together). Returns the number of events applied.
+   * then (rows and checkpoint together). A page's events may still be JSON text (the store's
+   * `readAllJson`): each is parsed as it is folded. Returns the number of events applied.
    */
-  applyPages?(pages: AsyncIterable<StoredEvent[]>): Promise<number>;
+  applyPages?(pages: AsyncIterable<readonly PageEvent[]>): Promise<number>;
   /** Drops every row and the checkpoint (for a rebuild). */
   clear(): Promise<void>;
   /** Everything, in a canonical order (rebuild equality and audits). */

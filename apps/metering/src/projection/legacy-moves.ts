@@ -10,27 +10,46 @@ import {
   dataAs,
   decodeSpaceEvents,
   foldSpace,
+  parseStoredJson,
   withSubscriptionChange,
 } from '@metering/domain';
-import type { EventStore, StoredEvent } from '@metering/event-store';
+import type { EventStore, StoredEvent, StoredEventJson } from '@metering/event-store';
+import type { FoldedEvent, PageEvent } from './apply-events';
 
-const isLegacyChange = (e: StoredEvent): boolean =>
+const isLegacyChange = (e: FoldedEvent): boolean =>
   e.type === 'SubscriptionChanged' && e.streamName.startsWith('space-') && (e.data as { moves?: unknown }).moves === undefined;
+
+/** The event given its recorded moves. */
+async function withMoves<E extends FoldedEvent>(store: EventStore, e: E): Promise<E> {
+  const before = await store.readStream(e.streamName, { maxCount: e.revision });
+  const state = foldSpace(e.streamName.slice('space-'.length), decodeSpaceEvents(before));
+  const d = dataAs('SubscriptionChanged', e);
+  const moves = attributionMoves(state.timeline, withSubscriptionChange(state.timeline, d), state.recent.values());
+  return { ...e, data: { ...e.data, moves } };
+}
 
 /** The page with every legacy SubscriptionChanged given its recorded moves (other events untouched). */
 export async function withLegacyMoves(store: EventStore, page: StoredEvent[]): Promise<StoredEvent[]> {
   if (!page.some(isLegacyChange)) return page;
   const out: StoredEvent[] = [];
-  for (const e of page) {
-    if (!isLegacyChange(e)) {
-      out.push(e);
-      continue;
-    }
-    const before = await store.readStream(e.streamName, { maxCount: e.revision });
-    const state = foldSpace(e.streamName.slice('space-'.length), decodeSpaceEvents(before));
-    const d = dataAs('SubscriptionChanged', e);
-    const moves = attributionMoves(state.timeline, withSubscriptionChange(state.timeline, d), state.recent.values());
-    out.push({ ...e, data: { ...e.data, moves } });
+  for (const e of page) out.push(isLegacyChange(e) ? await withMoves(store, e) : e);
+  return out;
+}
+
+/**
+ * `withLegacyMoves` of a page read as JSON text (`readAllJson`): its SubscriptionChanged events of
+ * Space streams (one per plan change: few) are parsed here, in place in the page, and given their
+ * moves when they have none; every other event stays JSON text, parsed when it is folded.
+ */
+export async function withLegacyMovesJson(store: EventStore, page: StoredEventJson[]): Promise<PageEvent[]> {
+  const out: PageEvent[] = page;
+  for (let i = 0; i < page.length; i++) {
+    const e = page[i];
+    if (e.type !== 'SubscriptionChanged' || !e.streamName.startsWith('space-')) continue;
+    const { data, metadata } = parseStoredJson(e.type, e.dataJson, e.metadataJson);
+    const parsed: FoldedEvent = { id: e.id, streamName: e.streamName, type: e.type, data, revision: e.revision, globalPosition: e.globalPosition };
+    if (metadata !== undefined) parsed.metadata = metadata;
+    out[i] = isLegacyChange(parsed) ? await withMoves(store, parsed) : parsed;
   }
   return out;
 }

@@ -3,7 +3,7 @@ import type { Limits } from '@metering/domain';
 import { emptyLimits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { BatchRows, applyEvent } from './apply-events';
+import { BatchRows, type PageEvent, applyEvent, applyPageEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -165,7 +165,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
    * of once per page. Flushes (rows + checkpoint, one transaction) when `flushAtRows` rows are
    * buffered and at the end. Run it with no other projector on this read model.
    */
-  async applyPages(pages: AsyncIterable<StoredEvent[]>, flushAtRows = 300_000): Promise<number> {
+  async applyPages(pages: AsyncIterable<readonly PageEvent[]>, flushAtRows = 300_000): Promise<number> {
     let position = this.storedCheckpoint();
     // A cleared read model has no row to load until the first flush writes some.
     let rows = this.newRows(this.stmts.anyRow.get() === 0);
@@ -182,13 +182,13 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       if (page.length === 0) continue;
       if (page[0].globalPosition > position) {
         // The whole page is new (pages are in position order): no per-event position check.
-        for (const e of page) applyEvent(rows, e);
+        for (const e of page) applyPageEvent(rows, e);
         position = page[page.length - 1].globalPosition;
         applied += page.length;
       } else {
         for (const e of page) {
           if (e.globalPosition <= position) continue;
-          applyEvent(rows, e);
+          applyPageEvent(rows, e);
           position = e.globalPosition;
           applied++;
         }

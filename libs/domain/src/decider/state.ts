@@ -3,7 +3,7 @@
  */
 import { type Limits, type Pool } from '../catalog/catalog';
 import type { PeriodMove, SpaceEvent } from '../events';
-import { type Period, iso } from '../period';
+import { type Period, iso, parseStoredInstant } from '../period';
 import { type Segment, type Timeline, periodAt, withActivation, withSubscriptionChange } from '../timeline';
 import { emptyLimits } from '../catalog/pricing';
 import { recordedFingerprint } from './fingerprint';
@@ -100,8 +100,8 @@ export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
 ): Omit<UsageItem, 'fp'> {
   return event.type === 'GenerationRecorded'
-    ? { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
-    : { id: event.data.sourceEventId, at: Date.parse(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+    ? { id: event.data.sourceEventId, at: parseStoredInstant(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
+    : { id: event.data.sourceEventId, at: parseStoredInstant(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
 }
 
 /**

@@ -10,6 +10,7 @@ import { EventStore } from '../port';
 import { describeAppendAndRead, describeIdempotency } from './contract-append';
 import { describeAppendBudget, describeAppendMany, describeGroupCommit } from './contract-group-commit';
 import { describeColdStarts, describeDataAndMetadata, describeEventsById, describeGlobalLog, describeOpaquePositions, describeSnapshots } from './contract-reads';
+import { describeReadAllJson } from './contract-read-json';
 import { describeSubscribe } from './contract-subscribe';
 import { ContractContext, ContractOptions, ContractStore, ContractStoreOptions, uniquePrefix } from './contract-support';
 
@@ -55,6 +56,7 @@ export function describeEventStoreContract(
     describeIdempotency(c);
     describeGroupCommit(c);
     describeGlobalLog(c);
+    describeReadAllJson(c);
     describeSnapshots(c);
     describeColdStarts(c);
     describeEventsById(c);

@@ -43,6 +43,7 @@ import {
   ReadAllOptions,
   ReadStreamOptions,
   StoredEvent,
+  StoredEventJson,
   Snapshot,
   SubscribeOptions,
   Subscription,
@@ -52,6 +53,7 @@ import { ExistingEvent, decide, prepareRequest } from '../internal/append-plan';
 import { KURRENTDB_DEFAULT_MAX_APPEND_BYTES, normaliseBudget } from '../internal/append-budget';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { translateReadError, translateWriteError } from './kurrentdb-errors';
+import { toStoredJson } from '../internal/stored-json';
 import { StreamIdTracker } from './kurrentdb-id-tracking';
 import { toStored, toStreamState } from './kurrentdb-mapping';
 import { isEventPosition, positionAt, readAllPaged, readHeadPosition, readStreamRaw, readTail } from './kurrentdb-reads';
@@ -175,6 +177,11 @@ export class KurrentDbEventStore implements EventStore {
     } catch (err) {
       throw this.translateRead(err);
     }
+  }
+
+  /** readAll's events with data and metadata serialised back to JSON (the client hands them parsed). */
+  async readAllJson(options?: ReadAllOptions): Promise<StoredEventJson[]> {
+    return (await this.readAll(options)).map(toStoredJson);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ import {
   ReadAllOptions,
   ReadStreamOptions,
   StoredEvent,
+  StoredEventJson,
   Snapshot,
   SubscribeOptions,
   Subscription,
@@ -237,6 +238,10 @@ export class PostgresEventStore implements EventStore {
 
   async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
     return reads.readAll(this.ctx, options);
+  }
+
+  async readAllJson(options?: ReadAllOptions): Promise<StoredEventJson[]> {
+    return reads.readAllJson(this.ctx, options);
   }
 
   async headPosition(): Promise<bigint> {

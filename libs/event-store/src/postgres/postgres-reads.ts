@@ -3,7 +3,7 @@
  * position, the head and positions, the store's identity and events by id. Every query goes
  * through the store's `query` (open check and error translation).
  */
-import { ReadAllOptions, ReadStreamOptions, StoredEvent } from '../port';
+import { ReadAllOptions, ReadStreamOptions, StoredEvent, StoredEventJson } from '../port';
 import { normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { COLUMNS, EventRow, PgSql, Query, UUID_RE, toStored } from './postgres-sql';
 
@@ -30,6 +30,23 @@ export async function readAll(ctx: PgReadContext, options?: ReadAllOptions): Pro
   const o = normaliseReadAll(options);
   const { rows } = await ctx.query<EventRow>(ctx.sql.readAll, [o.after.toString(), o.streamPrefix, o.types, o.maxCount]);
   return rows.map(toStored);
+}
+
+export async function readAllJson(ctx: PgReadContext, options?: ReadAllOptions): Promise<StoredEventJson[]> {
+  const o = normaliseReadAll(options);
+  const { rows } = await ctx.query<{ id: string; stream_name: string; type: string; data: string; metadata: string | null; revision: string; global_position: string }>(
+    ctx.sql.readAllJson,
+    [o.after.toString(), o.streamPrefix, o.types, o.maxCount],
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    streamName: r.stream_name,
+    type: r.type,
+    dataJson: r.data,
+    metadataJson: r.metadata,
+    revision: Number(r.revision),
+    globalPosition: BigInt(r.global_position),
+  }));
 }
 
 export async function headPosition(ctx: PgReadContext): Promise<bigint> {

@@ -74,6 +74,16 @@ export function buildSql(s: string) {
          AND ($3::text[] IS NULL OR type = ANY($3::text[]))
        ORDER BY global_position
        LIMIT $4`,
+    // readAll's rows with data and metadata as their stored JSON text (columns of type json keep it verbatim).
+    readAllJson: `
+      SELECT event_id::text AS id, stream_name, type, data::text AS data, NULLIF(metadata::text, '{}') AS metadata,
+             revision, global_position
+        FROM ${s}.events
+       WHERE global_position > $1::bigint
+         AND ($2::text IS NULL OR starts_with(stream_name, $2::text))
+         AND ($3::text[] IS NULL OR type = ANY($3::text[]))
+       ORDER BY global_position
+       LIMIT $4`,
     head: `SELECT max(global_position)::text AS head FROM ${s}.events`,
   };
 }

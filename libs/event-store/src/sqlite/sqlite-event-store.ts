@@ -40,6 +40,7 @@ import {
   ReadAllOptions,
   ReadStreamOptions,
   StoredEvent,
+  StoredEventJson,
   Snapshot,
   SubscribeOptions,
   Subscription,
@@ -231,6 +232,22 @@ export class SqliteEventStore implements EventStore {
         })
         .map(toStored),
     );
+  }
+
+  async readAllJson(options?: ReadAllOptions): Promise<StoredEventJson[]> {
+    const o = normaliseReadAll(options);
+    return this.run(() => {
+      const rows = this.stmts.readAllJson.all({
+        after: o.after,
+        prefix: o.streamPrefix,
+        types: o.types ? JSON.stringify(o.types) : null,
+        limit: o.maxCount ?? -1,
+      });
+      // Positions ascend: when the last is exact as a number, every one is.
+      if (rows.length > 0 && !Number.isSafeInteger(rows[rows.length - 1].globalPosition)) throw new RangeError('global position beyond 2^53');
+      for (const r of rows) r.globalPosition = BigInt(r.globalPosition);
+      return rows as StoredEventJson[];
+    });
   }
 
   async headPosition(): Promise<bigint> {

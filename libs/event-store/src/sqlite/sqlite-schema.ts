@@ -2,7 +2,7 @@
  * Schema, row mapping and prepared statements of the SQLite adapter (see sqlite-event-store.ts).
  */
 import Database from 'better-sqlite3';
-import { StoredEvent } from '../port';
+import { StoredEvent, StoredEventJson } from '../port';
 
 export interface EventRow {
   global_position: bigint;
@@ -14,6 +14,9 @@ export interface EventRow {
   metadata: string;
   recorded_at: string;
 }
+
+/** A row of `readAllJson`: the port's StoredEventJson with its position still a number. */
+export type JsonRow = Omit<StoredEventJson, 'globalPosition'> & { globalPosition: number | bigint };
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -88,6 +91,19 @@ export function prepareStatements(db: Database.Database) {
        LIMIT @limit`,
     )
     .safeIntegers(true);
+  // readAll's rows as the port's StoredEventJson (column aliases: no row mapping in JS). Integers as
+  // numbers (no BigInt per column): `readAllJson` turns each position into a bigint, after checking
+  // that the page's highest one is exact.
+  const readAllJson = db.prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, JsonRow>(
+    `SELECT event_id AS id, stream_name AS streamName, type, data AS dataJson, NULLIF(metadata, '{}') AS metadataJson,
+            revision, global_position AS globalPosition
+       FROM events
+      WHERE global_position > @after
+        AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
+        AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+      ORDER BY global_position
+      LIMIT @limit`,
+  );
   const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
   const eventsByIds = db
     .prepare<[string], EventRow>(`SELECT ${COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))`)
@@ -110,6 +126,6 @@ export function prepareStatements(db: Database.Database) {
         AND e.revision = (SELECT max(revision) FROM events WHERE stream_name = j.value)`,
     )
     .safeIntegers(true);
-  return { tip, tips, byIds, insert, readStream, readAll, head, eventsByIds, readSnapshot, writeSnapshot, deleteSnapshots };
+  return { tip, tips, byIds, insert, readStream, readAll, readAllJson, head, eventsByIds, readSnapshot, writeSnapshot, deleteSnapshots };
 }
 

@@ -57,12 +57,17 @@ export class SparsePositionsStore implements EventStore {
   readonly appendMany?: (batch: AppendRequest[]) => Promise<AppendResult[]>;
   readonly readEventsById?: (ids: string[]) => Promise<StoredEvent[]>;
   readonly readColdStarts?: EventStore['readColdStarts'];
+  readonly readAllJson?: EventStore['readAllJson'];
 
   constructor(readonly inner: EventStore) {
     const many = inner.appendMany?.bind(inner);
     if (many) this.appendMany = async (batch) => (await many(batch)).map(mapResult);
     const byId = inner.readEventsById?.bind(inner);
     if (byId) this.readEventsById = async (ids) => (await byId(ids)).map(mapEvent);
+    const json = inner.readAllJson?.bind(inner);
+    if (json)
+      this.readAllJson = async (options: ReadAllOptions = {}) =>
+        (await json({ ...options, after: dense(options.after) })).map((e) => ({ ...e, globalPosition: toSparse(e.globalPosition) }));
     const cold = inner.readColdStarts?.bind(inner);
     if (cold)
       this.readColdStarts = async (names, maxCount) =>
