@@ -71,6 +71,9 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
          ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
            next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
       ),
+      // A Space whose events changed only its revision (usage): the timeline and the next_reset_at
+      // index entry stay as they are.
+      putRevision: db.prepare('UPDATE rm_spaces SET revision = ? WHERE space_id = ?'),
       getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       putUsage: db.prepare(
         `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
@@ -122,7 +125,10 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const { thresholds } = rows;
     const usage = rows.usageChanges();
     for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
-    for (const sp of rows.spacesToWrite()) st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt, sp.revision);
+    const spaces = rows.spaceChanges();
+    for (const sp of spaces.full) st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt, sp.revision);
+    for (const sp of spaces.revisionOnly)
+      if (st.putRevision.run(sp.revision, sp.spaceId).changes !== 1) throw new Error(`read model: the row of Space ${sp.spaceId} went away during the batch`);
     for (const u of usage.put)
       st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
     for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
