@@ -67,6 +67,8 @@ export interface FlatRun {
   /** Sum over Spaces of usage rows in the balance read model, and their usage event counts. */
   projectedUsageEvents: number;
   heapMiB: number;
+  /** CPU time of this process (user + system) per usage event over the timed part, in microseconds: less sensitive to the neighbours' load than the rate (PostgreSQL's server CPU is not in it). */
+  cpuUsPerEvent: number;
 }
 
 interface Workload {
@@ -191,11 +193,13 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
     const profile = await startProfile(`${kind}-${w.spaces}`);
     const t = performance.now();
+    const cpu0 = process.cpuUsage();
     const accepted = await feed(ingest, batchesOf(w, 'usage'), w.events);
     const ingestSeconds = (performance.now() - t) / 1000;
     const head = await spaceHead(store);
     await waitProjected(projector, head);
     const seconds = (performance.now() - t) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     await profile();
     const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
@@ -210,7 +214,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const dump = await storage.readModel.dump();
     const projectedUsageEvents = dump.usage.reduce((n, u) => n + u.usageEvents, 0);
     if (projectedUsageEvents !== w.events) throw new Error(`${kind}: the read model counts ${projectedUsageEvents} usage events, ${w.events} were accepted`);
-    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), touchedSpaces: w.touchedSpaces, projectedUsageEvents, heapMiB };
+    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), touchedSpaces: w.touchedSpaces, projectedUsageEvents, heapMiB, cpuUsPerEvent: (cpu.user + cpu.system) / w.events };
   } finally {
     await projector.stop();
     await breakdown.close();
@@ -256,7 +260,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
           try {
             const r = await runOnce(kind, w, schema);
             runs.push(r);
-            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads)`);
+            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads, ${fmt(r.cpuUsPerEvent)} µs CPU per event)`);
           } finally {
             if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
           }
@@ -279,7 +283,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       ratios[kind] = m.rate / b.rate;
       const every = (spaces: number) => runs.filter((r) => r.store === kind && r.spaces === spaces).map((r) => fmt(r.rate)).join(' / ');
       const row = (r: FlatRun, tag: string, rt: string) =>
-        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${rt} |`;
+        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${fmt(r.cpuUsPerEvent)} | ${rt} |`;
       rows.push(row(b, 'baseline', '1.00x'), row(m, 'many Spaces', `**${ratio(m.rate, b.rate)}**`));
       targets.push({
         what: `${label[kind].split(' (')[0]}: ${fmt(many.events)} events over ${fmt(many.spaces)} Spaces >= ${TARGET}x the rate over ${fmt(base.spaces)} Spaces`,
@@ -292,11 +296,11 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       '',
       `${ROUNDS} round(s); in each, per store, the baseline then the many-Spaces run; the best run of each counts (every run listed).`,
       '',
-      '| store | run | usage events over Spaces | events/s (every run) | seconds (of which ingest answered) | Space events stored | cold loads | JS heap after (MiB) | ratio to baseline |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| store | run | usage events over Spaces | events/s (every run) | seconds (of which ingest answered) | Space events stored | cold loads | JS heap after (MiB) | CPU µs per event (this process) | ratio to baseline |',
+      '|---|---|---|---|---|---|---|---|---|---|',
       ...rows,
       '',
-      `**What limits it now.** Not the store appends (one append per Space per batch in both runs, group-committed: the same cost per event in the profiles of both runs), not the decision (cheaper with fewer uses per Space). What the many-Spaces run pays per event and the baseline shares: (1) cold loads: the first event of each Space after the restart, and again after an eviction: the repository keeps ${fmt(loadConfig({}).spaceCacheSize)} states (SPACE_CACHE_SIZE, about 2.6 KB of heap per small state), so with ${fmt(many.spaces)} Spaces many later events find theirs evicted (cold loads beyond the Spaces used are reloads). Done: the Spaces of a batch that miss the cache are read in one batched store read (\`readColdStarts\`: two queries on PostgreSQL instead of two per Space; one synchronous pass on SQLite) and folded as a single load folds them. PostgreSQL's many-Spaces run went from 417 s to 197 s with it (an earlier form of this bench that held every event in memory, both under a load average of 10 to 16; before it a third of the CPU profile was socket writes of the two queries per cold load); SQLite showed no change beyond the noise (its reads are in-process). (2) read-model rows: a projection page of ${fmt(PROJECTION_PAGE)} events updates about ${fmt(PROJECTION_PAGE)} Space rows and period rows (and breakdown rows) when nearly every event has its own Space, against at most ${fmt(Math.min(PROJECTION_PAGE, base.spaces))} in the baseline; in the SQLite profile the read-model commits cost about 6x per event what they cost in the baseline (rows on random B-tree pages, each written to the WAL and checkpointed), on PostgreSQL each is a new row version. Past ${fmt(PROJECTION_PAGE)} Spaces this should no longer grow with the number of Spaces (one row per event at most; not measured here). (3) garbage collection of the states evicted and loaded again. Tried on SQLite, one run each, not adopted: projection pages of 20,000 (both runs faster, 3,401 and 1,835 events/s, ratio unchanged at 0.54x); SPACE_CACHE_SIZE=120,000 (94,983 cold loads instead of 165,758: 1,515 events/s against 1,444, about 5 %); a 512 MiB SQLite page cache instead of 64 MiB (0.43x: no gain). Next levers: a cache of read-model Space rows in the projector (no read, one write per row per page), fewer row writes per event (after a usage event the Space row changes only in its revision, which the audit reads), more Space states per MB of heap.`
+      `**What limits it now.** Not the store appends (one append per Space per batch in both runs, group-committed: the same cost per event in the profiles of both runs), not the decision (cheaper with fewer uses per Space). What the many-Spaces run pays per event and the baseline shares: (1) cold loads: the first event of each Space after the restart. Done: the Spaces of a batch that miss the cache are read in one batched store read (\`readColdStarts\`: two queries on PostgreSQL instead of two per Space; one synchronous pass on SQLite) and folded as a single load folds them (PostgreSQL's many-Spaces run went from 417 s to 197 s with it, an earlier form of this bench under a load average of 10 to 16). Done since: the repository keeps ${fmt(loadConfig({}).spaceCacheSize)} states (SPACE_CACHE_SIZE, about 2.6 KB of heap per small state, of which about 0.8 KB is its timeline and the period finder cached on it) and, behind them, a second tier of the states it pushes out, as their snapshot bodies (about 0.7 KB for a small state, at most 48 MiB of characters, LRU), restored without a store read: the many-Spaces run's cold loads fell from 165,758 (70,000 of them reloads after an eviction) to 94,983, one per Space used. (2) read-model rows: a projection page of ${fmt(PROJECTION_PAGE)} events updates about ${fmt(PROJECTION_PAGE)} Space rows and period rows (and breakdown rows) when nearly every event has its own Space, against at most ${fmt(Math.min(PROJECTION_PAGE, base.spaces))} in the baseline; each lands on its own B-tree page, written to the WAL and checkpointed (SQLite), or is a new row version (PostgreSQL). In the full-size SQLite profile before the changes below the read model's COMMIT alone was 15 % of the many-Spaces run (0.5 s per page of 5,000 events). Done: a Space whose events changed only its revision (usage) gets only its revision written (no timeline re-serialised, no next_reset_at index entry, no nextResetAt recomputed); on SQLite the revision lives in a narrow WITHOUT ROWID table of its own (\`rm_space_revisions\`, about 80 rows a page instead of about 15 Space rows) and \`rm_usage\` is WITHOUT ROWID (one B-tree per row instead of a table and its key index), migrated in place for an existing file; on PostgreSQL the revisions go in one unnest UPDATE that changes no indexed column, with fillfactor 70 on \`rm_spaces\` and \`rm_usage\` (migration 3) so the new versions can stay on their page (HOT). In the full-size SQLite profile afterwards the COMMIT is 6 % of the run. A first form read the revision through a JOIN, which better-sqlite3 re-prepared on every lookup (11.5 % of the profile): it is a correlated subquery now. (3) garbage collection of the states pushed out and restored. A/B at full size, old and new builds alternating on a machine shared with three other benchmarking sessions (so the rates and ratios of one run say little; the CPU time of this process per event says more): SQLite, load average 2 to 5: many-Spaces 2,946 -> 4,004 events/s (221 -> 179 µs CPU per event), baseline 4,564 -> 6,820 (140 -> 108 µs), ratio 0.65x -> 0.59x (an earlier pair at load 6 to 13: 0.54x before); PostgreSQL, load 3 to 8: many-Spaces 2,750 -> 3,211 events/s (130 -> 122 µs), baseline 7,882 -> 7,700 (84 -> 92 µs), ratio 0.35x -> 0.42x. Not met on either store. On PostgreSQL the many-Spaces run is bound by ingest (every batch answered at 87 of 93 s, this process busy about 40 % of the time): the server's work per event on tables of 100,000 Spaces (event appends, cold-load reads, read-model row versions) is what remains to measure (pg_stat_statements). Tried before, on SQLite, one run each, not adopted: projection pages of 20,000 (ratio unchanged at 0.54x); a 512 MiB SQLite page cache instead of 64 MiB (no gain). Next levers: the breakdown's rows (one random B-tree insert per event on both stores: WITHOUT ROWID on SQLite, fillfactor on PostgreSQL), a bounded cache of read-model Space rows in the projector (no SELECT per Space per page; valid only while this process is the sole writer), smaller states (the period finder cached per timeline, the three Maps and a Set of each state).`
     ];
     return {
       key: 'flat',

@@ -33,7 +33,13 @@ test('init() from several instances at once applies each migration once, and is 
     await Promise.all(models.map((m) => m.init()));
     await models[0].init();
     const { rows } = await models[0].pool.query(`SELECT version, count(*)::int AS n FROM "${schema}".read_model_migrations GROUP BY version ORDER BY version`);
-    expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }]);
+    expect(rows).toEqual([{ version: 1, n: 1 }, { version: 2, n: 1 }, { version: 3, n: 1 }]);
+    // Migration 3: free room on each page for HOT updates of the per-event columns.
+    const opts = await models[0].pool.query(
+      `SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname IN ('rm_spaces', 'rm_usage') ORDER BY c.relname`,
+      [schema],
+    );
+    expect(opts.rows).toEqual([{ relname: 'rm_spaces', reloptions: ['fillfactor=70'] }, { relname: 'rm_usage', reloptions: ['fillfactor=70'] }]);
     expect(await models[1].checkpoint()).toBe(0n);
     expect(await models[2].dueForReset(Date.now(), 10)).toEqual([]);
   } finally {

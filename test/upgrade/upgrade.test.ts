@@ -35,6 +35,10 @@ it('a store written by the previous version keeps its balances, rebuilds to them
     await rm.init();
     // migrated: the per-use rows are gone, the balances are the previous version's, row for row
     expect((store.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'rm_usage_items'").get() as { n: number }).n).toBe(0);
+    // ... and laid out as this version writes it: the revision in its own narrow table, rm_usage WITHOUT ROWID
+    expect(store.db.prepare("SELECT count(*) AS n FROM pragma_table_info('rm_spaces') WHERE name = 'revision'").get()).toEqual({ n: 0 });
+    expect(store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'rm_usage'").pluck().get()).toMatch(/WITHOUT ROWID/);
+    await rm.init(); // a second open finds nothing to migrate
     const want = balances(expected);
     expect(want.usage.length).toBeGreaterThan(30);
     expect(balances(await rm.dump())).toEqual(want);

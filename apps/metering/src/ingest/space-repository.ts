@@ -14,8 +14,14 @@ import {
 import type { EventStore, StoredEvent } from '@metering/event-store';
 
 export interface SpaceRepositoryOptions {
-  /** Spaces kept in memory (LRU). Default 50,000. */
+  /** Spaces kept in memory as states (LRU). Default 50,000. */
   maxCached?: number;
+  /**
+   * Second tier: a state pushed out of the first is kept as its snapshot body (a string, about a
+   * quarter of the state's heap) while these bodies total at most this many characters (LRU), and
+   * is restored from it (no store read) when its Space comes back. Default 48 MiB; 0: none.
+   */
+  maxCompactChars?: number;
   /** The corrections window the decisions use (compaction keeps what it can still change). */
   correctionWindowMs?: number;
   /**
@@ -32,6 +38,8 @@ export interface SpaceRepositoryOptions {
 
 /** Events folded per page on a cold load (and between compactions). */
 const LOAD_PAGE = 5000;
+/** Bytes a second-tier entry costs beside its body's characters (map entry, entry object, string header). */
+const COMPACT_ENTRY_OVERHEAD = 96;
 /** Spaces per batched cold-load read (`prefetch`). */
 const PREFETCH_CHUNK = 1000;
 
@@ -52,6 +60,10 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
  */
 export class SpaceRepository {
   private readonly cache = new Map<string, SpaceState>();
+  /** The second tier: states pushed out of `cache`, as snapshot bodies, with the version of their latest stored snapshot. */
+  private readonly compact = new Map<string, { body: string; snapshotAt: number }>();
+  private compactChars = 0;
+  private readonly maxCompactChars: number;
   /** Version (events folded) of the latest snapshot written or read for a cached state. */
   private readonly snapshotAt = new WeakMap<SpaceState, number>();
   private readonly maxCached: number;
@@ -60,6 +72,7 @@ export class SpaceRepository {
 
   constructor(private readonly store: EventStore, private readonly options: SpaceRepositoryOptions = {}) {
     this.maxCached = options.maxCached ?? 50_000;
+    this.maxCompactChars = options.maxCompactChars ?? 48 * 2 ** 20;
     this.windowMs = options.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
     this.snapshotEvery = options.snapshotEvery ?? 1000;
   }
@@ -77,6 +90,8 @@ export class SpaceRepository {
       this.cache.set(spaceId, cached);
       return cached;
     }
+    const restored = this.restore(spaceId);
+    if (restored) return restored;
     const started = performance.now();
     const stream = spaceStreamName(spaceId);
     const snapshot = await this.store.readSnapshot(stream);
@@ -103,7 +118,7 @@ export class SpaceRepository {
    */
   async prefetch(spaceIds: Iterable<string>, now: number): Promise<void> {
     if (!this.store.readColdStarts) return;
-    const missing = [...new Set(spaceIds)].filter((id) => !this.cache.has(id));
+    const missing = [...new Set(spaceIds)].filter((id) => !this.cache.has(id) && !this.compact.has(id));
     if (missing.length === 0) return;
     // Never more Spaces than the cache keeps (they would evict each other before their use).
     const chunk = Math.max(1, Math.min(PREFETCH_CHUNK, this.maxCached));
@@ -113,7 +128,7 @@ export class SpaceRepository {
       const starts = await this.store.readColdStarts(ids.map(spaceStreamName), LOAD_PAGE);
       const ms = (performance.now() - started) / ids.length;
       for (const spaceId of ids) {
-        if (this.cache.has(spaceId)) continue;
+        if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
         const cold = starts.get(spaceStreamName(spaceId));
         if (!cold) continue;
         const { snapshot, events } = cold;
@@ -129,7 +144,7 @@ export class SpaceRepository {
         if (events.length === LOAD_PAGE) {
           compactSpace(state, now, this.windowMs);
           await this.foldTail(state, now);
-          if (this.cache.has(spaceId)) continue;
+          if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
         }
         compactSpace(state, now, this.windowMs, true);
         this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms });
@@ -141,7 +156,7 @@ export class SpaceRepository {
 
   /** Loads fresh from the store, folding only the events after what is cached. */
   async refresh(spaceId: string, now: number): Promise<SpaceState> {
-    const cached = this.cache.get(spaceId);
+    const cached = this.cache.get(spaceId) ?? this.restore(spaceId);
     if (!cached) return this.load(spaceId, now);
     await this.foldTail(cached, now);
     return cached;
@@ -157,18 +172,67 @@ export class SpaceRepository {
   remember(state: SpaceState): void {
     this.cache.delete(state.spaceId);
     this.cache.set(state.spaceId, state);
+    // A body kept for this Space is older than the state now cached.
+    this.dropCompact(state.spaceId);
     if (this.cache.size > this.maxCached) {
-      const oldest = this.cache.keys().next().value as string;
+      const [oldest, evicted] = this.cache.entries().next().value as [string, SpaceState];
       this.cache.delete(oldest);
+      this.stash(evicted);
     }
   }
 
   invalidate(spaceId: string): void {
     this.cache.delete(spaceId);
+    this.dropCompact(spaceId);
   }
 
   clear(): void {
     this.cache.clear();
+    this.compact.clear();
+    this.compactChars = 0;
+  }
+
+  /** Spaces kept: as states, and as snapshot bodies (with the characters they hold). */
+  get cached(): { states: number; compact: number; compactChars: number } {
+    return { states: this.cache.size, compact: this.compact.size, compactChars: this.compactChars };
+  }
+
+  /** Keeps a state pushed out of the first tier as its snapshot body (oldest bodies go past the bound). */
+  private stash(state: SpaceState): void {
+    if (this.maxCompactChars <= 0) return;
+    const body = snapshotOfSpace(state, this.windowMs);
+    const cost = body.length + COMPACT_ENTRY_OVERHEAD;
+    if (cost > this.maxCompactChars) return;
+    this.dropCompact(state.spaceId);
+    this.compact.set(state.spaceId, { body, snapshotAt: this.snapshotAt.get(state) ?? 0 });
+    this.compactChars += cost;
+    while (this.compactChars > this.maxCompactChars) {
+      const oldest = this.compact.keys().next().value as string;
+      this.dropCompact(oldest);
+    }
+  }
+
+  private dropCompact(spaceId: string): void {
+    const entry = this.compact.get(spaceId);
+    if (entry === undefined) return;
+    this.compact.delete(spaceId);
+    this.compactChars -= entry.body.length + COMPACT_ENTRY_OVERHEAD;
+  }
+
+  /**
+   * The state of a Space kept in the second tier, back in the first (null: not kept). The same
+   * state it was when pushed out (the snapshot round trip a cold load relies on), so as current
+   * as a first-tier entry would have been: a stale one is caught by the append's expected revision.
+   */
+  private restore(spaceId: string): SpaceState | null {
+    const entry = this.compact.get(spaceId);
+    if (entry === undefined) return null;
+    this.dropCompact(spaceId);
+    const state = spaceFromSnapshot(spaceId, SPACE_SNAPSHOT_SCHEMA, entry.body, this.windowMs);
+    if (state === null) return null;
+    this.snapshotAt.set(state, entry.snapshotAt);
+    this.remember(state);
+    return state;
   }
 
   /** Folds the events after the state's version, page by page, compacting between pages. */

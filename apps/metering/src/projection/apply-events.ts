@@ -75,11 +75,27 @@ class SpaceRows implements SpaceAccess {
   private lastStart = Number.NaN;
   private lastUsage: PeriodUsage | null = null;
 
+  /**
+   * What the stored row held when loaded (null: no stored row). When the timeline (same array:
+   * the fold replaces it, never changes it in place) and lastResetAt are unchanged, so is the
+   * derived nextResetAt: only the revision needs writing.
+   */
+  readonly loaded: { timeline: SpaceRow['timeline']; lastResetAt: number | null; nextResetAt: number | null } | null;
+
   constructor(
     readonly row: SpaceRow,
     private readonly stored: StoredRows,
     private readonly count: { periods: number },
-  ) {}
+    isStored: boolean,
+  ) {
+    this.loaded = isStored ? { timeline: row.timeline, lastResetAt: row.lastResetAt, nextResetAt: row.nextResetAt } : null;
+  }
+
+  /** True when the stored row differs from this one in more than its revision (or there is none). */
+  get changedBeyondRevision(): boolean {
+    const l = this.loaded;
+    return l === null || l.timeline !== this.row.timeline || l.lastResetAt !== this.row.lastResetAt;
+  }
 
   periodAt(t: number): Period {
     const p = this.period;
@@ -143,20 +159,34 @@ export class BatchRows implements RowAccess {
   space(spaceId: string): SpaceAccess {
     let s = this.bySpace.get(spaceId);
     if (s === undefined) {
-      s = new SpaceRows(this.stored.space(spaceId) ?? newSpace(spaceId), this.stored, this.count);
+      const stored = this.stored.space(spaceId);
+      s = new SpaceRows(stored ?? newSpace(spaceId), this.stored, this.count, stored !== null);
       this.bySpace.set(spaceId, s);
     }
     return s;
   }
 
-  /** The Space rows to write, each with its derived nextResetAt brought up to date. */
-  spacesToWrite(): SpaceRow[] {
-    const out: SpaceRow[] = [];
+  /**
+   * The Space rows to write, split by what changed: `full` (new rows, or a timeline or last reset
+   * that changed: every column, nextResetAt derived again) and `revisionOnly` (a stored row whose
+   * events changed nothing but its revision, e.g. usage: its timeline, resets and nextResetAt stay
+   * as stored, so adapters write the revision alone: no timeline re-serialised, no index entry
+   * touched).
+   */
+  spaceChanges(): { full: SpaceRow[]; revisionOnly: SpaceRow[] } {
+    const full: SpaceRow[] = [];
+    const revisionOnly: SpaceRow[] = [];
     for (const s of this.bySpace.values()) {
-      s.row.nextResetAt = nextResetOf(s.row);
-      out.push(s.row);
+      if (s.changedBeyondRevision) {
+        s.row.nextResetAt = nextResetOf(s.row);
+        full.push(s.row);
+      } else {
+        // nextResetAt is derived from the timeline and lastResetAt alone: unchanged too.
+        s.row.nextResetAt = s.loaded!.nextResetAt;
+        revisionOnly.push(s.row);
+      }
     }
-    return out;
+    return { full, revisionOnly };
   }
 
   /** Usage rows to write, and the (spaceId, periodStart) keys of rows to delete. */
@@ -259,5 +289,5 @@ function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'r
       break;
   }
   // The Space row is written at the end of the batch; nextResetAt is derived then, once per Space
-  // (BatchRows.spacesToWrite()).
+  // (BatchRows.spaceChanges()).
 }

@@ -11,6 +11,14 @@ interface SpaceDb { space_id: string; timeline: string; last_reset_at: number | 
 interface UsageDb { space_id: string; period_start: number; period_end: number | null; ai_image_credits: number; ai_video_credits: number; batch_exports: number; usage_events: number }
 interface ThresholdDb { space_id: string; period_start: number; pool: string; threshold: number; state: 'fired' | 'rearmed'; event_id: string }
 
+/**
+ * A Space row: rm_spaces with its revision (rm_space_revisions, written with it in every
+ * transaction). A correlated subquery rather than a JOIN: the JOIN statement cost about twice the
+ * CPU per lookup (better-sqlite3 kept rebuilding its row shape) on the projector's hot path.
+ */
+const SELECT_SPACES =
+  'SELECT s.space_id, s.timeline, s.last_reset_at, s.next_reset_at, (SELECT r.revision FROM rm_space_revisions r WHERE r.space_id = s.space_id) AS revision FROM rm_spaces s';
+
 const toSpace = (r: SpaceDb): SpaceRow => ({
   spaceId: r.space_id,
   timeline: JSON.parse(r.timeline),
@@ -37,18 +45,55 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS rm_checkpoints (name TEXT PRIMARY KEY, position TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS rm_spaces (
-        space_id TEXT PRIMARY KEY, timeline TEXT NOT NULL, last_reset_at INTEGER, next_reset_at INTEGER, revision INTEGER NOT NULL);
+        space_id TEXT PRIMARY KEY, timeline TEXT NOT NULL, last_reset_at INTEGER, next_reset_at INTEGER);
       CREATE INDEX IF NOT EXISTS rm_spaces_next_reset ON rm_spaces(next_reset_at) WHERE next_reset_at IS NOT NULL;
+      -- The revision changes with every event of the Space, the rest of its row with subscription
+      -- changes and resets only: kept apart in narrow rows, a page of usage events dirties a few
+      -- pages of this table instead of one page of rm_spaces per Space.
+      CREATE TABLE IF NOT EXISTS rm_space_revisions (space_id TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+      -- WITHOUT ROWID: the row lives in its key's B-tree (one tree to change per row, no separate key index).
       CREATE TABLE IF NOT EXISTS rm_usage (
         space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
         ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
-        usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start));
+        usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)) WITHOUT ROWID;
       -- One row per use was kept until usage moves were recorded in SubscriptionChanged (no longer read).
       DROP TABLE IF EXISTS rm_usage_items;
       CREATE TABLE IF NOT EXISTS rm_thresholds (
         space_id TEXT NOT NULL, period_start INTEGER NOT NULL, pool TEXT NOT NULL, threshold INTEGER NOT NULL,
         state TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (space_id, period_start, pool, threshold));
     `);
+    this.migrate();
+  }
+
+  /**
+   * Brings a read model written by an earlier version to this layout, rows unchanged (one
+   * transaction, checked again inside it, so two processes opening the file at once migrate once):
+   * rm_spaces.revision moves to rm_space_revisions, and rm_usage becomes a WITHOUT ROWID table.
+   */
+  private migrate(): void {
+    const db = this.db;
+    const hasRevisionColumn = () => (db.prepare("SELECT count(*) AS n FROM pragma_table_info('rm_spaces') WHERE name = 'revision'").get() as { n: number }).n > 0;
+    const usageHasRowid = () => !/WITHOUT\s+ROWID/i.test((db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rm_usage'").get() as { sql: string }).sql);
+    if (!hasRevisionColumn() && !usageHasRowid()) return;
+    db.transaction(() => {
+      if (hasRevisionColumn()) {
+        db.exec(`
+          INSERT OR REPLACE INTO rm_space_revisions (space_id, revision) SELECT space_id, revision FROM rm_spaces;
+          ALTER TABLE rm_spaces DROP COLUMN revision;
+        `);
+      }
+      if (usageHasRowid()) {
+        db.exec(`
+          CREATE TABLE rm_usage_migrated (
+            space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
+            ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
+            usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)) WITHOUT ROWID;
+          INSERT INTO rm_usage_migrated SELECT space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events FROM rm_usage;
+          DROP TABLE rm_usage;
+          ALTER TABLE rm_usage_migrated RENAME TO rm_usage;
+        `);
+      }
+    }).immediate();
   }
 
   async checkpoint(): Promise<bigint> {
@@ -65,12 +110,15 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   private prepare() {
     const db = this.db;
     return {
-      getSpace: db.prepare('SELECT * FROM rm_spaces WHERE space_id = ?'),
+      getSpace: db.prepare(`${SELECT_SPACES} WHERE s.space_id = ?`),
       putSpace: db.prepare(
-        `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
-           next_reset_at = excluded.next_reset_at, revision = excluded.revision`,
+           next_reset_at = excluded.next_reset_at`,
       ),
+      // Every Space of the batch; a Space whose events changed only its revision (usage) gets no
+      // other write: its rm_spaces row (timeline, next_reset_at index entry) stays as it is.
+      putRevision: db.prepare('INSERT INTO rm_space_revisions (space_id, revision) VALUES (?, ?) ON CONFLICT(space_id) DO UPDATE SET revision = excluded.revision'),
       getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       putUsage: db.prepare(
         `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
@@ -122,7 +170,12 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const { thresholds } = rows;
     const usage = rows.usageChanges();
     for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
-    for (const sp of rows.spacesToWrite()) st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt, sp.revision);
+    const spaces = rows.spaceChanges();
+    for (const sp of spaces.full) {
+      st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt);
+      st.putRevision.run(sp.spaceId, sp.revision);
+    }
+    for (const sp of spaces.revisionOnly) st.putRevision.run(sp.spaceId, sp.revision);
     for (const u of usage.put)
       st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
     for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
@@ -233,12 +286,12 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   }
 
   async clear(): Promise<void> {
-    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_usage; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints WHERE name NOT LIKE \'pos:%\';');
+    this.db.exec('DELETE FROM rm_spaces; DELETE FROM rm_space_revisions; DELETE FROM rm_usage; DELETE FROM rm_thresholds; DELETE FROM rm_checkpoints WHERE name NOT LIKE \'pos:%\';');
   }
 
   async dump(): Promise<ReadModelDump> {
     return {
-      spaces: (this.db.prepare('SELECT * FROM rm_spaces ORDER BY space_id').all() as SpaceDb[]).map(toSpace),
+      spaces: (this.db.prepare(`${SELECT_SPACES} ORDER BY s.space_id`).all() as SpaceDb[]).map(toSpace),
       usage: (this.db.prepare('SELECT * FROM rm_usage ORDER BY space_id, period_start').all() as UsageDb[]).map(toUsage),
       thresholds: (this.db.prepare('SELECT * FROM rm_thresholds ORDER BY space_id, period_start, pool, threshold').all() as ThresholdDb[]).map(toThreshold),
     };
