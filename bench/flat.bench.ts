@@ -20,7 +20,7 @@
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
  *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
- *        SPACE_CACHE_SIZE, BENCH_FLAT_PROJECTION_PAGE (5000) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
+ *        SPACE_CACHE_SIZE, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
  *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
@@ -36,6 +36,7 @@ import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
 import { Projector } from '../apps/metering/src/projection/projector';
+import { PROJECTION_BATCH } from '../apps/metering/src/projection/projection.module';
 import { flatStream } from '../test/support/workload';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
@@ -43,8 +44,8 @@ const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 500;
 const IN_FLIGHT = 4;
 const TARGET = 0.8;
-/** The service's projection page (app.module.ts PROJECTION_BATCH). */
-const PROJECTION_PAGE = Number(process.env.BENCH_FLAT_PROJECTION_PAGE ?? 5000);
+/** The service's projection page (projection.module.ts PROJECTION_BATCH). */
+const PROJECTION_PAGE = Number(process.env.BENCH_FLAT_PROJECTION_PAGE ?? PROJECTION_BATCH);
 
 type StoreKind = 'sqlite' | 'postgres';
 

@@ -22,7 +22,7 @@ import { BALANCE_READ_MODEL, BREAKDOWN_READ_MODEL } from './tokens';
  * of 5,000 that each write the rows of nearly every Space again. Bounded: at most this many events
  * in memory per page (20,000 was tried: pages of 11,000 on average, more garbage collection).
  */
-const PROJECTION_BATCH = 10_000;
+export const PROJECTION_BATCH = 10_000;
 /** metering_projection_lag_events counts at most this many events. */
 const PROJECTION_LAG_CAP = 10_000;
 
