@@ -39,6 +39,7 @@ import {
 } from './common';
 
 import type { InboundType } from '@metering/domain';
+import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
 import { bodyOf, flatStream } from '../test/support/workload';
 
@@ -273,7 +274,7 @@ async function rawConsume(kafka: Kafka, topics: string[], n: number): Promise<{ 
 /**
  * The raw durable pipeline: a consumer group that parses every message and inserts it as a row of
  * the store's shape (stream `space-<spaceId>`, next revision, its eventId, type, the JSON text) into
- * a SQLite file (WAL, the given synchronous setting, the adapter's page cache), one transaction per batch; kafkajs commits the
+ * a SQLite file (WAL, the given synchronous setting, the adapter's page cache and WAL checkpoint interval), one transaction per batch; kafkajs commits the
  * batch's offsets after eachBatch resolved (autoCommit after every batch), i.e. after the commit.
  */
 async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, sync: string): Promise<{ rate: number; batches: number; cpuPerEventUs: number }> {
@@ -282,6 +283,7 @@ async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, syn
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${sync.toUpperCase() === 'FULL' ? 'FULL' : 'NORMAL'}`);
   db.pragma('cache_size = -65536'); // the adapter's page cache (64 MiB)
+  db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`); // and its checkpoint interval
   db.exec(`CREATE TABLE events (global_position INTEGER PRIMARY KEY AUTOINCREMENT, stream_name TEXT NOT NULL, revision INTEGER NOT NULL,
     event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (stream_name, revision))`);
   // At-least-once like any consumer (a rebalance may deliver a batch again): a row whose eventId

@@ -66,9 +66,21 @@ export interface SqliteEventStoreOptions {
    * (e.g. Kafka) right after an append and the host may lose power.
    */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * WAL pages after which a commit checkpoints the WAL into the database file (SQLite's
+   * `wal_autocheckpoint`). Default 16384 (64 MiB of 4 KiB pages; SQLite's own default is 1000).
+   * A checkpoint writes every page the WAL holds and fsyncs the file, on the committing thread;
+   * with one checkpoint per 64 MiB instead of per 4 MiB a page rewritten by many commits is
+   * written once (bench:flat: 25-40 % more events/s on both of its workloads). After a
+   * checkpoint the WAL file is truncated back to at most this size (`journal_size_limit`).
+   */
+  walAutocheckpointPages?: number;
   /** Byte budget of one append (AppendTooLargeError beyond it). Default: none. */
   maxAppendBytes?: number;
 }
+
+/** The store's default `wal_autocheckpoint` (see `walAutocheckpointPages`). */
+export const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 16_384;
 
 export class SqliteEventStore implements EventStore {
   /** The better-sqlite3 handle, shared with the read models. */
@@ -105,6 +117,10 @@ export class SqliteEventStore implements EventStore {
       if (!Number.isSafeInteger(cacheKb) || cacheKb < 0) throw new TypeError('cacheSizeKb must be an integer >= 0');
       this.db.pragma(`cache_size = -${cacheKb}`);
       this.db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
+      const walPages = options.walAutocheckpointPages ?? SQLITE_WAL_AUTOCHECKPOINT_PAGES;
+      if (!Number.isSafeInteger(walPages) || walPages < 0) throw new TypeError('walAutocheckpointPages must be an integer >= 0');
+      this.db.pragma(`wal_autocheckpoint = ${walPages}`);
+      this.db.pragma(`journal_size_limit = ${walPages * (this.db.pragma('page_size', { simple: true }) as number)}`);
       this.db.exec(SCHEMA);
       this.db.prepare('INSERT OR IGNORE INTO store_identity (id, store_id) VALUES (1, ?)').run(`sqlite:${randomUUID()}`);
       this.maxAppendBytes = normaliseBudget(options.maxAppendBytes);
