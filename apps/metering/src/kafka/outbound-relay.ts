@@ -98,7 +98,8 @@ export class OutboundRelay {
         }
         for (const [topic, messages] of byTopic) await this.producer.send(topic, messages);
         const last = events[events.length - 1].globalPosition;
-        await this.positions.setPosition(this.name, last);
+        // Forward only: a relay that lost its lease while publishing cannot move the position back.
+        await this.positions.advancePosition(this.name, last);
         this.position = last;
         this.failures = 0;
         for (const e of events) this.onPublished(e.type, 1);

@@ -86,6 +86,12 @@ export interface BalanceProjection {
 export interface PositionStore {
   getPosition(name: string): Promise<bigint>;
   setPosition(name: string, position: bigint): Promise<void>;
+  /**
+   * Moves a position forward, never back: a lower value than the one kept changes nothing. For
+   * readers that may run in several processes (the relay after a lease handover, schedulers): a
+   * late write of a process that lost its lease cannot move the position back.
+   */
+  advancePosition(name: string, position: bigint): Promise<void>;
 }
 
 /** One adapter (SQLite, PostgreSQL) implements every role; each user takes the role it needs. */

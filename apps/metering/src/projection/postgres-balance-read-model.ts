@@ -329,6 +329,13 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
     );
   }
 
+  async advancePosition(name: string, position: bigint): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ${this.q}.rm_checkpoints AS c (name, position) VALUES ($1, $2::bigint) ON CONFLICT (name) DO UPDATE SET position = GREATEST(c.position, EXCLUDED.position)`,
+      [`pos:${name}`, position.toString()],
+    );
+  }
+
   async dump(): Promise<ReadModelDump> {
     // One snapshot for the three reads.
     return this.transaction(async (client) => {

@@ -137,6 +137,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
       setCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),
+      advanceCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = CASE WHEN CAST(excluded.position AS INTEGER) > CAST(position AS INTEGER) THEN excluded.position ELSE position END'),
     };
   }
 
@@ -304,6 +305,10 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
 
   async setPosition(name: string, position: bigint): Promise<void> {
     this.stmts.setCheckpoint.run(`pos:${name}`, position.toString());
+  }
+
+  async advancePosition(name: string, position: bigint): Promise<void> {
+    this.stmts.advanceCheckpoint.run(`pos:${name}`, position.toString()); // positions are kept as text: compared as integers
   }
 
   async close(): Promise<void> {

@@ -74,7 +74,7 @@ export class ResetScheduler {
     const inForce = catalogVersionAt(await this.catalog(), this.clock.now()).version;
     const done = await this.readModel.getPosition(ALLOWANCES_POSITION);
     if (done === 0n) {
-      await this.readModel.setPosition(ALLOWANCES_POSITION, BigInt(inForce));
+      await this.readModel.advancePosition(ALLOWANCES_POSITION, BigInt(inForce));
       return;
     }
     if (BigInt(inForce) <= done) return;
@@ -91,7 +91,7 @@ export class ResetScheduler {
       }
       after = ids[ids.length - 1];
     }
-    await this.readModel.setPosition(ALLOWANCES_POSITION, BigInt(inForce));
+    await this.readModel.advancePosition(ALLOWANCES_POSITION, BigInt(inForce));
   }
 
   private async resetsPass(): Promise<number> {
