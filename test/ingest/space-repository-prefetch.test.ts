@@ -67,4 +67,26 @@ describe('SpaceRepository.prefetch', () => {
     expect(reads).toEqual([]);
     expect(await fallback.load('snap', NOW)).toEqual(await new SpaceRepository(store).load('snap', NOW));
   });
+
+  test('a long stream without a snapshot: the load time reported covers the whole fold, not only the batched read', async () => {
+    // 12,000 events, no snapshot: prefetch reads the first page of 5,000 in its batched read and
+    // foldTail reads and folds the rest; the reported time must cover both.
+    const seedRepo = new SpaceRepository(store, { snapshotEvery: 1_000_000 });
+    const catalog = new CatalogService(store, systemIds, null);
+    await catalog.init();
+    const ingest = new IngestService(store, seedRepo, catalog, clock, systemIds);
+    await ingest.ingest([{ type: 'subscription-changed', eventId: 'sub-long', spaceId: 'long', plan: 'ultra', cycle: 'monthly', effectiveAt: '2026-11-01T00:00:00Z' }]);
+    for (let b = 0; b < 24; b++)
+      await ingest.ingest(Array.from({ length: 500 }, (_, i): InboundEvent => ({ type: 'generation-performed', eventId: `long-${b}-${i}`, spaceId: 'long', userId: 'u', feature: 'ai_shadows', medium: 'image', generations: 1, occurredAt: '2026-11-19T10:00:00Z' })));
+    expect(await store.readSnapshot('space-long')).toBeNull();
+    const loads: { eventsRead: number; ms: number }[] = [];
+    const repo = new SpaceRepository(store, { snapshotEvery: 1_000_000, onLoad: (l) => loads.push(l) });
+    const started = performance.now();
+    await repo.prefetch(['long'], NOW);
+    const elapsed = performance.now() - started;
+    expect(loads).toHaveLength(1);
+    expect(loads[0].eventsRead).toBeGreaterThan(12_000);
+    expect(loads[0].ms).toBeGreaterThan(0.5 * elapsed);
+    expect(loads[0].ms).toBeLessThanOrEqual(elapsed);
+  });
 });
