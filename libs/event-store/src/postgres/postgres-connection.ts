@@ -21,5 +21,10 @@ export function pgConnection(
   const pool = new Pool({ connectionString: options.url, connectionTimeoutMillis: 10_000, ...options.poolConfig });
   // An idle client losing its connection must not crash the process; the pool drops it.
   pool.on('error', () => undefined);
+  // Nor a checked-out one: pg removes the pool's listener while a client is checked out, and a
+  // client that loses its socket between two queries (no query to fail) emits 'error', which with
+  // no listener is thrown as an uncaught exception. Its next query fails instead, and its holder
+  // releases it as broken.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return { schema, quoted: `"${schema}"`, pool, ownsPool: true };
 }
