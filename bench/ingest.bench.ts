@@ -135,7 +135,10 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
     const countStmt = db.prepare(`SELECT count(*) AS n, coalesce(max(global_position), 0) AS head FROM events WHERE global_position > ? AND type IN (${inboundTypes.map(() => '?').join(',')})`);
     const headStmt = db.prepare('SELECT coalesce(max(global_position), 0) AS head FROM events');
     const firstStmt = db.prepare(`SELECT min(recorded_at) AS at FROM events WHERE type IN (${inboundTypes.map(() => '?').join(',')})`);
-    const cpStmt = db.prepare(`SELECT position FROM rm_checkpoints WHERE name = 'balances'`);
+    // The read models' own file (infra/read-model-file.ts), created by the service before it answers live.
+    const rmDb = new Database(`${svc.dataDir}/read-model.db`, { readonly: true, fileMustExist: true });
+    rmDb.pragma('busy_timeout = 2000');
+    const cpStmt = rmDb.prepare(`SELECT position FROM rm_checkpoints WHERE name = 'balances'`);
     let first = 0;
     let done = 0;
     let maxConsumerLag = 0;
@@ -184,6 +187,7 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
       }
     } finally {
       db.close();
+      rmDb.close();
     }
     const rss = rssOf(svc.proc.pid as number);
     await svc.stop();

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SqliteEventStore } from '@metering/event-store';
+import { openReadModelDb } from '../apps/metering/src/infra/read-model-file';
 import { SqliteBalanceReadModel } from '../apps/metering/src/projection/sqlite-balance-read-model';
 import { rebuildBalances } from '../apps/metering/src/projection/rebuild';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
@@ -29,7 +30,8 @@ export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rat
   const file = reuse ?? path.join(tempDir('rebuild'), 'metering.db');
   const seedIt = !reuse || !fs.existsSync(reuse);
   const store = new SqliteEventStore(file, { synchronous: 'FULL' });
-  const readModel = new SqliteBalanceReadModel(store.db);
+  // As the service keeps it: in its own file next to the store's (infra/read-model-file.ts).
+  const readModel = new SqliteBalanceReadModel(openReadModelDb(path.dirname(file), 'FULL'), true);
   await readModel.init();
   try {
     if (seedIt) {
@@ -66,7 +68,7 @@ export async function runRebuildBench(scale: Scale): Promise<BenchReport & { rat
     const rate = applied / secs;
     log(`rebuild: ${fmt(applied)} events at ${fmt(rate)} events/s`);
     if (applied !== raw.n) throw new Error(`rebuild applied ${applied} events, the raw read saw ${raw.n}`);
-    const spaces = (store.db.prepare('SELECT count(*) AS n FROM rm_spaces').get() as { n: number }).n;
+    const spaces = (readModel.db.prepare('SELECT count(*) AS n FROM rm_spaces').get() as { n: number }).n;
     if (spaces !== S) throw new Error(`rebuild produced ${spaces} Spaces, expected ${S}`);
 
     return {

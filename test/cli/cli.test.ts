@@ -101,9 +101,9 @@ it('audit of consistent Spaces exits 0 and prints their periods; a corrupted row
   expect(all.code).toBe(0);
   expect(all.stderr).toMatch(/audit: 2 spaces, 0 inconsistent, 0 differences/);
 
-  // Corrupt one read-model row of cli-b.
+  // Corrupt one read-model row of cli-b (the read models live in DATA_DIR/read-model.db).
   const Database = (await import('better-sqlite3')).default;
-  const db = new Database(path.join(dir, 'metering.db'));
+  const db = new Database(path.join(dir, 'read-model.db'));
   const changed = db.prepare("UPDATE rm_usage SET ai_image_credits = ai_image_credits + 1 WHERE space_id = 'cli-b' AND ai_image_credits = 26").run().changes;
   db.close();
   expect(changed).toBe(1);

@@ -18,6 +18,7 @@ import type { AppConfig } from '../config';
 import type { BalanceReadModel } from '../projection/balance-read-model';
 import { PostgresBalanceReadModel } from '../projection/postgres-balance-read-model';
 import { SqliteBalanceReadModel } from '../projection/sqlite-balance-read-model';
+import { READ_MODEL_FILE, moveReadModelsOutOfStore, openReadModelDb } from './read-model-file';
 
 /** What the service runs on: the event store and the balance read model. */
 export interface Storage {
@@ -27,7 +28,8 @@ export interface Storage {
 
 /**
  * Opens the configured store and read model, ready to use (PostgreSQL migrations applied).
- *  - sqlite: both in one file (DATA_DIR/metering.db);
+ *  - sqlite: the events in DATA_DIR/metering.db, the read models in DATA_DIR/read-model.db (a read
+ *    model an earlier version kept in metering.db is moved there once);
  *  - postgres: the store and the read model in the same database and schema (DATABASE_URL, PG_SCHEMA),
  *    on one pool;
  *  - kurrentdb: the store in KurrentDB (KURRENTDB_URL); the read model in PostgreSQL when DATABASE_URL
@@ -81,12 +83,40 @@ export async function openStorage(config: AppConfig): Promise<Storage> {
     }
   };
 
+  /** The read models' own SQLite file, DATA_DIR/read-model.db (see read-model-file.ts). */
+  const openSqliteReadModel = async (): Promise<SqliteBalanceReadModel> => {
+    const file = path.join(config.dataDir, READ_MODEL_FILE);
+    ownerOnlyFiles(config.dataDir, file);
+    let db: Database.Database;
+    try {
+      db = openReadModelDb(config.dataDir, config.sqliteSynchronous);
+    } catch (err) {
+      throw startupError(`balance read model: cannot open SQLite file ${file} (DATA_DIR)`, err);
+    }
+    const readModel = new SqliteBalanceReadModel(db, true);
+    try {
+      await readModel.init();
+    } catch (err) {
+      db.close();
+      throw startupError(`balance read model: cannot create its tables in SQLite file ${file} (DATA_DIR)`, err);
+    }
+    return readModel;
+  };
+
   switch (config.eventStore) {
     case 'sqlite': {
       ownerOnlyFiles(config.dataDir, config.sqliteFile);
       const sqlite = new SqliteEventStore(config.sqliteFile, { synchronous: config.sqliteSynchronous });
-      const readModel = new SqliteBalanceReadModel(sqlite.db);
-      await readModel.init();
+      let readModel: SqliteBalanceReadModel;
+      try {
+        readModel = await openSqliteReadModel();
+        // A data directory of an earlier version keeps its read models in the store's file: moved once.
+        const moved = await moveReadModelsOutOfStore(sqlite.db, readModel.db);
+        if (moved.length > 0) await readModel.init();
+      } catch (err) {
+        await sqlite.close().catch(() => undefined);
+        throw err;
+      }
       // TEST ONLY hook (undocumented for operators): the same store with sparse, gapped positions,
       // so the end-to-end tests prove no code assumes dense positions (KurrentDB's are sparse).
       const store: EventStore = process.env.METERING_TEST_SPARSE_POSITIONS === '1' ? new SparsePositionsStore(sqlite) : sqlite;
@@ -139,20 +169,7 @@ export async function openStorage(config: AppConfig): Promise<Storage> {
       }
       try {
         if (config.postgresUrl) return { store, readModel: await openPostgresReadModel(undefined, config.postgresUrl) };
-        const file = path.join(config.dataDir, 'read-model.db');
-        ownerOnlyFiles(config.dataDir, file);
-        let db: Database.Database;
-        try {
-          db = new Database(file);
-          db.pragma('journal_mode = WAL');
-          db.pragma(`synchronous = ${config.sqliteSynchronous}`);
-          db.pragma('busy_timeout = 5000');
-        } catch (err) {
-          throw startupError(`balance read model: cannot open SQLite file ${file} (DATA_DIR)`, err);
-        }
-        const readModel = new SqliteBalanceReadModel(db, true);
-        await readModel.init();
-        return { store, readModel };
+        return { store, readModel: await openSqliteReadModel() };
       } catch (err) {
         await store.close().catch(() => undefined);
         throw err;

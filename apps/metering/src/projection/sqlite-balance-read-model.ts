@@ -37,9 +37,10 @@ const toThreshold = (r: ThresholdDb): ThresholdRow => ({
   spaceId: r.space_id, periodStart: r.period_start, pool: r.pool, threshold: r.threshold, state: r.state, eventId: r.event_id,
 });
 
-/** The balance read model in SQLite (the same file as the embedded event store, by default). */
+/** The balance read model in SQLite (the service keeps it in DATA_DIR/read-model.db: infra/read-model-file.ts). */
 export class SqliteBalanceReadModel implements BalanceReadModel {
-  constructor(private readonly db: Database, private readonly ownsDb = false) {}
+  /** `db`: the handle it reads and writes (shared with the breakdown read model of the same file). */
+  constructor(readonly db: Database, private readonly ownsDb = false) {}
 
   async init(): Promise<void> {
     this.db.exec(`
