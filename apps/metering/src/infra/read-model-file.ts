@@ -19,14 +19,21 @@ import { SqliteBalanceReadModel } from '../projection/sqlite-balance-read-model'
 
 export const READ_MODEL_FILE = 'read-model.db';
 
-/** Opens (creating it if needed) the read models' SQLite file: WAL, the store's page cache and checkpoint interval. */
+/**
+ * Page cache of the read models' handle, KiB (negative in the pragma). Smaller than the store's
+ * 64 MiB: the two used to share one 64 MiB cache, and bench:rss (1,000,000 events over 100,000
+ * Spaces, peak RSS under 1 GB) peaked at 974 MiB with a second 64 MiB cache, 897 MiB with one.
+ */
+const READ_MODEL_CACHE_KB = 16_384;
+
+/** Opens (creating it if needed) the read models' SQLite file: WAL, a page cache of its own, the store's checkpoint interval. */
 export function openReadModelDb(dataDir: string, synchronous: 'FULL' | 'NORMAL'): Database.Database {
   const db = new Database(path.join(dataDir, READ_MODEL_FILE));
   try {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     db.pragma('busy_timeout = 5000');
-    db.pragma('cache_size = -65536');
+    db.pragma(`cache_size = -${READ_MODEL_CACHE_KB}`);
     db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
     db.pragma(`journal_size_limit = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES * (db.pragma('page_size', { simple: true }) as number)}`);
     return db;
