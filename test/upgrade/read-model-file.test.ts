@@ -76,6 +76,23 @@ test('an earlier version\'s read model in metering.db is moved to read-model.db 
   expect(rmTables(path.join(dir, 'metering.db'))).toEqual([]);
 });
 
+test('two starts at once on an earlier version\'s data directory: one moves, the other finds nothing left to move; same balances', async () => {
+  const { dir, config } = oldDataDir();
+  const both = await Promise.all([openStorage(config), openStorage(config)]);
+  try {
+    for (const s of both) {
+      expect(balances(await s.readModel.dump())).toEqual(balances(expected));
+      expect(await s.readModel.getPosition('relay:kafka')).toBe(17n);
+    }
+  } finally {
+    for (const s of both) {
+      await s.readModel.close();
+      await s.store.close();
+    }
+  }
+  expect(rmTables(path.join(dir, 'metering.db'))).toEqual([]);
+});
+
 test('a new data directory: events in metering.db, read models in read-model.db, both owner-only', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rmfile-'));
   dirs.push(dir);

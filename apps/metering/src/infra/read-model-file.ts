@@ -45,46 +45,50 @@ export function openReadModelDb(dataDir: string, synchronous: 'FULL' | 'NORMAL')
 
 /**
  * Moves the read models of an earlier version, kept in the store's file, into the read models'
- * file, once: nothing to replay, the balances and checkpoints are the ones they were. The old
- * tables are first brought to this version's layout in place (the read models' own migrations),
- * then copied column by column into the new file's tables in one transaction, then dropped from
- * the store's file in another. A start interrupted between the two finds the rows already moved
- * (the new file has a checkpoint) and only drops the old tables. Returns the tables moved.
+ * file, once: nothing to replay, the balances and positions are the ones they were. The old
+ * tables are first brought to this version's layout in place (the read models' own migrations);
+ * then, in one write transaction over both files (the store's file attached to the read models'),
+ * they are copied column by column into the new file's tables and dropped from the store's file.
+ * SQLite commits two files of a WAL-mode transaction one after the other: a start interrupted
+ * between them finds the rows already in the new file (it has a checkpoint) and only drops the old
+ * tables. Two processes starting at once take turns on the write lock, and the second finds
+ * nothing left to move. Returns the tables moved.
  */
 export async function moveReadModelsOutOfStore(storeDb: Database.Database, readModelDb: Database.Database): Promise<string[]> {
-  const tablesOf = (db: Database.Database) =>
-    new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rm\\_%' ESCAPE '\\'").pluck().all() as string[]);
-  const old = tablesOf(storeDb);
-  if (old.size === 0) return [];
-  const rowsIn = (db: Database.Database, t: string) => db.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number;
-  const moved: string[] = [];
-  // Nothing of this version's written yet in the new file (its tables are created by the read models' init).
-  const fresh = ['rm_checkpoints', 'rm_breakdown_checkpoint'].every((t) => !tablesOf(readModelDb).has(t) || rowsIn(readModelDb, t) === 0);
-  if (fresh) {
+  const tablesOf = (schema: string) =>
+    new Set(storeDb.prepare(`SELECT name FROM "${schema}".sqlite_master WHERE type = 'table' AND name LIKE 'rm\\_%' ESCAPE '\\'`).pluck().all() as string[]);
+  if (tablesOf('main').size === 0) return [];
+  await new SqliteBalanceReadModel(readModelDb).init();
+  await new SqliteBreakdownReadModel(readModelDb).init();
+  const columnsOf = (schema: string, t: string) => storeDb.prepare('SELECT name FROM pragma_table_info(?, ?)').pluck().all(t, schema) as string[];
+  // Nothing of this version written in the new file yet: no checkpoint of either read model.
+  const isFresh = (count: (t: string) => number) => ['rm_checkpoints', 'rm_breakdown_checkpoint'].every((t) => count(t) === 0);
+  // The old tables to this version's layout first (only when they are to be copied: leftovers of an interrupted move are dropped as they are).
+  if (isFresh((t) => readModelDb.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number)) {
     await new SqliteBalanceReadModel(storeDb).init();
     await new SqliteBreakdownReadModel(storeDb).init();
-    await new SqliteBalanceReadModel(readModelDb).init();
-    await new SqliteBreakdownReadModel(readModelDb).init();
-    const target = tablesOf(readModelDb);
-    const columnsOf = (schema: string, t: string) =>
-      storeDb.prepare(`SELECT name FROM pragma_table_info(?, ?)`).pluck().all(t, schema) as string[];
-    storeDb.prepare('ATTACH DATABASE ? AS rm').run(readModelDb.name);
-    try {
-      storeDb.transaction(() => {
-        for (const t of tablesOf(storeDb)) {
-          if (!target.has(t)) continue;
-          const cols = columnsOf('rm', t).filter((c) => columnsOf('main', t).includes(c));
-          const list = cols.map((c) => `"${c}"`).join(', ');
-          storeDb.exec(`DELETE FROM rm."${t}"; INSERT INTO rm."${t}" (${list}) SELECT ${list} FROM main."${t}"`);
-          moved.push(t);
-        }
-      })();
-    } finally {
-      storeDb.exec('DETACH DATABASE rm');
-    }
   }
-  storeDb.transaction(() => {
-    for (const t of tablesOf(storeDb)) storeDb.exec(`DROP TABLE "${t}"`);
-  })();
+  const moved: string[] = [];
+  storeDb.prepare('ATTACH DATABASE ? AS rm').run(readModelDb.name);
+  try {
+    storeDb
+      .transaction(() => {
+        const old = tablesOf('main');
+        if (old.size === 0) return; // another process moved them meanwhile
+        const target = tablesOf('rm');
+        const fresh = isFresh((t) => storeDb.prepare(`SELECT count(*) FROM rm."${t}"`).pluck().get() as number);
+        for (const t of old) {
+          if (fresh && target.has(t)) {
+            const list = columnsOf('rm', t).filter((c) => columnsOf('main', t).includes(c)).map((c) => `"${c}"`).join(', ');
+            storeDb.exec(`DELETE FROM rm."${t}"; INSERT INTO rm."${t}" (${list}) SELECT ${list} FROM main."${t}"`);
+            moved.push(t);
+          }
+          storeDb.exec(`DROP TABLE main."${t}"`);
+        }
+      })
+      .immediate();
+  } finally {
+    storeDb.exec('DETACH DATABASE rm');
+  }
   return moved.sort();
 }
