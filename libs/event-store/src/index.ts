@@ -1,5 +1,5 @@
 export * from './port';
-export { SqliteEventStore, SQLITE_WAL_AUTOCHECKPOINT_PAGES } from './sqlite/sqlite-event-store';
+export { SqliteEventStore, SQLITE_WAL_AUTOCHECKPOINT_PAGES, setWalCheckpointInterval } from './sqlite/sqlite-event-store';
 export type { SqliteEventStoreOptions } from './sqlite/sqlite-event-store';
 export { PostgresEventStore, pgConnection } from './postgres/postgres-event-store';
 export { applyMigrations, type Migration } from './postgres/migrations';

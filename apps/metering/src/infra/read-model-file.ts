@@ -13,7 +13,7 @@
  */
 import Database from 'better-sqlite3';
 import * as path from 'node:path';
-import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
+import { setWalCheckpointInterval } from '@metering/event-store';
 import { SqliteBreakdownReadModel } from '../projection/breakdown/sqlite-breakdown-read-model';
 import { SqliteBalanceReadModel } from '../projection/sqlite-balance-read-model';
 
@@ -34,8 +34,7 @@ export function openReadModelDb(dataDir: string, synchronous: 'FULL' | 'NORMAL')
     db.pragma(`synchronous = ${synchronous}`);
     db.pragma('busy_timeout = 5000');
     db.pragma(`cache_size = -${READ_MODEL_CACHE_KB}`);
-    db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
-    db.pragma(`journal_size_limit = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES * (db.pragma('page_size', { simple: true }) as number)}`);
+    setWalCheckpointInterval(db);
     return db;
   } catch (err) {
     db.close();

@@ -82,6 +82,16 @@ export interface SqliteEventStoreOptions {
 /** The store's default `wal_autocheckpoint` (see `walAutocheckpointPages`). */
 export const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 16_384;
 
+/**
+ * A handle's WAL checkpoint interval, in pages (`wal_autocheckpoint`), and the WAL file truncated
+ * back to that size after a checkpoint (`journal_size_limit`). The store's handle and the read
+ * models' own file use the same.
+ */
+export function setWalCheckpointInterval(db: Database.Database, pages = SQLITE_WAL_AUTOCHECKPOINT_PAGES): void {
+  db.pragma(`wal_autocheckpoint = ${pages}`);
+  db.pragma(`journal_size_limit = ${pages * (db.pragma('page_size', { simple: true }) as number)}`);
+}
+
 export class SqliteEventStore implements EventStore {
   /** The better-sqlite3 handle, shared with the read models. */
   readonly db: Database.Database;
@@ -119,8 +129,7 @@ export class SqliteEventStore implements EventStore {
       this.db.pragma(`synchronous = ${options.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
       const walPages = options.walAutocheckpointPages ?? SQLITE_WAL_AUTOCHECKPOINT_PAGES;
       if (!Number.isSafeInteger(walPages) || walPages < 0) throw new TypeError('walAutocheckpointPages must be an integer >= 0');
-      this.db.pragma(`wal_autocheckpoint = ${walPages}`);
-      this.db.pragma(`journal_size_limit = ${walPages * (this.db.pragma('page_size', { simple: true }) as number)}`);
+      setWalCheckpointInterval(this.db, walPages);
       this.db.exec(SCHEMA);
       this.db.prepare('INSERT OR IGNORE INTO store_identity (id, store_id) VALUES (1, ?)').run(`sqlite:${randomUUID()}`);
       this.maxAppendBytes = normaliseBudget(options.maxAppendBytes);
