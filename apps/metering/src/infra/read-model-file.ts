@@ -61,24 +61,25 @@ export async function moveReadModelsOutOfStore(storeDb: Database.Database, readM
   await new SqliteBreakdownReadModel(readModelDb).init();
   const columnsOf = (schema: string, t: string) => storeDb.prepare('SELECT name FROM pragma_table_info(?, ?)').pluck().all(t, schema) as string[];
   // Nothing of this version written in the new file yet: no checkpoint of either read model.
-  const isFresh = (count: (t: string) => number) => ['rm_checkpoints', 'rm_breakdown_checkpoint'].every((t) => count(t) === 0);
-  // The old tables to this version's layout first (only when they are to be copied: leftovers of an interrupted move are dropped as they are).
-  if (isFresh((t) => readModelDb.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number)) {
-    await new SqliteBalanceReadModel(storeDb).init();
-    await new SqliteBreakdownReadModel(storeDb).init();
-  }
+  const isFresh = () => ['rm_checkpoints', 'rm_breakdown_checkpoint'].every((t) => storeDb.prepare(`SELECT count(*) FROM rm."${t}"`).pluck().get() === 0);
   const moved: string[] = [];
   storeDb.prepare('ATTACH DATABASE ? AS rm').run(readModelDb.name);
   try {
+    // The old tables to this version's layout first (only when they are to be copied: leftovers of an interrupted move are dropped as they are).
+    if (isFresh()) {
+      await new SqliteBalanceReadModel(storeDb).init();
+      await new SqliteBreakdownReadModel(storeDb).init();
+    }
     storeDb
       .transaction(() => {
         const old = tablesOf('main');
         if (old.size === 0) return; // another process moved them meanwhile
         const target = tablesOf('rm');
-        const fresh = isFresh((t) => storeDb.prepare(`SELECT count(*) FROM rm."${t}"`).pluck().get() as number);
+        const fresh = isFresh();
         for (const t of old) {
           if (fresh && target.has(t)) {
-            const list = columnsOf('rm', t).filter((c) => columnsOf('main', t).includes(c)).map((c) => `"${c}"`).join(', ');
+            const oldColumns = new Set(columnsOf('main', t));
+            const list = columnsOf('rm', t).filter((c) => oldColumns.has(c)).map((c) => `"${c}"`).join(', ');
             storeDb.exec(`DELETE FROM rm."${t}"; INSERT INTO rm."${t}" (${list}) SELECT ${list} FROM main."${t}"`);
             moved.push(t);
           }

@@ -111,8 +111,7 @@ export async function openStorage(config: AppConfig): Promise<Storage> {
       try {
         readModel = await openSqliteReadModel();
         // A data directory of an earlier version keeps its read models in the store's file: moved once.
-        const moved = await moveReadModelsOutOfStore(sqlite.db, readModel.db);
-        if (moved.length > 0) await readModel.init();
+        await moveReadModelsOutOfStore(sqlite.db, readModel.db);
       } catch (err) {
         await sqlite.close().catch(() => undefined);
         throw err;
