@@ -52,7 +52,7 @@ import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../interna
 import { normaliseBudget } from '../internal/append-budget';
 import { translateSqliteError } from './sqlite-errors';
 import { Outcome, PendingAppend, WriteTransactions, writeTransactions } from './sqlite-group-commit';
-import { SCHEMA, SqliteStatements, prepareStatements, toStored } from './sqlite-schema';
+import { SCHEMA, SqliteStatements, prepareStatements, readAllParams, toStored } from './sqlite-schema';
 
 export interface SqliteEventStoreOptions {
   /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
@@ -246,28 +246,14 @@ export class SqliteEventStore implements EventStore {
   }
 
   async readAll(options?: ReadAllOptions): Promise<StoredEvent[]> {
-    const o = normaliseReadAll(options);
-    return this.run(() =>
-      this.stmts.readAll
-        .all({
-          after: o.after,
-          prefix: o.streamPrefix,
-          types: o.types ? JSON.stringify(o.types) : null,
-          limit: o.maxCount ?? -1,
-        })
-        .map(toStored),
-    );
+    const params = readAllParams(options);
+    return this.run(() => this.stmts.readAll.all(params).map(toStored));
   }
 
   async readAllJson(options?: ReadAllOptions): Promise<StoredEventJson[]> {
-    const o = normaliseReadAll(options);
+    const params = readAllParams(options);
     return this.run(() => {
-      const rows = this.stmts.readAllJson.all({
-        after: o.after,
-        prefix: o.streamPrefix,
-        types: o.types ? JSON.stringify(o.types) : null,
-        limit: o.maxCount ?? -1,
-      });
+      const rows = this.stmts.readAllJson.all(params);
       // Positions ascend: when the last is exact as a number, every one is.
       if (rows.length > 0 && !Number.isSafeInteger(rows[rows.length - 1].globalPosition)) throw new RangeError('global position beyond 2^53');
       for (const r of rows) r.globalPosition = BigInt(r.globalPosition);
@@ -355,14 +341,13 @@ export class SqliteEventStore implements EventStore {
    * shorter than asked reaches the head (read in the same snapshot), a full one its last event.
    */
   private readCovered(options: ReadAllOptions): CoveredPage {
-    const o = normaliseReadAll(options);
+    const params = readAllParams(options);
     return this.run(() =>
       this.db.transaction((): CoveredPage => {
-        const events = this.stmts.readAll
-          .all({ after: o.after, prefix: o.streamPrefix, types: o.types ? JSON.stringify(o.types) : null, limit: o.maxCount ?? -1 })
-          .map(toStored);
-        if (o.maxCount !== null && events.length >= o.maxCount)
-          return { events, covered: events.length > 0 ? events[events.length - 1].globalPosition : o.after };
+        const events = this.stmts.readAll.all(params).map(toStored);
+        // limit -1: no maxCount.
+        if (params.limit >= 0 && events.length >= params.limit)
+          return { events, covered: events.length > 0 ? events[events.length - 1].globalPosition : params.after };
         return { events, covered: this.stmts.head.get()?.head ?? 0n };
       })(),
     );

@@ -2,7 +2,8 @@
  * Schema, row mapping and prepared statements of the SQLite adapter (see sqlite-event-store.ts).
  */
 import Database from 'better-sqlite3';
-import { StoredEvent, StoredEventJson } from '../port';
+import { ReadAllOptions, StoredEvent, StoredEventJson } from '../port';
+import { normaliseReadAll } from '../internal/read-options';
 
 export interface EventRow {
   global_position: bigint;
@@ -57,6 +58,26 @@ export function toStored(row: EventRow): StoredEvent {
   };
 }
 
+/** The filter and order of `readAll` and `readAllJson` (ReadAllOptions, normalised: see `readAllParams`). */
+const READ_ALL_FILTER = `WHERE global_position > @after
+    AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
+    AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
+  ORDER BY global_position
+  LIMIT @limit`;
+
+export interface ReadAllParams {
+  after: bigint;
+  prefix: string | null;
+  types: string | null;
+  limit: number;
+}
+
+/** ReadAllOptions as the parameters of READ_ALL_FILTER. */
+export function readAllParams(options?: ReadAllOptions): ReadAllParams {
+  const o = normaliseReadAll(options);
+  return { after: o.after, prefix: o.streamPrefix, types: o.types ? JSON.stringify(o.types) : null, limit: o.maxCount ?? -1 };
+}
+
 /** The statements of one handle, prepared once (see `prepareStatements`). */
 export type SqliteStatements = ReturnType<typeof prepareStatements>;
 
@@ -81,28 +102,14 @@ export function prepareStatements(db: Database.Database) {
       `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ? ORDER BY revision LIMIT ?`,
     )
     .safeIntegers(true);
-  const readAll = db
-    .prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, EventRow>(
-      `SELECT ${COLUMNS} FROM events
-       WHERE global_position > @after
-         AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
-         AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
-       ORDER BY global_position
-       LIMIT @limit`,
-    )
-    .safeIntegers(true);
+  const readAll = db.prepare<ReadAllParams, EventRow>(`SELECT ${COLUMNS} FROM events ${READ_ALL_FILTER}`).safeIntegers(true);
   // readAll's rows as the port's StoredEventJson (column aliases: no row mapping in JS). Integers as
   // numbers (no BigInt per column): `readAllJson` turns each position into a bigint, after checking
   // that the page's highest one is exact.
-  const readAllJson = db.prepare<{ after: bigint; prefix: string | null; types: string | null; limit: number }, JsonRow>(
+  const readAllJson = db.prepare<ReadAllParams, JsonRow>(
     `SELECT event_id AS id, stream_name AS streamName, type, data AS dataJson, NULLIF(metadata, '{}') AS metadataJson,
             revision, global_position AS globalPosition
-       FROM events
-      WHERE global_position > @after
-        AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
-        AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
-      ORDER BY global_position
-      LIMIT @limit`,
+       FROM events ${READ_ALL_FILTER}`,
   );
   const head = db.prepare<[], { head: bigint | null }>('SELECT max(global_position) AS head FROM events').safeIntegers(true);
   const eventsByIds = db
