@@ -31,8 +31,21 @@ export type { FoldedEvent, PageEvent } from './balance-read-model';
  * returns belong to the batch: the fold changes them in place (the domain's `addUse`).
  */
 export interface SpaceAccess {
-  /** The Space row (a new one, revision -1, when the Space has none yet). */
+  /**
+   * The Space row (a new one, revision -1, when the Space has none yet), read from the store the
+   * first time it is asked for: a page of usage events on Spaces that already have a row never
+   * reads it (see `periodOfUse`).
+   */
   readonly row: SpaceRow;
+  /** The stream revision of the Space's last event applied: written with the row at the end of the batch. */
+  revision: number;
+  /**
+   * The period a use at `at` counts in: the domain's `periodAt` on the row's timeline when the row
+   * is already read (or the Space is new), else the period its decision recorded in the event,
+   * which is that same `periodAt` on the same timeline (the decider and this fold apply the same
+   * events in the same order with the same domain functions): the row is not read for it.
+   */
+  periodOfUse(at: number, recorded: RecordedPeriod | null): Period;
   /**
    * The domain's `periodAt` on the row's timeline (its finder kept until the timeline changes).
    * Read-only: the same object may be returned again for another instant of the same period.
@@ -64,7 +77,36 @@ const toRow = (spaceId: string, p: PeriodUsage): UsageRow => ({ spaceId, periodS
 
 const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
 
-/** One Space's rows in a batch: its row, and its usage by period start (number keys, no key strings). */
+/** The period a usage event's decision recorded (its ISO instants as stored). */
+export interface RecordedPeriod {
+  periodStart: string;
+  periodEnd: string | null;
+}
+
+const USAGE_TYPES = new Set(['GenerationRecorded', 'BatchExportRecorded']);
+/** Events whose fold reads or changes the Space row's timeline or resets. */
+const ROW_TYPES = new Set(['SubscriptionChanged', 'SubscriptionActivated', 'PeriodReset']);
+
+/** The recorded period of a usage event's data, or null when it has none that parses (then the row's timeline answers). */
+export function recordedPeriodOf(data: { periodStart?: unknown; periodEnd?: unknown }): RecordedPeriod | null {
+  const { periodStart, periodEnd } = data;
+  if (typeof periodStart !== 'string' || !(periodEnd === null || typeof periodEnd === 'string')) return null;
+  return { periodStart, periodEnd };
+}
+
+/**
+ * True when folding this stored event reads the Space's stored row: the Space's first event
+ * (revision 0: its row is made), a change of timeline or resets, or a use without a recorded
+ * period. A read model that loads rows ahead (PostgreSQL: one query per page) loads these Spaces'
+ * rows; the others' are never asked for. Every Space with an event applied has a row (each event
+ * writes its Space's row), so a later event (revision > 0) finds it there.
+ */
+export function spaceRowNeeded(event: Pick<FoldedEvent, 'type' | 'revision' | 'data'>): boolean {
+  if (event.revision === 0 || ROW_TYPES.has(event.type)) return true;
+  return USAGE_TYPES.has(event.type) && recordedPeriodOf(event.data) === null;
+}
+
+/** One Space's rows in a batch: its row (read when first needed), and its usage by period start (number keys, no key strings). */
 class SpaceRows implements SpaceAccess {
   /** Usage by period start; null: delete the row. */
   readonly periods = new Map<number, PeriodUsage | null>();
@@ -80,21 +122,39 @@ class SpaceRows implements SpaceAccess {
    * the fold replaces it, never changes it in place) and lastResetAt are unchanged, so is the
    * derived nextResetAt: only the revision needs writing.
    */
-  readonly loaded: { timeline: SpaceRow['timeline']; lastResetAt: number | null; nextResetAt: number | null } | null;
+  loaded: { timeline: SpaceRow['timeline']; lastResetAt: number | null; nextResetAt: number | null } | null = null;
+  /** The row once read (undefined: not read; the Space's stored row stays as it is but for its revision). */
+  private current: SpaceRow | undefined = undefined;
+  revision = -1;
 
   constructor(
-    readonly row: SpaceRow,
+    readonly spaceId: string,
     private readonly stored: StoredRows,
     private readonly count: { periods: number },
-    isStored: boolean,
-  ) {
-    this.loaded = isStored ? { timeline: row.timeline, lastResetAt: row.lastResetAt, nextResetAt: row.nextResetAt } : null;
+  ) {}
+
+  get isRead(): boolean {
+    return this.current !== undefined;
+  }
+
+  get row(): SpaceRow {
+    if (this.current === undefined) {
+      const stored = this.stored.space(this.spaceId);
+      this.current = stored ?? newSpace(this.spaceId);
+      this.loaded = stored ? { timeline: stored.timeline, lastResetAt: stored.lastResetAt, nextResetAt: stored.nextResetAt } : null;
+    }
+    return this.current;
   }
 
   /** True when the stored row differs from this one in more than its revision (or there is none). */
   get changedBeyondRevision(): boolean {
     const l = this.loaded;
     return l === null || l.timeline !== this.row.timeline || l.lastResetAt !== this.row.lastResetAt;
+  }
+
+  periodOfUse(at: number, recorded: RecordedPeriod | null): Period {
+    if (this.current !== undefined || recorded === null) return this.periodAt(at);
+    return { start: parseStoredInstant(recorded.periodStart), end: recorded.periodEnd === null ? null : parseStoredInstant(recorded.periodEnd) };
   }
 
   periodAt(t: number): Period {
@@ -110,7 +170,7 @@ class SpaceRows implements SpaceAccess {
     if (periodStart === this.lastStart) return this.lastUsage;
     let p = this.periods.get(periodStart);
     if (p === undefined) {
-      const r = this.stored.usage(this.row.spaceId, periodStart);
+      const r = this.stored.usage(this.spaceId, periodStart);
       // Kept in the batch from now on: the caller changes it in place.
       p = r === null ? null : fromRow(r);
       if (p !== null) this.put(periodStart, p);
@@ -159,8 +219,7 @@ export class BatchRows implements RowAccess {
   space(spaceId: string): SpaceAccess {
     let s = this.bySpace.get(spaceId);
     if (s === undefined) {
-      const stored = this.stored.space(spaceId);
-      s = new SpaceRows(stored ?? newSpace(spaceId), this.stored, this.count, stored !== null);
+      s = new SpaceRows(spaceId, this.stored, this.count);
       this.bySpace.set(spaceId, s);
     }
     return s;
@@ -171,17 +230,21 @@ export class BatchRows implements RowAccess {
    * that changed: every column, nextResetAt derived again) and `revisionOnly` (a stored row whose
    * events changed nothing but its revision, e.g. usage: its timeline, resets and nextResetAt stay
    * as stored, so adapters write the revision alone: no timeline re-serialised, no index entry
-   * touched).
+   * touched). A Space whose row was never read (uses with recorded periods) has a stored row whose
+   * revision alone changes.
    */
-  spaceChanges(): { full: SpaceRow[]; revisionOnly: SpaceRow[] } {
+  spaceChanges(): { full: SpaceRow[]; revisionOnly: { spaceId: string; revision: number }[] } {
     const full: SpaceRow[] = [];
-    const revisionOnly: SpaceRow[] = [];
+    const revisionOnly: { spaceId: string; revision: number }[] = [];
     for (const s of this.bySpace.values()) {
-      if (s.changedBeyondRevision) {
+      if (!s.isRead) revisionOnly.push({ spaceId: s.spaceId, revision: s.revision });
+      else if (s.changedBeyondRevision) {
+        s.row.revision = s.revision;
         s.row.nextResetAt = nextResetOf(s.row);
         full.push(s.row);
       } else {
         // nextResetAt is derived from the timeline and lastResetAt alone: unchanged too.
+        s.row.revision = s.revision;
         s.row.nextResetAt = s.loaded!.nextResetAt;
         revisionOnly.push(s.row);
       }
@@ -236,15 +299,16 @@ export function applyPageEvent(rows: RowAccess, event: PageEvent): void {
 
 function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'revision'>, spaceId: string, ev: SpaceEvent | null): void {
   const rs = rows.space(spaceId);
-  const space = rs.row;
-  space.revision = event.revision;
+  rs.revision = event.revision;
+  // The Space's first event: its row is made (and written whole) whatever the event.
+  if (event.revision === 0) void rs.row;
   if (ev === null) return;
   switch (ev.type) {
     // Usage first: nearly every event is one.
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
       const { at, pool, amount } = usageItemOf(ev);
-      const period = rs.periodAt(at);
+      const period = rs.periodOfUse(at, recordedPeriodOf(ev.data));
       // addUse changes the batch's own row in place, or makes the period's first one.
       const current = rs.usage(period.start);
       const next = addUse(current, period, pool, amount);
@@ -253,6 +317,7 @@ function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'r
     }
     case 'SubscriptionChanged': {
       const d = ev.data;
+      const space = rs.row;
       space.timeline = withSubscriptionChange(space.timeline, d);
       // The decision recorded how the change moved usage between periods; events written before
       // moves were recorded get them from `withLegacyMoves` before they reach here.
@@ -264,11 +329,13 @@ function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'r
       break;
     }
     case 'SubscriptionActivated': {
+      const space = rs.row;
       space.timeline = withActivation(space.timeline, ev.data.sourceEventId);
       break;
     }
     case 'PeriodReset': {
       const start = Date.parse(ev.data.periodStart);
+      const space = rs.row;
       space.lastResetAt = space.lastResetAt === null ? start : Math.max(space.lastResetAt, start);
       break;
     }

@@ -48,9 +48,18 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
     // The check does not read thresholds.
   }
 
-  // SpaceAccess
+  // SpaceAccess: the row is always held.
+  get revision(): number {
+    return this.row.revision;
+  }
+  set revision(r: number) {
+    this.row.revision = r;
+  }
   periodAt(t: number): Period {
     return periodFinder(this.row.timeline).at(t);
+  }
+  periodOfUse(at: number): Period {
+    return this.periodAt(at);
   }
   usage(periodStart: number): PeriodUsage | null {
     return this.find(periodStart) ?? null;

@@ -21,7 +21,7 @@ import type { Limits } from '@metering/domain';
 import { emptyLimits, spaceIdOfStored } from '@metering/domain';
 import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { BatchRows, applyEvent } from './apply-events';
+import { BatchRows, spaceRowNeeded, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -175,40 +175,54 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
       const batch = events.filter((e) => e.globalPosition > start);
       if (batch.length === 0) return;
 
-      // Load every row the batch can read: the Spaces it touches, all their usage rows, and the
-      // usage items of the Spaces whose timeline changes (re-attribution reads them all).
+      // Load every row the batch can read: the usage rows of the Spaces it touches, and the Space
+      // rows of those whose fold reads them (spaceRowNeeded: a page of uses on known Spaces reads
+      // none). A fold that asks for a row not loaded (it should not) is folded again with it.
       const touched = new Set<string>();
+      const needed = new Set<string>();
       for (const e of batch) {
         const id = spaceIdOf(e);
         if (id === null) continue;
         touched.add(id);
+        if (spaceRowNeeded(e)) needed.add(id);
       }
-      const ids = [...touched];
       const loadedSpaces = new Map<string, SpaceRow>();
       const loadedUsage = new Map<string, UsageRow>();
-      if (ids.length) {
+      const loadSpaces = async (ids: string[]) => {
         for (const r of (await client.query<SpaceDb>(this.sql.spacesIn, [ids])).rows) loadedSpaces.set(r.space_id, toSpace(r));
-        for (const r of (await client.query<UsageDb>(this.sql.usageIn, [ids])).rows) {
+      };
+      if (touched.size) {
+        if (needed.size) await loadSpaces([...needed]);
+        for (const r of (await client.query<UsageDb>(this.sql.usageIn, [[...touched]])).rows) {
           const u = toUsage(r);
           loadedUsage.set(`${u.spaceId}|${u.periodStart}`, u);
         }
       }
 
-      // Rows were loaded above in three queries; the batch's bookkeeping is shared with SQLite.
-      const rows = new BatchRows({
-        space: (id) => {
-          const r = loadedSpaces.get(id);
-          return r ? cloneSpace(r) : null;
-        },
-        usage: (id, periodStart) => {
-          const r = loadedUsage.get(`${id}|${periodStart}`);
-          return r ? cloneUsage(r) : null;
-        },
-      });
+      // The batch's bookkeeping is shared with SQLite; rows are written only after the fold.
+      let rows: BatchRows;
       let position = start;
-      for (const e of batch) {
-        applyEvent(rows, e);
-        position = e.globalPosition;
+      for (;;) {
+        const missing = new Set<string>();
+        rows = new BatchRows({
+          space: (id) => {
+            if (!needed.has(id)) missing.add(id);
+            const r = loadedSpaces.get(id);
+            return r ? cloneSpace(r) : null;
+          },
+          usage: (id, periodStart) => {
+            const r = loadedUsage.get(`${id}|${periodStart}`);
+            return r ? cloneUsage(r) : null;
+          },
+        });
+        position = start;
+        for (const e of batch) {
+          applyEvent(rows, e);
+          position = e.globalPosition;
+        }
+        if (missing.size === 0) break;
+        for (const id of missing) needed.add(id);
+        await loadSpaces([...missing]);
       }
 
       const { thresholds } = rows;

@@ -119,6 +119,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       ),
       // Every Space of the batch; a Space whose events changed only its revision (usage) gets no
       // other write: its rm_spaces row (timeline, next_reset_at index entry) stays as it is.
+      updateRevision: db.prepare('UPDATE rm_space_revisions SET revision = ? WHERE space_id = ?'),
       putRevision: db.prepare('INSERT INTO rm_space_revisions (space_id, revision) VALUES (?, ?) ON CONFLICT(space_id) DO UPDATE SET revision = excluded.revision'),
       getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       putUsage: db.prepare(
@@ -177,7 +178,9 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt);
       st.putRevision.run(sp.spaceId, sp.revision);
     }
-    for (const sp of spaces.revisionOnly) st.putRevision.run(sp.spaceId, sp.revision);
+    // A stored row's revision alone (its Space row may not even have been read: see BatchRows).
+    for (const sp of spaces.revisionOnly)
+      if (st.updateRevision.run(sp.revision, sp.spaceId).changes !== 1) throw new Error(`read model: the row of Space ${sp.spaceId} went away during the batch`);
     for (const u of usage.put)
       st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
     for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
