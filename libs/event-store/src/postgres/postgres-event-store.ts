@@ -102,6 +102,8 @@ export interface PostgresEventStoreOptions {
   schema?: string;
   /** Byte budget of one append (AppendTooLargeError beyond it). Default: none. */
   maxAppendBytes?: number;
+  /** Rows of the primary key a filtered `readAll` scans per query, at least (default SCAN_WINDOW, 10,000; smaller in tests). */
+  readScanWindow?: number;
 }
 
 export class PostgresEventStore implements EventStore {
@@ -125,7 +127,9 @@ export class PostgresEventStore implements EventStore {
     const c = pgConnection(options, 'PostgresEventStore');
     [this.schema, this.q, this.pool, this.ownsPool] = [c.schema, c.quoted, c.pool, c.ownsPool];
     this.sql = buildSql(this.q);
-    this.ctx = { query: (text, values) => this.query(text, values), schema: this.schema, q: this.q, sql: this.sql };
+    const scanWindow = options.readScanWindow ?? reads.SCAN_WINDOW;
+    if (!Number.isSafeInteger(scanWindow) || scanWindow < 1) throw new TypeError('readScanWindow must be an integer >= 1');
+    this.ctx = { query: (text, values) => this.query(text, values), schema: this.schema, q: this.q, sql: this.sql, scanWindow };
     this.group = new PgGroupCommit({
       appendOnce: (reqs) => appendOnce((text, values) => this.pool.query(text, values), this.sql, reqs, true),
       appendAttempts: (reqs) => this.appendAttempts(reqs),

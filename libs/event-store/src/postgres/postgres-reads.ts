@@ -14,6 +14,8 @@ export interface PgReadContext {
   schema: string;
   q: string;
   sql: PgSql;
+  /** Rows scanned per query by a filtered readAll, at least (SCAN_WINDOW). */
+  scanWindow: number;
 }
 export async function readStream(ctx: PgReadContext, streamName: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
   const { fromRevision, maxCount } = normaliseReadStream(options);
@@ -26,18 +28,43 @@ export async function streamRevision(ctx: PgReadContext, streamName: string): Pr
   return rows.length ? Number(rows[0].revision) : -1;
 }
 
-export async function readAll(ctx: PgReadContext, options?: ReadAllOptions): Promise<StoredEvent[]> {
+/** Positions covered per query by a read of $all, at least (see buildSql's readAllWindow). */
+export const SCAN_WINDOW = 10_000;
+
+type JsonRow = { id: string; stream_name: string; type: string; data: string; metadata: string | null; revision: string; global_position: string };
+
+/**
+ * $all after a position, in windows of positions (see buildSql's readAllWindow) until the page is
+ * full or the window reaches the head. Each window is its own snapshot, and a snapshot that sees
+ * a position sees every lower one (see the store's header comment), so the windows join into what
+ * one query would have returned. Positions are dense here: an unfiltered page is one query.
+ */
+async function readAllRows<R extends { global_position: string }>(ctx: PgReadContext, options: ReadAllOptions | undefined, windowed: string): Promise<R[]> {
   const o = normaliseReadAll(options);
-  const { rows } = await ctx.query<EventRow>(ctx.sql.readAll, [o.after.toString(), o.streamPrefix, o.types, o.maxCount]);
-  return rows.map(toStored);
+  if (o.maxCount === 0) return [];
+  const want = o.maxCount ?? Number.POSITIVE_INFINITY;
+  const window = BigInt(Math.max(ctx.scanWindow, o.maxCount ?? 0));
+  const out: R[] = [];
+  let after = o.after;
+  for (;;) {
+    const { rows } = await ctx.query<R & { hit: boolean; head: string | null }>(windowed, [after.toString(), o.streamPrefix, o.types, window.toString()]);
+    for (const r of rows) {
+      if (!r.hit) continue;
+      out.push(r);
+      if (out.length >= want) return out;
+    }
+    const head = rows.length > 0 ? BigInt(rows[0].head!) : await headPosition(ctx);
+    after += window;
+    if (after >= head) return out;
+  }
+}
+
+export async function readAll(ctx: PgReadContext, options?: ReadAllOptions): Promise<StoredEvent[]> {
+  return (await readAllRows<EventRow>(ctx, options, ctx.sql.readAllWindow)).map(toStored);
 }
 
 export async function readAllJson(ctx: PgReadContext, options?: ReadAllOptions): Promise<StoredEventJson[]> {
-  const o = normaliseReadAll(options);
-  const { rows } = await ctx.query<{ id: string; stream_name: string; type: string; data: string; metadata: string | null; revision: string; global_position: string }>(
-    ctx.sql.readAllJson,
-    [o.after.toString(), o.streamPrefix, o.types, o.maxCount],
-  );
+  const rows = await readAllRows<JsonRow>(ctx, options, ctx.sql.readAllJsonWindow);
   return rows.map((r) => ({
     id: r.id,
     streamName: r.stream_name,
