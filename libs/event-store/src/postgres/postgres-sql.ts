@@ -69,7 +69,8 @@ export function buildSql(s: string) {
     tip: `SELECT revision FROM ${s}.events WHERE stream_name = $1 ORDER BY revision DESC LIMIT 1`,
     // $all in position order, by windows of positions: ($1, $1 + $4], each row flagged `hit` when
     // it passes the filter (a stream prefix, types; none: every row), its data and metadata sent
-    // only then, and the head read in the same snapshot; readAll walks the windows until its page
+    // only then, and the head read in the same snapshot (an empty window is one row: the head,
+    // the rest null); readAll walks the windows until its page
     // is full or the head is reached (postgres-reads.ts). A range bounded on both sides is planned
     // as an ordered scan of the primary key with or without statistics. With the filter and a
     // LIMIT instead, a fresh table (no statistics) estimated starts_with at 0.5 % of the rows and
@@ -77,22 +78,24 @@ export function buildSql(s: string) {
     // 300 ms a page against 3 ms), and with statistics a types filter was planned as a
     // sequential scan of the whole table for each page.
     readAllWindow: `
-      SELECT global_position, stream_name, revision, event_id, type, recorded_at, hit,
-             CASE WHEN hit THEN data END AS data, CASE WHEN hit THEN metadata END AS metadata,
-             (SELECT max(global_position) FROM ${s}.events) AS head
-        FROM (SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
-                FROM ${s}.events e
-               WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w
-       ORDER BY global_position`,
+      SELECT w.global_position, w.stream_name, w.revision, w.event_id, w.type, w.recorded_at, w.hit,
+             CASE WHEN w.hit THEN w.data END AS data, CASE WHEN w.hit THEN w.metadata END AS metadata, h.head
+        FROM (SELECT max(global_position) AS head FROM ${s}.events) AS h
+        LEFT JOIN LATERAL (
+          SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
+            FROM ${s}.events e
+           WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w ON TRUE
+       ORDER BY w.global_position`,
     // readAllWindow's rows with data and metadata as their stored JSON text (columns of type json keep it verbatim).
     readAllJsonWindow: `
-      SELECT event_id::text AS id, stream_name, type, revision, global_position, hit,
-             CASE WHEN hit THEN data::text END AS data, CASE WHEN hit THEN NULLIF(metadata::text, '{}') END AS metadata,
-             (SELECT max(global_position) FROM ${s}.events) AS head
-        FROM (SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
-                FROM ${s}.events e
-               WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w
-       ORDER BY global_position`,
+      SELECT w.event_id::text AS id, w.stream_name, w.type, w.revision, w.global_position, w.hit,
+             CASE WHEN w.hit THEN w.data::text END AS data, CASE WHEN w.hit THEN NULLIF(w.metadata::text, '{}') END AS metadata, h.head
+        FROM (SELECT max(global_position) AS head FROM ${s}.events) AS h
+        LEFT JOIN LATERAL (
+          SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
+            FROM ${s}.events e
+           WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w ON TRUE
+       ORDER BY w.global_position`,
     head: `SELECT max(global_position)::text AS head FROM ${s}.events`,
   };
 }
