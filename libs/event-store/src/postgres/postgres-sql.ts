@@ -38,6 +38,14 @@ export const COLUMNS = 'global_position, stream_name, revision, event_id, type, 
 export type PgSql = ReturnType<typeof buildSql>;
 
 export function buildSql(s: string) {
+  // The window of readAllWindow and readAllJsonWindow (see there): the head joined to the rows of
+  // ($1, $1 + $4], each flagged `hit` by the filter ($2 stream prefix, $3 types).
+  const windowOf = `FROM (SELECT max(global_position) AS head FROM ${s}.events) AS h
+        LEFT JOIN LATERAL (
+          SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
+            FROM ${s}.events e
+           WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w ON TRUE
+       ORDER BY w.global_position`;
   return {
     // Tip of each stream of the batch, plus every already-stored event among the batch's ids.
     plan: `
@@ -80,22 +88,12 @@ export function buildSql(s: string) {
     readAllWindow: `
       SELECT w.global_position, w.stream_name, w.revision, w.event_id, w.type, w.recorded_at, w.hit,
              CASE WHEN w.hit THEN w.data END AS data, CASE WHEN w.hit THEN w.metadata END AS metadata, h.head
-        FROM (SELECT max(global_position) AS head FROM ${s}.events) AS h
-        LEFT JOIN LATERAL (
-          SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
-            FROM ${s}.events e
-           WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w ON TRUE
-       ORDER BY w.global_position`,
+        ${windowOf}`,
     // readAllWindow's rows with data and metadata as their stored JSON text (columns of type json keep it verbatim).
     readAllJsonWindow: `
       SELECT w.event_id::text AS id, w.stream_name, w.type, w.revision, w.global_position, w.hit,
              CASE WHEN w.hit THEN w.data::text END AS data, CASE WHEN w.hit THEN NULLIF(w.metadata::text, '{}') END AS metadata, h.head
-        FROM (SELECT max(global_position) AS head FROM ${s}.events) AS h
-        LEFT JOIN LATERAL (
-          SELECT e.*, (($2::text IS NULL OR starts_with(e.stream_name, $2::text)) AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))) AS hit
-            FROM ${s}.events e
-           WHERE e.global_position > $1::bigint AND e.global_position <= $1::bigint + $4::bigint) AS w ON TRUE
-       ORDER BY w.global_position`,
+        ${windowOf}`,
     head: `SELECT max(global_position)::text AS head FROM ${s}.events`,
   };
 }
