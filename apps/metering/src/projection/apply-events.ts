@@ -87,11 +87,14 @@ const USAGE_TYPES = new Set(['GenerationRecorded', 'BatchExportRecorded']);
 /** Events whose fold reads or changes the Space row's timeline or resets. */
 const ROW_TYPES = new Set(['SubscriptionChanged', 'SubscriptionActivated', 'PeriodReset']);
 
-/** The recorded period of a usage event's data, or null when it has none that parses (then the row's timeline answers). */
+/**
+ * The recorded period of a usage event's data (the data itself, no copy: this runs per event), or
+ * null when it has none of the right types (then the row's timeline answers).
+ */
 export function recordedPeriodOf(data: { periodStart?: unknown; periodEnd?: unknown }): RecordedPeriod | null {
   const { periodStart, periodEnd } = data;
   if (typeof periodStart !== 'string' || !(periodEnd === null || typeof periodEnd === 'string')) return null;
-  return { periodStart, periodEnd };
+  return data as RecordedPeriod;
 }
 
 /**
@@ -237,14 +240,16 @@ export class BatchRows implements RowAccess {
     const full: SpaceRow[] = [];
     const revisionOnly: { spaceId: string; revision: number }[] = [];
     for (const s of this.bySpace.values()) {
-      if (!s.isRead) revisionOnly.push({ spaceId: s.spaceId, revision: s.revision });
-      else if (s.changedBeyondRevision) {
-        s.row.revision = s.revision;
+      if (!s.isRead) {
+        revisionOnly.push({ spaceId: s.spaceId, revision: s.revision });
+        continue;
+      }
+      s.row.revision = s.revision;
+      if (s.changedBeyondRevision) {
         s.row.nextResetAt = nextResetOf(s.row);
         full.push(s.row);
       } else {
         // nextResetAt is derived from the timeline and lastResetAt alone: unchanged too.
-        s.row.revision = s.revision;
         s.row.nextResetAt = s.loaded!.nextResetAt;
         revisionOnly.push(s.row);
       }

@@ -102,7 +102,7 @@ export interface PostgresEventStoreOptions {
   schema?: string;
   /** Byte budget of one append (AppendTooLargeError beyond it). Default: none. */
   maxAppendBytes?: number;
-  /** Rows of the primary key a filtered `readAll` scans per query, at least (default SCAN_WINDOW, 10,000; smaller in tests). */
+  /** Positions a read of $all (`readAll`, `readAllJson`) covers per query, at least (default SCAN_WINDOW, 10,000; smaller in tests). */
   readScanWindow?: number;
 }
 

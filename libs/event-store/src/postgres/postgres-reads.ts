@@ -14,7 +14,7 @@ export interface PgReadContext {
   schema: string;
   q: string;
   sql: PgSql;
-  /** Rows scanned per query by a filtered readAll, at least (SCAN_WINDOW). */
+  /** Positions a read of $all covers per query, at least (SCAN_WINDOW). */
   scanWindow: number;
 }
 export async function readStream(ctx: PgReadContext, streamName: string, options?: ReadStreamOptions): Promise<StoredEvent[]> {
