@@ -94,7 +94,7 @@ export { isConnectionError } from './postgres-errors';
 export interface PostgresEventStoreOptions {
   /** Connection string; ignored when `pool` is given. */
   url?: string;
-  /** An existing pool (not closed by `close()`). */
+  /** An existing pool (not closed by `close()`), used as it is (a pool the store creates turns JIT off: see postgres-connection.ts). */
   pool?: Pool;
   /** Extra settings for the pool this store creates from `url`. */
   poolConfig?: PoolConfig;
