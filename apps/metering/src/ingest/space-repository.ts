@@ -12,6 +12,7 @@ import {
   spaceStreamName,
 } from '@metering/domain';
 import type { EventStore, StoredEvent } from '@metering/event-store';
+import { LruMap } from './lru-map';
 
 export interface SpaceRepositoryOptions {
   /** Spaces kept in memory as states (LRU). Default 50,000. */
@@ -59,9 +60,9 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
  * reloads.
  */
 export class SpaceRepository {
-  private readonly cache = new Map<string, SpaceState>();
+  private readonly cache = new LruMap<string, SpaceState>();
   /** The second tier: states pushed out of `cache`, as snapshot bodies, with the version of their latest stored snapshot. */
-  private readonly compact = new Map<string, { body: string; snapshotAt: number }>();
+  private readonly compact = new LruMap<string, { body: string; snapshotAt: number }>();
   private compactChars = 0;
   private readonly maxCompactChars: number;
   /** Version (events folded) of the latest snapshot written or read for a cached state. */
@@ -83,13 +84,8 @@ export class SpaceRepository {
 
   /** The Space's state; `now` (the injected clock) decides what compaction may drop. */
   async load(spaceId: string, now: number): Promise<SpaceState> {
-    const cached = this.cache.get(spaceId);
-    if (cached) {
-      // Refresh LRU order.
-      this.cache.delete(spaceId);
-      this.cache.set(spaceId, cached);
-      return cached;
-    }
+    const cached = this.cache.touch(spaceId);
+    if (cached) return cached;
     const restored = this.restore(spaceId);
     if (restored) return restored;
     const started = performance.now();
@@ -173,15 +169,10 @@ export class SpaceRepository {
   }
 
   remember(state: SpaceState): void {
-    this.cache.delete(state.spaceId);
     this.cache.set(state.spaceId, state);
     // A body kept for this Space is older than the state now cached.
     this.dropCompact(state.spaceId);
-    if (this.cache.size > this.maxCached) {
-      const [oldest, evicted] = this.cache.entries().next().value as [string, SpaceState];
-      this.cache.delete(oldest);
-      this.stash(evicted);
-    }
+    if (this.cache.size > this.maxCached) this.stash((this.cache.shift() as [string, SpaceState])[1]);
   }
 
   invalidate(spaceId: string): void {
@@ -210,8 +201,8 @@ export class SpaceRepository {
     this.compact.set(state.spaceId, { body, snapshotAt: this.snapshotAt.get(state) ?? 0 });
     this.compactChars += cost;
     while (this.compactChars > this.maxCompactChars) {
-      const oldest = this.compact.keys().next().value as string;
-      this.dropCompact(oldest);
+      const [, oldest] = this.compact.shift() as [string, { body: string }];
+      this.compactChars -= oldest.body.length + COMPACT_ENTRY_OVERHEAD;
     }
   }
 
