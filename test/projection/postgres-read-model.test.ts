@@ -16,7 +16,7 @@ import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/pos
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
 import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
-import { WorkloadClock, generateWorkload, runWorkload } from '../support/workload';
+import { WorkloadClock, generateWorkload, generationPerformed, runWorkload, subscriptionChanged } from '../support/workload';
 
 jest.setTimeout(60_000);
 const silent = { error: (obj: unknown) => console.error('projector error', obj), info: () => undefined };
@@ -96,6 +96,57 @@ test('pages applied twice, or by two projectors at once, give the same rows as S
     expect(await a.dueForReset(workload.start, 1000)).toEqual([]);
   } finally {
     await Promise.all([a.close(), b.close(), reference.close(), store.close()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a page of uses loads only the usage rows of the periods they recorded, not every past period of their Spaces', async () => {
+  const schema = freshSchemaName('rmloads');
+  schemas.push(schema);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-pg-'));
+  const store = new PostgresEventStore({ url: PG_URL, schema });
+  const rm = new PostgresBalanceReadModel({ url: PG_URL, schema });
+  const reference = new SqliteBalanceReadModel(new Database(path.join(dir, 'rm.db')), true);
+  try {
+    await store.migrate();
+    await Promise.all([rm.init(), reference.init()]);
+    const t0 = Date.parse('2024-01-01T00:00:00Z');
+    const clock = new WorkloadClock(t0);
+    const catalog = new CatalogService(store, systemIds, null);
+    await catalog.init();
+    const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
+    let n = 0;
+    const use = (spaceId: string, at: number) =>
+      generationPerformed({ eventId: `use-${n++}`, spaceId, userId: 'ann', occurredAt: at }, { feature: 'ai_backgrounds', medium: 'image', generations: 1 });
+    const accept = async (events: Parameters<IngestService['ingest']>[0]) => expect((await ingest.ingest(events)).map((o) => o.outcome)).toEqual(events.map(() => 'accepted'));
+    await accept(['busy', 'calm'].map((spaceId) => subscriptionChanged({ eventId: `sub-${spaceId}`, spaceId, plan: 'pro', cycle: 'monthly', effectiveAt: t0 })));
+    // 24 monthly periods of use for both Spaces.
+    for (let m = 0; m < 24; m++) {
+      const at = Date.UTC(2024, m, 2);
+      clock.advanceTo(at);
+      await accept([use('busy', at), use('calm', at)]);
+    }
+    const projector = new Projector(store, rm, silent, 20, 10_000);
+    await projector.catchUp();
+    expect((await rm.usage('busy')).length).toBe(24);
+
+    // One page: two uses of one Space in the running period, one of the other.
+    const now = Date.UTC(2025, 11, 20);
+    clock.advanceTo(now);
+    await accept([use('busy', now), use('busy', now + 1000), use('calm', now)]);
+    await projector.catchUp();
+    expect(rm.loads).toEqual({ spaceRows: 0, usageRows: 2, folds: 1 });
+
+    // A subscription change reads the Space row and may move usage between any of its periods.
+    await accept([subscriptionChanged({ eventId: 'sub-busy-2', spaceId: 'busy', plan: 'max', cycle: 'monthly', effectiveAt: now + 2000 }), use('calm', now + 3000)]);
+    await projector.catchUp();
+    expect(rm.loads).toEqual({ spaceRows: 1, usageRows: 25, folds: 1 });
+
+    // And the rows are those SQLite folds from the same events.
+    await new Projector(store, reference, silent).catchUp();
+    expect(await rm.dump()).toEqual(await reference.dump());
+  } finally {
+    await Promise.all([rm.close(), reference.close(), store.close()]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -109,6 +109,20 @@ export function spaceRowNeeded(event: Pick<FoldedEvent, 'type' | 'revision' | 'd
   return USAGE_TYPES.has(event.type) && recordedPeriodOf(event.data) === null;
 }
 
+/**
+ * The start of the one stored usage row folding this event reads when its Space row is not read
+ * (`spaceRowNeeded` false for every event of its Space in the batch): a use counts in the period
+ * its decision recorded. null: no usage row (not a use), or not known without the row (see
+ * `spaceRowNeeded`). A read model that loads rows ahead loads these (Space, period) pairs, and every
+ * usage row of the Spaces whose row it loads (their uses count where the timeline says, and a
+ * subscription change moves usage between any of their periods).
+ */
+export function usagePeriodRead(event: Pick<FoldedEvent, 'type' | 'revision' | 'data'>): number | null {
+  if (event.revision === 0 || !USAGE_TYPES.has(event.type)) return null;
+  const recorded = recordedPeriodOf(event.data);
+  return recorded === null ? null : parseStoredInstant(recorded.periodStart);
+}
+
 /** One Space's rows in a batch: its row (read when first needed), and its usage by period start (number keys, no key strings). */
 class SpaceRows implements SpaceAccess {
   /** Usage by period start; null: delete the row. */

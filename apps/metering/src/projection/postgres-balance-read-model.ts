@@ -21,7 +21,7 @@ import type { Limits } from '@metering/domain';
 import { emptyLimits, spaceIdOfStored } from '@metering/domain';
 import { type Migration, type StoredEvent, applyMigrations, pgConnection } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
-import { BatchRows, spaceRowNeeded, applyEvent } from './apply-events';
+import { BatchRows, spaceRowNeeded, usagePeriodRead, applyEvent } from './apply-events';
 
 const CHECKPOINT = 'balances';
 
@@ -140,6 +140,11 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
   private readonly ownsPool: boolean;
   private readonly sql: ReturnType<typeof buildSql>;
   private readonly q: string;
+  /**
+   * What the last `apply` loaded ahead: Space rows, usage rows, and how many times it folded the
+   * batch (2: a row it had not loaded was asked for). For tests and diagnostics.
+   */
+  loads = { spaceRows: 0, usageRows: 0, folds: 0 };
 
   constructor(options: PostgresBalanceReadModelOptions) {
     const c = pgConnection(options, 'PostgresBalanceReadModel');
@@ -175,29 +180,50 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
       const batch = events.filter((e) => e.globalPosition > start);
       if (batch.length === 0) return;
 
-      // Load every row the batch can read: the usage rows of the Spaces it touches, and the Space
-      // rows of those whose fold reads them (spaceRowNeeded: a page of uses on known Spaces reads
-      // none). A fold that asks for a row not loaded (it should not) is folded again with it.
-      const touched = new Set<string>();
+      // Load every row the batch can read: the Space rows of the Spaces whose fold reads them
+      // (spaceRowNeeded: a page of uses on known Spaces reads none) with every usage row of those
+      // Spaces, and for the other Spaces only the usage rows of the periods their uses recorded
+      // (usagePeriodRead): the rows read do not grow with a Space's past periods. A fold that asks
+      // for a row not loaded (it should not) is folded again with every row of that Space loaded.
       const needed = new Set<string>();
+      const periods = new Map<string, Set<number>>();
       for (const e of batch) {
         const id = spaceIdOf(e);
         if (id === null) continue;
-        touched.add(id);
         if (spaceRowNeeded(e)) needed.add(id);
+        const periodStart = usagePeriodRead(e);
+        if (periodStart === null) continue;
+        const set = periods.get(id);
+        if (set) set.add(periodStart);
+        else periods.set(id, new Set([periodStart]));
       }
+      const allUsage = new Set<string>();
       const loadedSpaces = new Map<string, SpaceRow>();
       const loadedUsage = new Map<string, UsageRow>();
-      const loadSpaces = async (ids: string[]) => {
-        for (const r of (await client.query<SpaceDb>(this.sql.spacesIn, [ids])).rows) loadedSpaces.set(r.space_id, toSpace(r));
-      };
-      if (touched.size) {
-        if (needed.size) await loadSpaces([...needed]);
-        for (const r of (await client.query<UsageDb>(this.sql.usageIn, [[...touched]])).rows) {
+      const keepUsage = (rows: UsageDb[]) => {
+        for (const r of rows) {
           const u = toUsage(r);
           loadedUsage.set(`${u.spaceId}|${u.periodStart}`, u);
         }
+      };
+      const loadSpaces = async (ids: string[]) => {
+        if (ids.length === 0) return;
+        for (const r of (await client.query<SpaceDb>(this.sql.spacesIn, [ids])).rows) loadedSpaces.set(r.space_id, toSpace(r));
+        for (const id of ids) allUsage.add(id);
+        keepUsage((await client.query<UsageDb>(this.sql.usageIn, [ids])).rows);
+      };
+      await loadSpaces([...needed]);
+      const pairIds: string[] = [];
+      const pairStarts: number[] = [];
+      for (const [id, starts] of periods) {
+        if (needed.has(id)) continue;
+        for (const periodStart of starts) {
+          pairIds.push(id);
+          pairStarts.push(periodStart);
+        }
       }
+      if (pairIds.length) keepUsage((await client.query<UsageDb>(this.sql.usagePairs, [pairIds, pairStarts])).rows);
+      this.loads = { spaceRows: loadedSpaces.size, usageRows: loadedUsage.size, folds: 0 };
 
       // The batch's bookkeeping is shared with SQLite; rows are written only after the fold.
       let rows: BatchRows;
@@ -211,6 +237,7 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
             return r ? cloneSpace(r) : null;
           },
           usage: (id, periodStart) => {
+            if (!allUsage.has(id) && !periods.get(id)?.has(periodStart)) missing.add(id);
             const r = loadedUsage.get(`${id}|${periodStart}`);
             return r ? cloneUsage(r) : null;
           },
@@ -220,9 +247,12 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           applyEvent(rows, e);
           position = e.globalPosition;
         }
+        this.loads.folds++;
         if (missing.size === 0) break;
         for (const id of missing) needed.add(id);
         await loadSpaces([...missing]);
+        this.loads.spaceRows = loadedSpaces.size;
+        this.loads.usageRows = loadedUsage.size;
       }
 
       const { thresholds } = rows;
@@ -396,6 +426,10 @@ function buildSql(s: string) {
     spaceForView: `SELECT sp.*, (SELECT json_agg(json_build_array(u.period_start, u.period_end, u.ai_image_credits, u.ai_video_credits, u.batch_exports, u.usage_events))
       FROM ${s}.rm_usage u WHERE u.space_id = sp.space_id) AS usage FROM ${s}.rm_spaces sp WHERE sp.space_id = $1`,
     usageIn: `SELECT * FROM ${s}.rm_usage WHERE space_id = ANY($1::text[])`,
+    // One index probe per pair (LIMIT 1 keeps the LATERAL from being flattened into a join that a
+    // table without statistics could plan as a scan).
+    usagePairs: `SELECT u.* FROM unnest($1::text[], $2::bigint[]) AS p(id, ps)
+      CROSS JOIN LATERAL (SELECT * FROM ${s}.rm_usage r WHERE r.space_id = p.id AND r.period_start = p.ps LIMIT 1) AS u`,
     deleteUsage: `DELETE FROM ${s}.rm_usage AS u USING unnest($1::text[], $2::bigint[]) AS d(id, ps)
                   WHERE u.space_id = d.id AND u.period_start = d.ps`,
     putSpaces: `
