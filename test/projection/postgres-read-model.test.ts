@@ -25,6 +25,20 @@ afterAll(async () => {
   for (const s of schemas) await dropSchema(s);
 });
 
+/** A PostgreSQL store in a fresh schema, and a SQLite balance read model in a temporary file to compare with. */
+function storeAndReference(tag: string) {
+  const schema = freshSchemaName(tag);
+  schemas.push(schema);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-pg-'));
+  const store = new PostgresEventStore({ url: PG_URL, schema });
+  const reference = new SqliteBalanceReadModel(new Database(path.join(dir, 'rm.db')), true);
+  const close = async () => {
+    await Promise.all([reference.close(), store.close()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { schema, store, reference, close };
+}
+
 test('init() from several instances at once applies each migration once, and is idempotent', async () => {
   const schema = freshSchemaName('rminit');
   schemas.push(schema);
@@ -48,13 +62,9 @@ test('init() from several instances at once applies each migration once, and is 
 });
 
 test('pages applied twice, or by two projectors at once, give the same rows as SQLite', async () => {
-  const schema = freshSchemaName('rmapply');
-  schemas.push(schema);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-pg-'));
-  const store = new PostgresEventStore({ url: PG_URL, schema });
+  const { schema, store, reference, close } = storeAndReference('rmapply');
   const a = new PostgresBalanceReadModel({ url: PG_URL, schema });
   const b = new PostgresBalanceReadModel({ url: PG_URL, schema });
-  const reference = new SqliteBalanceReadModel(new Database(path.join(dir, 'rm.db')), true);
   try {
     await store.migrate();
     const workload = generateWorkload({ seed: 7, spaces: 40, events: 1200 });
@@ -95,18 +105,13 @@ test('pages applied twice, or by two projectors at once, give the same rows as S
     expect(await a.dueForReset(later, 7)).toEqual(due.slice(0, 7));
     expect(await a.dueForReset(workload.start, 1000)).toEqual([]);
   } finally {
-    await Promise.all([a.close(), b.close(), reference.close(), store.close()]);
-    fs.rmSync(dir, { recursive: true, force: true });
+    await Promise.all([a.close(), b.close(), close()]);
   }
 });
 
 test('a page of uses loads only the usage rows of the periods they recorded, not every past period of their Spaces', async () => {
-  const schema = freshSchemaName('rmloads');
-  schemas.push(schema);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-rm-pg-'));
-  const store = new PostgresEventStore({ url: PG_URL, schema });
+  const { schema, store, reference, close } = storeAndReference('rmloads');
   const rm = new PostgresBalanceReadModel({ url: PG_URL, schema });
-  const reference = new SqliteBalanceReadModel(new Database(path.join(dir, 'rm.db')), true);
   try {
     await store.migrate();
     await Promise.all([rm.init(), reference.init()]);
@@ -146,7 +151,6 @@ test('a page of uses loads only the usage rows of the periods they recorded, not
     await new Projector(store, reference, silent).catchUp();
     expect(await rm.dump()).toEqual(await reference.dump());
   } finally {
-    await Promise.all([rm.close(), reference.close(), store.close()]);
-    fs.rmSync(dir, { recursive: true, force: true });
+    await Promise.all([rm.close(), close()]);
   }
 });

@@ -47,5 +47,4 @@ describe('LruMap', () => {
       { numRuns: 300 },
     );
   });
-
 });

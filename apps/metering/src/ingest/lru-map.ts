@@ -4,8 +4,8 @@
  * A Map keeps insertion order, so `delete` then `set` makes an entry the newest, and the oldest is
  * the first live entry of the Map's table. But `map.keys().next()` finds it by walking from the
  * table's start over every slot left by a delete (they are reclaimed only when the table is
- * rebuilt): with 50,000 Spaces and one eviction per cold Space, about 4.5 µs per eviction here,
- * against under 1 µs for the rest of the entry's bookkeeping.
+ * rebuilt): with 50,000 entries and random keys, about 5 µs per eviction here, against 0.65 µs
+ * with `shift`.
  *
  * `shift` reads the oldest key from ONE iterator kept across calls instead. A Map iterator, by
  * the language's definition, survives deletes and insertions (it skips deleted entries and visits

@@ -78,8 +78,8 @@ export function buildSql(s: string) {
     // $all in position order, by windows of positions: ($1, $1 + $4], each row flagged `hit` when
     // it passes the filter (a stream prefix, types; none: every row), its data and metadata sent
     // only then, and the head read in the same snapshot (an empty window is one row: the head,
-    // the rest null); readAll walks the windows until its page
-    // is full or the head is reached (postgres-reads.ts). A range bounded on both sides is planned
+    // the rest null); readAll walks the windows until its page is full or the head is reached
+    // (postgres-reads.ts). A range bounded on both sides is planned
     // as an ordered scan of the primary key with or without statistics. With the filter and a
     // LIMIT instead, a fresh table (no statistics) estimated starts_with at 0.5 % of the rows and
     // sorted every event after the checkpoint for each page (a catch-up over 100,000 events:
