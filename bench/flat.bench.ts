@@ -20,7 +20,7 @@
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
  *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
- *        SPACE_CACHE_SIZE, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
+ *        SPACE_CACHE_SIZE, SPACE_CACHE_MB, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
  *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
@@ -162,6 +162,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     EVENT_STORE: kind,
     SQLITE_SYNCHRONOUS: 'full',
     ...(process.env.SPACE_CACHE_SIZE ? { SPACE_CACHE_SIZE: process.env.SPACE_CACHE_SIZE } : {}),
+    ...(process.env.SPACE_CACHE_MB ? { SPACE_CACHE_MB: process.env.SPACE_CACHE_MB } : {}),
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL, PG_SCHEMA: schema } : {}),
   });
   const storage = await openStorage(config);
@@ -177,7 +178,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     // The repository as the service builds it (app.module.ts): its defaults, the configured window.
     const repository = () => {
       let loads = 0;
-      const repo = new SpaceRepository(store, { correctionWindowMs: config.correctionWindowMs, maxCached: config.spaceCacheSize, onLoad: () => loads++ });
+      const repo = new SpaceRepository(store, { correctionWindowMs: config.correctionWindowMs, maxCached: config.spaceCacheSize, maxCachedBytes: config.spaceCacheBytes, onLoad: () => loads++ });
       return { repo, loads: () => loads };
     };
     // 1. set-up: one subscription per Space, projected; then a fresh repository (as after a restart).

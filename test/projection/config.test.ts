@@ -50,11 +50,18 @@ describe('loadConfig: event store settings', () => {
     expect(problems({ PORT: port })).toEqual([`PORT="${port}": must be an integer from 0 to 65535`]);
   });
 
-  test('SPACE_CACHE_SIZE: the Space states kept in memory, 50,000 unless set, within its range', () => {
-    expect(loadConfig({}, '/srv/metering').spaceCacheSize).toBe(50_000);
-    expect(loadConfig({ SPACE_CACHE_SIZE: '200000' }, '/srv/metering').spaceCacheSize).toBe(200_000);
+  test('SPACE_CACHE_SIZE: at most this many Space states kept in memory, 200,000 unless set, within its range', () => {
+    expect(loadConfig({}, '/srv/metering').spaceCacheSize).toBe(200_000);
+    expect(loadConfig({ SPACE_CACHE_SIZE: '50000' }, '/srv/metering').spaceCacheSize).toBe(50_000);
     expect(problems({ SPACE_CACHE_SIZE: '10' })).toEqual(['SPACE_CACHE_SIZE="10": must be an integer from 100 to 5000000']);
     expect(problems({ SPACE_CACHE_SIZE: 'lots' })).toEqual(['SPACE_CACHE_SIZE="lots": must be an integer from 100 to 5000000']);
+  });
+
+  test('SPACE_CACHE_MB: the heap the Space states may take, 160 MiB unless set, within its range', () => {
+    expect(loadConfig({}, '/srv/metering').spaceCacheBytes).toBe(160 * 2 ** 20);
+    expect(loadConfig({ SPACE_CACHE_MB: '64' }, '/srv/metering').spaceCacheBytes).toBe(64 * 2 ** 20);
+    expect(problems({ SPACE_CACHE_MB: '4' })).toEqual(['SPACE_CACHE_MB="4": must be an integer from 8 to 65536']);
+    expect(problems({ SPACE_CACHE_MB: '1.5' })).toEqual(['SPACE_CACHE_MB="1.5": must be an integer from 8 to 65536']);
   });
 
   test('every problem is reported at once', () => {

@@ -62,8 +62,10 @@ export interface AppConfig {
   relayLeaseCheckMs: number;
   /** CORRECTION_WINDOW_DAYS: how late usage may arrive (older usage is refused, rule too_late). */
   correctionWindowMs: number;
-  /** SPACE_CACHE_SIZE: Space states the ingest keeps in memory (LRU); a miss is a cold load (snapshot + tail). */
+  /** SPACE_CACHE_SIZE: at most this many Space states the ingest keeps in memory (LRU); a miss is a cold load (snapshot + tail). */
   spaceCacheSize: number;
+  /** SPACE_CACHE_MB: and at most this much heap for them, in MiB (each state weighed by what it holds). */
+  spaceCacheBytes: number;
   /** Secret values (API keys, passwords) scrubbed from every log line. Never logged. */
   secrets: string[];
   /** issue-15: UI_LINK_SECRET, UI_LINK_TTL_SECONDS, UI_FRAME_ANCESTORS (ui/ui-settings.ts). */
@@ -134,7 +136,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const maxBodyBytes = int('MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600);
   const relayLeaseCheckMs = int('RELAY_LEASE_CHECK_MS', 2000, 100, 60_000);
   const correctionWindowDays = int('CORRECTION_WINDOW_DAYS', 35, 1, 3660);
-  const spaceCacheSize = int('SPACE_CACHE_SIZE', 50_000, 100, 5_000_000);
+  const spaceCacheSize = int('SPACE_CACHE_SIZE', 200_000, 100, 5_000_000);
+  const spaceCacheMb = int('SPACE_CACHE_MB', 160, 8, 65_536);
   const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
   const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
   if (headersTimeoutMs > requestTimeoutMs)
@@ -179,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     sqliteSynchronous: syncRaw === 'NORMAL' ? 'NORMAL' : 'FULL',
     correctionWindowMs: correctionWindowDays * 86_400_000,
     spaceCacheSize,
+    spaceCacheBytes: spaceCacheMb * 2 ** 20,
     kafka,
     roles,
     apiKeys: keys.keys,

@@ -21,6 +21,7 @@ import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
         new SpaceRepository(store, {
           correctionWindowMs: config.correctionWindowMs,
           maxCached: config.spaceCacheSize,
+          maxCachedBytes: config.spaceCacheBytes,
           onLoad: (l) => {
             metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
             metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
