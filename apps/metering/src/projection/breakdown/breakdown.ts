@@ -79,6 +79,45 @@ export type WatchChange =
   | { kind: 'set'; row: WatchRow }
   | { kind: 'reset'; spaceId: string; periodStart: number };
 
+/** Whether a set replaces the watch row kept for its key: a row of the same or an earlier period (the one rule both adapters' SQL states). */
+export const watchSetReplaces = (set: Pick<WatchRow, 'periodStart'>, kept: Pick<WatchRow, 'periodStart'>): boolean => set.periodStart >= kept.periodStart;
+
+/** Consecutive watch changes of one kind, written by one statement. */
+export type WatchRun =
+  | { kind: 'set'; rows: WatchRow[] }
+  | { kind: 'reset'; resets: { spaceId: string; periodStart: number }[] };
+
+/**
+ * A batch's watch changes as few statements, with the effect of applying them one by one: a run
+ * of consecutive sets keeps, per (Space, pool, threshold), the set a sequential apply would leave
+ * (`watchSetReplaces` is a "latest of the greatest period" choice, so folding the run first and
+ * then against the stored row gives the same row); a run of consecutive resets deletes what each
+ * would (a row older than any of its Space's resets). Runs keep the changes' order.
+ */
+export function watchRuns(changes: readonly WatchChange[]): WatchRun[] {
+  const runs: WatchRun[] = [];
+  let sets: Map<string, WatchRow> | null = null;
+  for (const c of changes) {
+    if (c.kind === 'set') {
+      if (sets === null) {
+        sets = new Map();
+        runs.push({ kind: 'set', rows: [] });
+      }
+      const key = `${c.row.spaceId}|${c.row.pool}|${c.row.threshold}`;
+      const kept = sets.get(key);
+      if (kept === undefined || watchSetReplaces(c.row, kept)) sets.set(key, c.row);
+    } else {
+      if (sets !== null) (runs[runs.length - 1] as { rows: WatchRow[] }).rows.push(...sets.values());
+      sets = null;
+      const last = runs[runs.length - 1];
+      if (last?.kind === 'reset') last.resets.push({ spaceId: c.spaceId, periodStart: c.periodStart });
+      else runs.push({ kind: 'reset', resets: [{ spaceId: c.spaceId, periodStart: c.periodStart }] });
+    }
+  }
+  if (sets !== null) (runs[runs.length - 1] as { rows: WatchRow[] }).rows.push(...sets.values());
+  return runs;
+}
+
 /** The rows one batch of events changes, decided without reading the database. */
 export class BreakdownBatch {
   readonly sums = new Map<string, BreakdownRow>();

@@ -6,7 +6,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { type Migration, type StoredEvent, applyMigrations } from '@metering/event-store';
-import { BREAKDOWN_CHECKPOINT, BreakdownBatch, type BreakdownDump, type BreakdownReadModel, type BreakdownRow, type WatchRow, byUse } from './breakdown';
+import { BREAKDOWN_CHECKPOINT, BreakdownBatch, type BreakdownDump, type BreakdownReadModel, type BreakdownRow, type WatchRow, byUse, watchRuns } from './breakdown';
 import { toBreakdownRow, toWatchRow } from './sqlite-breakdown-read-model';
 
 /** Never edit an applied migration: add a new one. */
@@ -99,17 +99,33 @@ export class PostgresBreakdownReadModel implements BreakdownReadModel {
             sums.map((r) => r.events),
           ],
         );
-      for (const ch of batch.watch) {
-        if (ch.kind === 'reset') await c.query(`DELETE FROM ${q}.rm_breakdown_watch WHERE space_id = $1 AND period_start < $2`, [ch.spaceId, ch.periodStart]);
+      // One statement per run of watch changes (not one per change): see watchRuns.
+      for (const run of watchRuns(batch.watch)) {
+        if (run.kind === 'reset')
+          await c.query(
+            `DELETE FROM ${q}.rm_breakdown_watch AS w USING unnest($1::text[], $2::bigint[]) AS r(space_id, period_start)
+              WHERE w.space_id = r.space_id AND w.period_start < r.period_start`,
+            [run.resets.map((r) => r.spaceId), run.resets.map((r) => r.periodStart)],
+          );
         else {
-          const w = ch.row;
+          const w = run.rows;
           await c.query(
             `INSERT INTO ${q}.rm_breakdown_watch (space_id, pool, threshold, period_start, state, used, limit_, position, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])
              ON CONFLICT (space_id, pool, threshold) DO UPDATE SET period_start = excluded.period_start, state = excluded.state,
                used = excluded.used, limit_ = excluded.limit_, position = excluded.position, recorded_at = excluded.recorded_at
              WHERE excluded.period_start >= rm_breakdown_watch.period_start`,
-            [w.spaceId, w.pool, w.threshold, w.periodStart, w.state, w.used, w.limit, w.position, w.recordedAt],
+            [
+              w.map((r) => r.spaceId),
+              w.map((r) => r.pool),
+              w.map((r) => r.threshold),
+              w.map((r) => r.periodStart),
+              w.map((r) => r.state),
+              w.map((r) => r.used),
+              w.map((r) => r.limit),
+              w.map((r) => r.position),
+              w.map((r) => r.recordedAt),
+            ],
           );
         }
       }
