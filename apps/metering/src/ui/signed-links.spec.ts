@@ -26,6 +26,24 @@ describe('signed usage links', () => {
     expect(verifyUsageLink(secret, 'garbage', 'acme', now)).toEqual({ ok: false, reason: 'malformed' });
   });
 
+  test('a signature spelled otherwise (the unused bits of its last character) is refused: tokens are not malleable', () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // 32 bytes in 43 characters: the last character's 2 low bits are unused (0 when signed), and
+    // the 3 characters that differ only there decode to the same bytes.
+    for (let i = 0; i < 20; i++) {
+      const t = signUsageLink(secret, `acme-${i}`, now + 60_000);
+      const [payload, sig] = t.split('.');
+      const last = ALPHABET.indexOf(sig.at(-1) as string);
+      expect(last % 4).toBe(0);
+      for (const low of [1, 2, 3]) {
+        const respelled = sig.slice(0, -1) + ALPHABET[last + low];
+        expect(Buffer.from(respelled, 'base64url')).toEqual(Buffer.from(sig, 'base64url')); // the same bytes
+        expect(verifyUsageLink(secret, `${payload}.${respelled}`, `acme-${i}`, now)).toEqual({ ok: false, reason: 'bad_signature' });
+      }
+      expect(verifyUsageLink(secret, t, `acme-${i}`, now).ok).toBe(true);
+    }
+  });
+
   test('a session token is not a link token, nor the reverse', () => {
     const session = signSession(secret, ['read', 'admin'], now + 60_000);
     expect(verifyUsageLink(secret, session, 'acme', now).ok).toBe(false);

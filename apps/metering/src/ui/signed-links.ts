@@ -28,9 +28,12 @@ function open(secret: Buffer, label: string, token: string): Opened {
   if (typeof token !== 'string' || token.length > 2048) return { ok: false, reason: 'malformed' };
   const m = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return { ok: false, reason: 'malformed' };
-  const expected = mac(secret, label, m[1]);
-  const given = Buffer.from(m[2], 'base64url');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
+  // Compared as text with the canonical encoding, not as decoded bytes: the last of the 43
+  // characters carries 2 unused bits, so 4 spellings decode to the same MAC (a token is malleable,
+  // and a changed last character could still pass).
+  const expected = Buffer.from(b64url(mac(secret, label, m[1])), 'ascii');
+  const given = Buffer.from(m[2], 'ascii');
+  if (!timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
   try {
     const body = JSON.parse(Buffer.from(m[1], 'base64url').toString('utf8'));
     if (typeof body !== 'object' || body === null || body.v !== 1) return { ok: false, reason: 'malformed' };
