@@ -7,6 +7,7 @@ import { MessagingConfigError } from '@metering/messaging';
 import { type KafkaSettings, kafkaSettingsFromEnv } from './kafka/kafka-settings';
 import { type ApiKey, isLoopbackHost, parseApiKeys } from './security/api-keys';
 import { secretValues } from './observability/logging';
+import { DEFAULT_MAX_CACHED, DEFAULT_MAX_CACHED_BYTES } from './ingest/space-repository';
 import { type UiSettings, uiSecretValues, uiSettingsFromEnv } from './ui/ui-settings'; // issue-15
 
 export type StoreKind = 'sqlite' | 'postgres' | 'kurrentdb';
@@ -136,8 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const maxBodyBytes = int('MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600);
   const relayLeaseCheckMs = int('RELAY_LEASE_CHECK_MS', 2000, 100, 60_000);
   const correctionWindowDays = int('CORRECTION_WINDOW_DAYS', 35, 1, 3660);
-  const spaceCacheSize = int('SPACE_CACHE_SIZE', 200_000, 100, 5_000_000);
-  const spaceCacheMb = int('SPACE_CACHE_MB', 160, 8, 65_536);
+  const spaceCacheSize = int('SPACE_CACHE_SIZE', DEFAULT_MAX_CACHED, 100, 5_000_000);
+  const spaceCacheMb = int('SPACE_CACHE_MB', DEFAULT_MAX_CACHED_BYTES / 2 ** 20, 8, 65_536);
   const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
   const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
   if (headersTimeoutMs > requestTimeoutMs)

@@ -50,6 +50,10 @@ const COMPACT_ENTRY_OVERHEAD = 96;
 /** Spaces per batched cold-load read (`prefetch`). */
 const PREFETCH_CHUNK = 1000;
 
+/** The first tier's bounds unless set (and SPACE_CACHE_SIZE's and SPACE_CACHE_MB's defaults: config.ts). */
+export const DEFAULT_MAX_CACHED = 200_000;
+export const DEFAULT_MAX_CACHED_BYTES = 160 * 2 ** 20;
+
 /**
  * Heap a state takes, in bytes, estimated from what it holds: measured with V8's heap after a full
  * collection for states of 0 to 1,000 uses, 1 to 20 subscription changes, 1 to 5 periods and 0 to
@@ -92,8 +96,8 @@ export class SpaceRepository {
   private readonly snapshotEvery: number;
 
   constructor(private readonly store: EventStore, private readonly options: SpaceRepositoryOptions = {}) {
-    this.maxCached = options.maxCached ?? 200_000;
-    this.maxCachedBytes = options.maxCachedBytes ?? 160 * 2 ** 20;
+    this.maxCached = options.maxCached ?? DEFAULT_MAX_CACHED;
+    this.maxCachedBytes = options.maxCachedBytes ?? DEFAULT_MAX_CACHED_BYTES;
     this.maxCompactChars = options.maxCompactChars ?? 48 * 2 ** 20;
     this.windowMs = options.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
     this.snapshotEvery = options.snapshotEvery ?? 1000;

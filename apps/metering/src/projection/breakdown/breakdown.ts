@@ -95,27 +95,24 @@ export type WatchRun =
  * would (a row older than any of its Space's resets). Runs keep the changes' order.
  */
 export function watchRuns(changes: readonly WatchChange[]): WatchRun[] {
-  const runs: WatchRun[] = [];
-  let sets: Map<string, WatchRow> | null = null;
+  // A run of sets is built as a map by key (a later set that replaces keeps the key's place).
+  type Building = { kind: 'set'; byKey: Map<string, WatchRow> } | Extract<WatchRun, { kind: 'reset' }>;
+  const runs: Building[] = [];
   for (const c of changes) {
+    const last = runs.at(-1);
     if (c.kind === 'set') {
-      if (sets === null) {
-        sets = new Map();
-        runs.push({ kind: 'set', rows: [] });
-      }
+      const byKey = last?.kind === 'set' ? last.byKey : new Map<string, WatchRow>();
+      if (last?.kind !== 'set') runs.push({ kind: 'set', byKey });
       const key = `${c.row.spaceId}|${c.row.pool}|${c.row.threshold}`;
-      const kept = sets.get(key);
-      if (kept === undefined || watchSetReplaces(c.row, kept)) sets.set(key, c.row);
+      const kept = byKey.get(key);
+      if (kept === undefined || watchSetReplaces(c.row, kept)) byKey.set(key, c.row);
     } else {
-      if (sets !== null) (runs[runs.length - 1] as { rows: WatchRow[] }).rows.push(...sets.values());
-      sets = null;
-      const last = runs[runs.length - 1];
-      if (last?.kind === 'reset') last.resets.push({ spaceId: c.spaceId, periodStart: c.periodStart });
-      else runs.push({ kind: 'reset', resets: [{ spaceId: c.spaceId, periodStart: c.periodStart }] });
+      const reset = { spaceId: c.spaceId, periodStart: c.periodStart };
+      if (last?.kind === 'reset') last.resets.push(reset);
+      else runs.push({ kind: 'reset', resets: [reset] });
     }
   }
-  if (sets !== null) (runs[runs.length - 1] as { rows: WatchRow[] }).rows.push(...sets.values());
-  return runs;
+  return runs.map((r) => (r.kind === 'set' ? { kind: 'set', rows: [...r.byKey.values()] } : r));
 }
 
 /** The rows one batch of events changes, decided without reading the database. */
