@@ -4,7 +4,7 @@
  * Consecutive segments with the same anchor and reset family form a run; periods are computed
  * inside a run from its anchor and cut where the run ends.
  */
-import { type Catalog, type Cycle, type Limits, type Plan, catalogVersionAt } from './catalog/catalog';
+import { type Catalog, type Cycle, type Limits, type Plan, catalogVersionAt, effectiveFromMs } from './catalog/catalog';
 import { emptyLimits } from './catalog/pricing';
 import type { SubscriptionChangedData } from './events';
 import { type Period, type ResetFamily, periodContaining, periodIndexOf, periodStartAt } from './period';
@@ -242,8 +242,8 @@ export function allowanceDuring(catalog: Catalog, plan: Exclude<Plan, 'enterpris
   const versions = catalog.versions;
   for (let i = 0; i < versions.length; i++) {
     // The first version is also the one in force before every version (catalogVersionAt).
-    const start = i === 0 ? Number.NEGATIVE_INFINITY : Date.parse(versions[i].effectiveFrom);
-    const end = i + 1 < versions.length ? Date.parse(versions[i + 1].effectiveFrom) : Number.POSITIVE_INFINITY;
+    const start = i === 0 ? Number.NEGATIVE_INFINITY : effectiveFromMs(versions[i]);
+    const end = i + 1 < versions.length ? effectiveFromMs(versions[i + 1]) : Number.POSITIVE_INFINITY;
     if (start > t || end <= from) continue;
     const l = versions[i].plans[plan]?.[cycle];
     if (!l) continue;

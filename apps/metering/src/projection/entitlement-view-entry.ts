@@ -17,6 +17,9 @@ const ZERO: Limits = Object.freeze(emptyLimits());
 export class Entry implements RowAccess, SpaceAccess, UsageSource {
   /** Last use (the view's use counter): the least recently used entries are evicted first. */
   tick = 0;
+  /** The finder of `finderOf` (the row's timeline when it was taken): see `periodAt`. */
+  private finder: ReturnType<typeof periodFinder> | null = null;
+  private finderOf: SpaceRow['timeline'] | null = null;
 
   constructor(
     public row: SpaceRow,
@@ -55,9 +58,16 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
   set revision(r: number) {
     this.row.revision = r;
   }
+  /** The period that contains t: the domain's finder of the row's timeline, kept while the timeline is the same object (timelines are replaced, never changed in place). */
   periodAt(t: number): Period {
-    return periodFinder(this.row.timeline).at(t);
+    const timeline = this.row.timeline;
+    if (this.finder === null || this.finderOf !== timeline) {
+      this.finder = periodFinder(timeline);
+      this.finderOf = timeline;
+    }
+    return this.finder.at(t);
   }
+
   periodOfUse(at: number): Period {
     return this.periodAt(at);
   }

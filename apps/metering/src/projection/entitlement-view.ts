@@ -144,7 +144,7 @@ export class EntitlementView {
   private sourceAfterWait(spaceId: string, now: number): UsageSource | Promise<UsageSource> {
     const e = this.entries.get(spaceId);
     if (e !== undefined) {
-      const start = periodAt(e.row.timeline, now).start;
+      const start = e.periodAt(now).start;
       if (start === e.fromPeriod) {
         this.touch(spaceId, e);
         this.stats.hits++;

@@ -8,6 +8,7 @@ import {
   type Plan,
   appendCatalogVersion,
   catalogVersionAt,
+  effectiveFromMs,
   latestCatalogVersion,
   parseCatalog,
   resetFamilyOf,
@@ -32,6 +33,14 @@ describe('catalog', () => {
   beforeAll(() => {
     catalog = parseCatalog(defaultCatalogJson);
     v1 = latestCatalogVersion(catalog);
+  });
+
+  test('effectiveFromMs is Date.parse of the version\'s effectiveFrom, kept per version and text: an edited version is parsed again', () => {
+    const v2 = catalogWithVersion2('2027-01-01T00:00:00Z', () => undefined).versions[1];
+    expect(effectiveFromMs(v2)).toBe(Date.parse('2027-01-01T00:00:00Z'));
+    expect(effectiveFromMs(v2)).toBe(Date.parse('2027-01-01T00:00:00Z'));
+    v2.effectiveFrom = '2027-03-01T12:00:00+02:00';
+    expect(effectiveFromMs(v2)).toBe(Date.parse('2027-03-01T10:00:00Z'));
   });
 
   describe('the default catalog', () => {

@@ -52,10 +52,25 @@ export function resetFamilyOf(plan: Plan, cycle: Cycle): ResetFamily {
 export function catalogVersionAt(catalog: Catalog, t: number): CatalogVersion {
   let found = catalog.versions[0];
   for (const v of catalog.versions) {
-    if (Date.parse(v.effectiveFrom) <= t) found = v;
+    if (effectiveFromMs(v) <= t) found = v;
     else break;
   }
   return found;
+}
+
+/** `effectiveFrom` of each version as parsed last, with the text it was parsed from (a version edited since is parsed again). */
+const effectiveFromParsed = new WeakMap<CatalogVersion, { text: string; ms: number }>();
+
+/**
+ * A version's `effectiveFrom` in epoch ms (`Date.parse`), parsed once per version and text: the
+ * entitlement check and the decider ask for it on every call (catalogVersionAt, allowanceDuring).
+ */
+export function effectiveFromMs(v: CatalogVersion): number {
+  const kept = effectiveFromParsed.get(v);
+  if (kept !== undefined && kept.text === v.effectiveFrom) return kept.ms;
+  const ms = Date.parse(v.effectiveFrom);
+  effectiveFromParsed.set(v, { text: v.effectiveFrom, ms });
+  return ms;
 }
 
 export function latestCatalogVersion(catalog: Catalog): CatalogVersion {
