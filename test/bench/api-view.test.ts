@@ -19,6 +19,9 @@ test('api: bare endpoint, entitlement check (cold and warm) and usage query on b
     }
     expect(run.answer).toMatchObject({ allowed: expect.any(Boolean), asOf: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
   }
+  // The in-process figure of the check's own work: measured, and more than the lookup it contains.
+  expect(r.inProcess.checkNs).toBeGreaterThan(r.inProcess.lookupNs);
+  expect(r.lines.some((l) => /The check's own work in process .* [\d,]+ ns per check, against [\d,]+ ns for the Map lookup alone/.test(l))).toBe(true);
   const table = r.lines.filter((l) => l.startsWith('|')).join('\n');
   expect(table).toMatch(/\| SQLite \| POST \/v1\/spaces\/:id\/entitlements\/check \(view warm\) \| \*\*[\d,]+\*\* \| .* \| \*\*\d+\.\d\dx\*\* \|/);
   expect(table).toMatch(/\| PostgreSQL \| POST \/v1\/spaces\/:id\/entitlements\/check \(view warm\) \| \*\*[\d,]+\*\* \| .* \| \*\*\d+\.\d\dx\*\* \|/);

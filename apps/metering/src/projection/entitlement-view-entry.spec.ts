@@ -1,12 +1,12 @@
-import { type Timeline, checkEntitlement, defaultCatalogJson, parseCatalog, periodAt } from '@metering/domain';
+import { type Segment, checkEntitlement, defaultCatalogJson, parseCatalog, periodAt } from '@metering/domain';
 import { Entry } from './entitlement-view-entry';
 
 const DAY = 86_400_000;
 const NOW = Date.parse('2026-12-02T10:00:00Z');
-const monthly = (anchorAt: number): Timeline => [
+const monthly = (anchorAt: number): Segment[] => [
   { effectiveAt: anchorAt, plan: 'pro', cycle: 'monthly', limits: { ai_image_credits: 125, ai_video_credits: 25, batch_exports: 500 }, anchorAt, family: 'monthly', keepsUsage: true },
 ];
-const weekly = (anchorAt: number): Timeline => [
+const weekly = (anchorAt: number): Segment[] => [
   { effectiveAt: anchorAt, plan: 'pro', cycle: 'weekly', limits: { ai_image_credits: 30, ai_video_credits: 6, batch_exports: 125 }, anchorAt, family: 'weekly', keepsUsage: true },
 ];
 
