@@ -23,8 +23,11 @@ const WINDOW = 35 * 86_400_000;
 const NOW = Date.parse('2026-11-20T12:00:00Z');
 const clock: Clock = { now: () => NOW };
 
+/** What a test state holds. */
+type Shape = { uses: number; changes: number; periods: number; fired: number };
+
 /** A snapshot body with the given number of uses, subscription changes (each a segment), periods and thresholds fired. */
-function body(spaceId: string, shape: { uses: number; changes: number; periods: number; fired: number }, salt: number): string {
+function body(spaceId: string, shape: Shape, salt: number): string {
   const id = (kind: string, i: number) => `${kind}-${salt}-${i}-0000-0000-000000000000`.slice(0, 36);
   return JSON.stringify({
     spaceId,
@@ -44,7 +47,7 @@ function body(spaceId: string, shape: { uses: number; changes: number; periods: 
 }
 
 /** Heap per state after a full collection, for `n` states of the shape made from their bodies. */
-function measureOnce(shape: { uses: number; changes: number; periods: number; fired: number }, n: number): { measured: number; estimated: number } {
+function measureOnce(shape: Shape, n: number): { measured: number; estimated: number } {
   const bodies = Array.from({ length: n }, (_, i) => body(`space-${i}`, shape, i));
   gc();
   gc();
@@ -62,7 +65,7 @@ function measureOnce(shape: { uses: number; changes: number; periods: number; fi
  * grows between the two readings (a CI run once read a third of the real figure), and one
  * disturbed reading out of three does not move the median.
  */
-function measuredBytes(shape: { uses: number; changes: number; periods: number; fired: number }, n: number): { measured: number; estimated: number } {
+function measuredBytes(shape: Shape, n: number): { measured: number; estimated: number } {
   const runs = [0, 1, 2].map(() => measureOnce(shape, n));
   const measured = runs.map((r) => r.measured).sort((a, b) => a - b)[1];
   return { measured, estimated: runs[0].estimated };

@@ -20,6 +20,11 @@ export interface UsageSource {
   periodAt?(t: number): Period;
 }
 
+/** The period of the source's timeline that contains t: from the source's own finder when it keeps one. */
+function periodOfSource(source: UsageSource, t: number): Period {
+  return source.periodAt !== undefined ? source.periodAt(t) : periodAt(source.timeline, t);
+}
+
 export function usageSourceOf(state: SpaceState): UsageSource {
   return {
     timeline: state.timeline,
@@ -61,7 +66,7 @@ export function poolUsage(used: number, limit: number): PoolUsage {
 }
 
 export function usageView(spaceId: string, source: UsageSource, now: number, catalog: Catalog): UsageView {
-  const period = source.periodAt !== undefined ? source.periodAt(now) : periodAt(source.timeline, now);
+  const period = periodOfSource(source, now);
   const seg = limitsFor(source.timeline, period, now, catalog);
   const used = source.usedIn(period.start);
   const pools = {} as Record<Pool, PoolUsage>;
@@ -106,7 +111,7 @@ export function checkEntitlement(
   catalog: Catalog,
 ): { ok: true; answer: EntitlementAnswer } | { ok: false; rejection: Rejection } {
   const cv = catalogVersionAt(catalog, now);
-  const period = source.periodAt !== undefined ? source.periodAt(now) : periodAt(source.timeline, now);
+  const period = periodOfSource(source, now);
   const seg = limitsFor(source.timeline, period, now, catalog);
   const usedAll = source.usedIn(period.start);
   let pool: Pool;

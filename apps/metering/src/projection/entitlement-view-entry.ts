@@ -17,9 +17,8 @@ const ZERO: Limits = Object.freeze(emptyLimits());
 export class Entry implements RowAccess, SpaceAccess, UsageSource {
   /** Last use (the view's use counter): the least recently used entries are evicted first. */
   tick = 0;
-  /** The finder of `finderOf` (the row's timeline when it was taken): see `periodAt`. */
+  /** The domain's finder of the row's timeline as it was last asked (see `periodAt`). */
   private finder: ReturnType<typeof periodFinder> | null = null;
-  private finderOf: SpaceRow['timeline'] | null = null;
 
   constructor(
     public row: SpaceRow,
@@ -61,10 +60,7 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
   /** The period that contains t: the domain's finder of the row's timeline, kept while the timeline is the same object (timelines are replaced, never changed in place). */
   periodAt(t: number): Period {
     const timeline = this.row.timeline;
-    if (this.finder === null || this.finderOf !== timeline) {
-      this.finder = periodFinder(timeline);
-      this.finderOf = timeline;
-    }
+    if (this.finder === null || this.finder.timeline !== timeline) this.finder = periodFinder(timeline);
     return this.finder.at(t);
   }
 

@@ -1,7 +1,7 @@
 /**
  * Decisions on the timeline: subscription changes, resets, activations and catalog allowance changes.
  */
-import { type Cycle, CYCLES, type Limits, type Plan, PLANS, POOLS, catalogVersionAt, resetFamilyOf } from '../catalog/catalog';
+import { type Cycle, CYCLES, type Limits, type Plan, PLANS, POOLS, catalogVersionAt, effectiveFromMs, resetFamilyOf } from '../catalog/catalog';
 import type { SubscriptionChangedV1 } from '../contracts';
 import type { IdentifiedSpaceEvent, SubscriptionChangedData } from '../events';
 import { iso, parseInstant } from '../period';
@@ -180,6 +180,6 @@ export function lastResetBoundary(timeline: Timeline, after: number, until: numb
  */
 export function decideAllowances(state: SpaceState, catalogVersion: number, ctx: DecideContext): Decision {
   const v = ctx.catalog.versions.find((x) => x.version === catalogVersion);
-  if (!v || Date.parse(v.effectiveFrom) > ctx.now) return { outcome: 'accepted', events: [] };
-  return { outcome: 'accepted', events: reevaluateThresholds(state, `catalog-v${catalogVersion}`, iso(Math.max(Date.parse(v.effectiveFrom), 0)), ctx) };
+  if (!v || effectiveFromMs(v) > ctx.now) return { outcome: 'accepted', events: [] };
+  return { outcome: 'accepted', events: reevaluateThresholds(state, `catalog-v${catalogVersion}`, iso(Math.max(effectiveFromMs(v), 0)), ctx) };
 }
