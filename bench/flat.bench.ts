@@ -20,11 +20,12 @@
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
  *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
- *        SPACE_CACHE_SIZE, SPACE_CACHE_MB, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
+ *        SPACE_CACHE_SIZE, SPACE_CACHE_MB, PROJECTION_LINGER_MS, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
  *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Pool } from 'pg';
 import { type EventStore, SqliteEventStore } from '@metering/event-store';
 import { type InboundEvent, SPACE_STREAM_PREFIX } from '@metering/domain';
@@ -70,6 +71,8 @@ export interface FlatRun {
   heapMiB: number;
   /** CPU time of this process (user + system) per usage event over the timed part, in microseconds: less sensitive to the neighbours' load than the rate (PostgreSQL's server CPU is not in it). */
   cpuUsPerEvent: number;
+  /** Projection pages of the timed part, their mean size, and the time applying them per usage event (µs). */
+  projection: { pages: number; eventsPerPage: number; usPerEvent: number; gcUsPerEvent: number };
 }
 
 interface Workload {
@@ -163,6 +166,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     SQLITE_SYNCHRONOUS: 'full',
     ...(process.env.SPACE_CACHE_SIZE ? { SPACE_CACHE_SIZE: process.env.SPACE_CACHE_SIZE } : {}),
     ...(process.env.SPACE_CACHE_MB ? { SPACE_CACHE_MB: process.env.SPACE_CACHE_MB } : {}),
+    ...(process.env.PROJECTION_LINGER_MS ? { PROJECTION_LINGER_MS: process.env.PROJECTION_LINGER_MS } : {}),
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL, PG_SCHEMA: schema } : {}),
   });
   const storage = await openStorage(config);
@@ -171,7 +175,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
   if (process.env.BENCH_FLAT_SQLITE_CACHE_KB && store instanceof SqliteEventStore) store.db.pragma(`cache_size = -${Number(process.env.BENCH_FLAT_SQLITE_CACHE_KB)}`);
   const breakdown = await openBreakdownReadModel(config, storage);
   const quiet = { error: (o: unknown, m?: string) => log(`projection error: ${m} ${String((o as { err?: Error }).err?.stack ?? o)}`) };
-  const projector = new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown]);
+  const projector = new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown], config.projectionLingerMs);
   try {
     const catalog = new CatalogService(store, systemIds, null);
     await catalog.init();
@@ -194,6 +198,12 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const timed = repository();
     const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
     const profile = await startProfile(`${kind}-${w.spaces}`);
+    const applied0 = { ...projector.applied };
+    let gcMs = 0;
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMs += e.duration;
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
     const t = performance.now();
     const cpu0 = process.cpuUsage();
     const accepted = await feed(ingest, batchesOf(w, 'usage'), w.events);
@@ -202,6 +212,9 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     await waitProjected(projector, head);
     const seconds = (performance.now() - t) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    gcObserver.disconnect();
+    const pages = projector.applied.pages - applied0.pages;
+    const projection = { pages, eventsPerPage: (projector.applied.events - applied0.events) / Math.max(1, pages), usPerEvent: ((projector.applied.ms - applied0.ms) * 1000) / w.events, gcUsPerEvent: (gcMs * 1000) / w.events };
     await profile();
     const heapMiB = process.memoryUsage().heapUsed / 2 ** 20;
 
@@ -216,7 +229,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     const dump = await storage.readModel.dump();
     const projectedUsageEvents = dump.usage.reduce((n, u) => n + u.usageEvents, 0);
     if (projectedUsageEvents !== w.events) throw new Error(`${kind}: the read model counts ${projectedUsageEvents} usage events, ${w.events} were accepted`);
-    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), touchedSpaces: w.touchedSpaces, projectedUsageEvents, heapMiB, cpuUsPerEvent: (cpu.user + cpu.system) / w.events };
+    return { store: kind, spaces: w.spaces, events: w.events, rate: w.events / seconds, seconds, ingestSeconds, accepted, stored, coldLoads: timed.loads(), touchedSpaces: w.touchedSpaces, projectedUsageEvents, heapMiB, cpuUsPerEvent: (cpu.user + cpu.system) / w.events, projection };
   } finally {
     await projector.stop();
     await breakdown.close();
@@ -262,7 +275,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
           try {
             const r = await runOnce(kind, w, schema);
             runs.push(r);
-            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads, ${fmt(r.cpuUsPerEvent)} µs CPU per event)`);
+            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads, ${fmt(r.cpuUsPerEvent)} µs CPU per event; projection ${fmt(r.projection.pages)} pages of ${fmt(r.projection.eventsPerPage)} events, ${fmt(r.projection.usPerEvent, 1)} µs per event; garbage collection ${fmt(r.projection.gcUsPerEvent, 1)} µs per event)`);
           } finally {
             if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
           }
@@ -285,7 +298,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       ratios[kind] = m.rate / b.rate;
       const every = (spaces: number) => runs.filter((r) => r.store === kind && r.spaces === spaces).map((r) => fmt(r.rate)).join(' / ');
       const row = (r: FlatRun, tag: string, rt: string) =>
-        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${fmt(r.cpuUsPerEvent)} | ${rt} |`;
+        `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.spaces)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${fmt(r.cpuUsPerEvent)} | ${fmt(r.projection.pages)} of ${fmt(r.projection.eventsPerPage)}, ${fmt(r.projection.usPerEvent, 1)} µs | ${rt} |`;
       rows.push(row(b, 'baseline', '1.00x'), row(m, 'many Spaces', `**${ratio(m.rate, b.rate)}**`));
       targets.push({
         what: `${label[kind].split(' (')[0]}: ${fmt(many.events)} events over ${fmt(many.spaces)} Spaces >= ${TARGET}x the rate over ${fmt(base.spaces)} Spaces`,
@@ -298,11 +311,11 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       '',
       `${ROUNDS} round(s); in each, per store, the baseline then the many-Spaces run; the best run of each counts (every run listed).`,
       '',
-      '| store | run | usage events over Spaces | events/s (every run) | seconds (of which ingest answered) | Space events stored | cold loads | JS heap after (MiB) | CPU µs per event (this process) | ratio to baseline |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| store | run | usage events over Spaces | events/s (every run) | seconds (of which ingest answered) | Space events stored | cold loads | JS heap after (MiB) | CPU µs per event (this process) | projection pages of (events), time applying per event | ratio to baseline |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
       ...rows,
       '',
-      `**What limits it now.** The two runs differ in how many events share a Space (50 against 3), so what the many-Spaces run pays is what a Space costs once: its cold load and one page of each per-Space B-tree per event instead of one per 25 events. **Done in this round (session 9):** the Space cache's first tier is bounded by heap (\`SPACE_CACHE_MB\`, ${fmt(loadConfig({}).spaceCacheBytes / 2 ** 20)} MiB; each state weighed by what it holds, about 2 KB for a Space with a subscription and 3 uses) instead of 50,000 states whatever their size, so the 100,000 small Spaces of this run no longer churn through the second tier (a snapshot body written, then parsed back: about 17 µs a round trip). CPU profiles of the PostgreSQL many-Spaces run, 50,000 states against the new bound: 176 -> 156 µs of busy main thread per event; stash and restore 14.4 -> 0 µs, garbage collection 41 -> 35 µs. 256 MiB was tried first and dropped: \`bench:rss\` (1,000,000 events over 100,000 Spaces under the 640 MB heap cap) fell from 3,748-3,921 to 2,550 events/s, garbage collection near the cap; at ${fmt(loadConfig({}).spaceCacheBytes / 2 ** 20)} MiB (what 50,000 states of 10 uses take, the old bound's memory in that run) it ran at 3,537 events/s, peak RSS 939 MiB. **PostgreSQL**, CPU profiles of this build (inspector on): the main thread is as busy per event in both runs (113.7 µs baseline, 110.9 µs many Spaces), so what separates them now is the server's work (one index page per Space per page of rows instead of one per 25 events) and this machine's noise (the baseline alone ran at 7,227 to 10,058 events/s this round). Earlier: sampling \`pg_stat_activity\` every 5 ms showed the cold-start read JIT-compiled on every call (16 ms of JIT for 1 ms of execution); the service's pools start with \`jit=off\` since session 8. **SQLite**, CPU profiles of this build (per event: baseline 94 µs, many Spaces 209 µs): (1) the store's group commit +37 µs, its native part 50 against 21 µs: the events table's two unique indexes take random keys (event ids, stream names), and at 400,000 events the event-id index has about 2,700 leaf pages against 700 at 102,000, so a commit of 2,000 events dirties about twice the pages; (2) the projection +33 µs, almost all of it the read models' commits (balance 32 against 7.6 µs, breakdown 22.7 against 14): a projection page of about 1,300 events dirties a page of \`rm_space_revisions\`, \`rm_usage\` and the breakdown per Space; (3) cold loads +16.6 µs (\`readColdStarts\`, two B-tree lookups per Space in a store larger than its page cache); (4) garbage collection +9.7 µs; the second tier is down to +1.7 µs. 0.8x means 1.25x the baseline's time per event, while (1) to (3) are each a page per Space: what would get there is fewer B-tree pages per Space (a Space's revision kept with the rows its events change, no separate revision row; the read models as of the checkpoint position instead of per-Space revisions) or the read models' writes off the main thread. Earlier rounds: O(1) eviction in the Space cache (\`LruMap\`), usage rows loaded by (Space, period) on PostgreSQL, cold loads of a batch in one SQLite read transaction, Space rows read only when the fold needs them, PostgreSQL reads of $all in windows of positions, the WAL checkpointed every 16,384 pages, the SQLite read models in a file of their own, batched cold loads, states cached with a second tier of snapshot bodies (at most 48 MiB), revision-only writes of a Space row, \`rm_usage\` WITHOUT ROWID, projection pages of ${fmt(PROJECTION_PAGE)}. Measured and not kept: a WAL checkpoint every 65,536 pages (SQLite many Spaces: 16.7 instead of 19.5 KB written per event, CPU per event within the noise), the read models' file with 1 KiB pages (many Spaces 5,386 and 5,755 events/s against 6,331 and 6,363 with 4 KiB, alternating), a 500 ms pause after a short projection page so pages grow (5,559 against 5,337 events/s, within the noise), SQLite pages of 1 or 2 KiB for the store, a 1 GiB or 512 MiB page cache, projection pages of 20,000, a first tier of 256 MiB (above); in session 10, one round each on a quiet machine (load average 1.5 to 2), \`mmap_size\` of 1 GiB on the store and the read models (0.68x, 12,909 and 8,824 events/s) and a 64 MiB page cache for the read models (0.61x) against 0.66x without either: within the noise. Next levers: the read models' per-Space revision folded into the rows the events change, the projection in a worker thread (SQLite), fewer objects per event (garbage collection).`
+      `**What limits it now.** The two runs differ in how many events share a Space (50 against 3), so what the many-Spaces run pays is what a Space costs once: its cold load and one page of each per-Space B-tree per event instead of one per 25 events. **Done in session 11:** the projector waits up to \`PROJECTION_LINGER_MS\` (500 ms) after a page of a heavy ingest that did not fill its page of 10,000 (a waitFor or a stop ends the wait), so pages grow: a page writes each row its events touch once. Measured on SQLite, many Spaces only, without and with the wait alternating (3 runs each, load average 1.4 to 1.6): pages of 1,280 events against 5,998 to 6,373; time applying pages 42.2, 44.4 and 56.1 against 27.3, 28.3 and 27.3 µs per event; garbage collection 12.0 to 12.8 against 13.1 to 14.5 µs per event (pages held longer); 6,441, 6,342 and 5,035 against 6,891, 6,475 and 6,927 events/s. The baseline's pages grow too (813 to about 6,500 events; 21.4 against 14.8 µs per event in one pair), so the ratio moves less than the rates; the table's last column shows each run's pages. **Done in session 9:** the Space cache's first tier is bounded by heap (\`SPACE_CACHE_MB\`, ${fmt(loadConfig({}).spaceCacheBytes / 2 ** 20)} MiB; each state weighed by what it holds, about 2 KB for a Space with a subscription and 3 uses) instead of 50,000 states whatever their size, so the 100,000 small Spaces of this run no longer churn through the second tier (a snapshot body written, then parsed back: about 17 µs a round trip). CPU profiles of the PostgreSQL many-Spaces run, 50,000 states against the new bound: 176 -> 156 µs of busy main thread per event; stash and restore 14.4 -> 0 µs, garbage collection 41 -> 35 µs. 256 MiB was tried first and dropped: \`bench:rss\` (1,000,000 events over 100,000 Spaces under the 640 MB heap cap) fell from 3,748-3,921 to 2,550 events/s, garbage collection near the cap; at ${fmt(loadConfig({}).spaceCacheBytes / 2 ** 20)} MiB (what 50,000 states of 10 uses take, the old bound's memory in that run) it ran at 3,537 events/s, peak RSS 939 MiB. **PostgreSQL**, CPU profiles of this build (inspector on): the main thread is as busy per event in both runs (113.7 µs baseline, 110.9 µs many Spaces), so what separates them now is the server's work (one index page per Space per page of rows instead of one per 25 events) and this machine's noise (the baseline alone ran at 7,227 to 10,058 events/s this round). Earlier: sampling \`pg_stat_activity\` every 5 ms showed the cold-start read JIT-compiled on every call (16 ms of JIT for 1 ms of execution); the service's pools start with \`jit=off\` since session 8. **SQLite**, CPU profiles of this build (per event: baseline 94 µs, many Spaces 209 µs): (1) the store's group commit +37 µs, its native part 50 against 21 µs: the events table's two unique indexes take random keys (event ids, stream names), and at 400,000 events the event-id index has about 2,700 leaf pages against 700 at 102,000, so a commit of 2,000 events dirties about twice the pages; (2) the projection +33 µs, almost all of it the read models' commits (balance 32 against 7.6 µs, breakdown 22.7 against 14): a projection page of about 1,300 events dirties a page of \`rm_space_revisions\`, \`rm_usage\` and the breakdown per Space; (3) cold loads +16.6 µs (\`readColdStarts\`, two B-tree lookups per Space in a store larger than its page cache); (4) garbage collection +9.7 µs; the second tier is down to +1.7 µs. 0.8x means 1.25x the baseline's time per event, while (1) to (3) are each a page per Space: what would get there is fewer B-tree pages per Space (a Space's revision kept with the rows its events change, no separate revision row; the read models as of the checkpoint position instead of per-Space revisions) or the read models' writes off the main thread. Earlier rounds: O(1) eviction in the Space cache (\`LruMap\`), usage rows loaded by (Space, period) on PostgreSQL, cold loads of a batch in one SQLite read transaction, Space rows read only when the fold needs them, PostgreSQL reads of $all in windows of positions, the WAL checkpointed every 16,384 pages, the SQLite read models in a file of their own, batched cold loads, states cached with a second tier of snapshot bodies (at most 48 MiB), revision-only writes of a Space row, \`rm_usage\` WITHOUT ROWID, projection pages of ${fmt(PROJECTION_PAGE)}. Measured and not kept: a WAL checkpoint every 65,536 pages (SQLite many Spaces: 16.7 instead of 19.5 KB written per event, CPU per event within the noise), the read models' file with 1 KiB pages (many Spaces 5,386 and 5,755 events/s against 6,331 and 6,363 with 4 KiB, alternating), a 500 ms pause after a short projection page so pages grow (5,559 against 5,337 events/s, within the noise), SQLite pages of 1 or 2 KiB for the store, a 1 GiB or 512 MiB page cache, projection pages of 20,000, a first tier of 256 MiB (above); in session 10, one round each on a quiet machine (load average 1.5 to 2), \`mmap_size\` of 1 GiB on the store and the read models (0.68x, 12,909 and 8,824 events/s) and a 64 MiB page cache for the read models (0.61x) against 0.66x without either: within the noise. Next levers: the read models' per-Space revision folded into the rows the events change, the projection in a worker thread (SQLite), fewer objects per event (garbage collection).`
     ];
     return {
       key: 'flat',

@@ -24,6 +24,10 @@ test('flat: the baseline and the many-Spaces run on both stores, exact totals, a
     // after the restart each Space's first event is a cold load, and only that (the cache holds them all at this size)
     expect(run.coldLoads).toBe(run.touchedSpaces);
     expect(run.rate).toBeGreaterThan(0);
+    // the timed part's projection pages: at least one, every usage event in them, time measured
+    expect(run.projection.pages).toBeGreaterThan(0);
+    expect(run.projection.pages * run.projection.eventsPerPage).toBeGreaterThanOrEqual(run.events);
+    expect(run.projection.usPerEvent).toBeGreaterThan(0);
   }
   expect(r.ratios.sqlite).toBeGreaterThan(0);
   expect(r.ratios.postgres).toBeGreaterThan(0);

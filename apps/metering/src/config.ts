@@ -30,6 +30,8 @@ export interface AppConfig {
   catalogFile: string | null;
   schedulerIntervalMs: number;
   projectionPollMs: number;
+  /** How long the projector may wait after a large page that did not fill its page size (Projector.lingerMs). */
+  projectionLingerMs: number;
   /** ENTITLEMENT_VIEW_MAX_SPACES: Spaces the in-memory entitlement view keeps (LRU); 0 = no view (the check reads the read model). */
   entitlementViewMaxSpaces: number;
   /** ENTITLEMENT_VIEW_POLL_MS: how often the entitlement view reads the store's feed (its freshness bound, with one read). */
@@ -119,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL="${logLevel}": must be one of ${LOG_LEVELS.join(', ')}`);
   const schedulerIntervalMs = int('SCHEDULER_INTERVAL_MS', 5000, 100, 86_400_000);
   const projectionPollMs = int('PROJECTION_POLL_MS', 200, 10, 60_000);
+  const projectionLingerMs = int('PROJECTION_LINGER_MS', 500, 0, 10_000);
   const entitlementViewMaxSpaces = int('ENTITLEMENT_VIEW_MAX_SPACES', 100_000, 0, 10_000_000);
   const entitlementViewPollMs = int('ENTITLEMENT_VIEW_POLL_MS', 100, 10, 10_000);
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
@@ -176,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     catalogFile: catalogFile ? path.resolve(cwd, catalogFile) : null,
     schedulerIntervalMs,
     projectionPollMs,
+    projectionLingerMs,
     entitlementViewMaxSpaces,
     entitlementViewPollMs,
     logLevel,

@@ -39,7 +39,7 @@ const PROJECTION_LAG_CAP = 10_000;
       useFactory: (logger: PinoLogger, breakdown: BreakdownReadModel, config: AppConfig, store: EventStore, readModel: BalanceReadModel, metrics: Metrics) => {
         logger.setContext('projection');
         // The breakdown read model follows the balance projection's pages.
-        const projector = new Projector(store, readModel, logger, config.projectionPollMs, PROJECTION_BATCH, [breakdown]);
+        const projector = new Projector(store, readModel, logger, config.projectionPollMs, PROJECTION_BATCH, [breakdown], config.projectionLingerMs);
         metrics.setProjectionLag(
           cachedProbe(
             async () => {
