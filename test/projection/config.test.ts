@@ -27,6 +27,14 @@ describe('loadConfig: event store settings', () => {
     expect(c.kurrentdbUrl).toBeNull();
   });
 
+  test('PROJECTION_LINGER_MS: 500 where the read models are a SQLite file, 0 on PostgreSQL, either overridable, checked', () => {
+    expect(loadConfig({}, '/srv/metering').projectionLingerMs).toBe(500);
+    expect(loadConfig({ EVENT_STORE: 'postgres', DATABASE_URL: 'postgres://db/x' }, '/srv/metering').projectionLingerMs).toBe(0);
+    expect(loadConfig({ EVENT_STORE: 'postgres', DATABASE_URL: 'postgres://db/x', PROJECTION_LINGER_MS: '250' }, '/srv/metering').projectionLingerMs).toBe(250);
+    expect(loadConfig({ PROJECTION_LINGER_MS: '0' }, '/srv/metering').projectionLingerMs).toBe(0);
+    expect(problems({ PROJECTION_LINGER_MS: '-1' })).toEqual([expect.stringMatching(/^PROJECTION_LINGER_MS="-1": .*0.*10000/)]);
+  });
+
   test('an unknown EVENT_STORE names the variable, the value and the choices', () => {
     expect(problems({ EVENT_STORE: 'mysql' })).toEqual(['EVENT_STORE="mysql": must be one of sqlite, postgres, kurrentdb']);
     expect(problems({ EVENT_STORE: 'Postgres' })).toEqual(['EVENT_STORE="Postgres": must be one of sqlite, postgres, kurrentdb']);
