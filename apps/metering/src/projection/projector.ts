@@ -37,8 +37,8 @@ export class Projector {
      * projection keeps up with a heavy ingest, page by page), wait up to this long before reading
      * the next one, so the next page holds more events. A page writes each row its events touch
      * once (a Space's revision, its period's usage, its breakdown rows), so its cost grows with
-     * the Spaces it touches more than with its events: with 100,000 Spaces, pages of about 2,500
-     * events rewrote a row page per event. Light traffic (smaller pages) never waits, and a
+     * the Spaces it touches more than with its events: with 100,000 Spaces, pages of about 1,300
+     * events rewrote about a row page per event. Light traffic (smaller pages) never waits, and a
      * `waitFor` (read-your-writes) or `stop` ends the wait at once. 0: never wait.
      */
     private readonly lingerMs = 0,
