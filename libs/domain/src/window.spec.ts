@@ -148,6 +148,54 @@ describe('compaction and snapshots change no decision (properties)', () => {
     );
   });
 
+  const usageStep = (over: Parameters<typeof generate>[0], now: string): Step => ({ command: generate(over), now: at(now) });
+  const changeStep = (cmd: ReturnType<typeof subscribe>, now: string): Step => ({ command: cmd, now: at(now) });
+  const limits = { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 };
+
+  it('a change inside the window that joins free keeps the interrupted period’s usage, also once that period’s old end has left the window', () => {
+    // enterprise weekly from Wed Jan 1; 16 image credits on Jan 2 (period Jan 1 - Jan 8)
+    const steps: Step[] = [
+      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
+      usageStep({ feature: 'ai_backgrounds', generations: 8, occurredAt: '2025-01-02T00:00:00Z', eventId: 'jan2' }, '2025-01-02T00:00:00Z'),
+      // on Feb 10 (window from Jan 6) billing says: free from Jan 7. The free period carries Jan 1's
+      // usage (16 of 25); the Jan 2 use is older than the window, so nothing moves and no row changes.
+      changeStep(subscribe('free', 'weekly', '2025-01-07T00:00:00Z', { eventId: 'free' }), '2025-02-10T00:00:00Z'),
+      // on Feb 20 the window starts Jan 16, after the period's old end (Jan 8): 6 more credits make 22 of 25
+      usageStep({ feature: 'ai_backgrounds', generations: 3, occurredAt: '2025-02-20T00:00:00Z', eventId: 'feb20' }, '2025-02-20T00:00:00Z'),
+    ];
+    const plain = run(steps, false);
+    const compacted = run(steps, true);
+    expect(plain.events.filter((e) => e.type === 'ThresholdCrossed').map((e) => [e.data.periodStart, e.data.pool, e.data.threshold, e.data.used])).toEqual([
+      ['2025-01-01T00:00:00.000Z', 'ai_image_credits', 80, 22],
+    ]);
+    expect(compacted.decisions).toEqual(plain.decisions);
+    expect(compacted.events).toEqual(plain.events);
+  });
+
+  it('a change back-dated into a period that had ended by the window’s start carries none of its usage: a fresh period at effectiveAt', () => {
+    // enterprise weekly from Wed Jan 1; 5 video credits on Jan 28 (period Jan 22 - Jan 29)
+    const steps: Step[] = [
+      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
+      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-01-28T23:00:00Z', eventId: 'video' }, '2025-01-28T23:00:00Z'),
+      // on Mar 5 (window from Jan 29, the settled period's end) billing says: free from Jan 28 23:30
+      changeStep(subscribe('free', 'weekly', '2025-01-28T23:30:00Z', { eventId: 'free' }), '2025-03-05T00:00:00Z'),
+      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-03-05T00:00:00Z', eventId: 'march' }, '2025-03-05T00:00:00Z'),
+    ];
+    const plain = run(steps, false);
+    const compacted = run(steps, true);
+    const change = plain.events.find((e) => e.type === 'SubscriptionChanged')!;
+    expect(plain.events.filter((e) => e.type === 'SubscriptionChanged')[1].data).toMatchObject({ reanchored: true, anchorAt: '2025-01-28T23:30:00.000Z' });
+    expect(plain.events.filter((e) => e.type === 'SubscriptionChanged')[1].data).not.toHaveProperty('keepsUsage');
+    expect(change.data).toHaveProperty('keepsUsage', true);
+    // the March use alone reaches the free plan's 5 video credits, in the period that started at the change
+    expect(plain.events.filter((e) => e.type === 'ThresholdCrossed').map((e) => [e.data.periodStart, e.data.threshold, e.data.used])).toEqual([
+      ['2025-01-28T23:30:00.000Z', 80, 5],
+      ['2025-01-28T23:30:00.000Z', 100, 5],
+    ]);
+    expect(compacted.decisions).toEqual(plain.decisions);
+    expect(compacted.events).toEqual(plain.events);
+  });
+
   it('a snapshot round-trips the state; another schema, Space or a narrower window is not trusted', () => {
     fc.assert(
       fc.property(lifeArb(25), (life) => {

@@ -38,6 +38,7 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
     limits = { ...fromCatalog };
   }
   const family = resetFamilyOf(input.plan, input.cycle);
+  const cutoff = cutoffFor(state, ctx);
   const previousIdx = segmentIndexAt(state.timeline, effectiveAt);
   const previous = segmentAt(state.timeline, effectiveAt, ctx.catalog);
   const reanchored = previous.family !== family;
@@ -56,13 +57,17 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
     previous: previousIdx < 0 ? null : { plan: previous.plan, cycle: previous.cycle },
     decidedAt: iso(ctx.now),
     moves: [],
-    keepsUsage: true,
+    // The carry rule (a change of reset family keeps the usage of the period it interrupts) never
+    // reaches a settled period: one that had ended by the corrections window's start. A change
+    // back-dated into a settled period starts a fresh period at its effectiveAt (`keepsUsage`
+    // absent), so no decision ever reads a period the window has closed (`settledPeriod`).
+    ...(settledPeriod(state.timeline, effectiveAt, cutoff) ? {} : { keepsUsage: true as const }),
   };
   // Uses inside the window whose period the change moves (usage older than the window stays in
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
   data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
-  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, cutoffFor(state, ctx)));
+  data.moves = attributionMoves(state.timeline, timeline, usesSince(state, cutoff));
   const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
@@ -77,6 +82,17 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
       events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
   }
   return { outcome: 'accepted', events };
+}
+
+/**
+ * Whether a change effective at `effectiveAt` falls into a settled period: one that ended at or
+ * before `cutoff` (the corrections window's start), so no usage can reach it any more and
+ * compaction may have dropped it. Only a change back-dated beyond the window can.
+ */
+export function settledPeriod(timeline: Timeline, effectiveAt: number, cutoff: number): boolean {
+  if (effectiveAt >= cutoff) return false;
+  const interrupted = periodAt(timeline, effectiveAt);
+  return interrupted.end !== null && interrupted.end <= cutoff;
 }
 
 /**

@@ -30,11 +30,15 @@ export function compactSpace(state: SpaceState, now: number, windowMs = DEFAULT_
   if (!(horizon > state.horizon) || (!force && horizon - state.horizon < COMPACTION_STEP_MS)) return state;
   state.horizon = horizon;
   for (const [id, item] of state.recent) if (item.at < horizon) state.recent.delete(id);
-  for (const [start, p] of state.periods) if (p.end !== null && p.end <= horizon) state.periods.delete(start);
+  // Every period a decision can still read contains an instant at or after the horizon, so it
+  // starts at or after the start of the period containing the horizon under the timeline as it is
+  // now. A row's own `end` is not the test: a later change may have extended its period (joining
+  // free) without moving any use into it, and such a row is still the running period's usage.
   const keepFrom = periodAt(state.timeline, horizon).start;
+  for (const start of state.periods.keys()) if (start < keepFrom) state.periods.delete(start);
   for (const key of state.fired) {
     const start = Number(key.slice(0, key.indexOf('|')));
-    if (start < keepFrom && !state.periods.has(start)) state.fired.delete(key);
+    if (start < keepFrom) state.fired.delete(key);
   }
   return state;
 }
