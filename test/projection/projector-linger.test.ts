@@ -15,6 +15,7 @@ import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { eventually } from '../support/app-process';
 
 jest.setTimeout(60_000);
 const silent = { error: () => undefined, info: () => undefined };
@@ -30,16 +31,6 @@ const generations = (count: number): InboundEvent[] =>
   Array.from({ length: count }, (_, i) =>
     ({ type: 'generation-performed', eventId: `g-${n++}`, spaceId: `s${i % 5}`, userId: 'u', feature: 'ai_backgrounds', medium: 'image', generations: 1, occurredAt: new Date(NOW - 1000).toISOString() }) as InboundEvent);
 
-/** Polls until `cond` holds; the time it took, or null when it did not within `ms`. */
-async function within(ms: number, cond: () => boolean): Promise<number | null> {
-  const started = Date.now();
-  while (!cond()) {
-    if (Date.now() - started > ms) return null;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - started;
-}
-
 async function setUp(lingerMs: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-linger-'));
   const store = new SqliteEventStore(path.join(dir, 'm.db'), { synchronous: 'NORMAL' });
@@ -52,24 +43,26 @@ async function setUp(lingerMs: number) {
   const projector = new Projector(store, readModel, silent, 10, PAGE, [], lingerMs);
   await projector.start();
   const head = () => store.headPosition();
+  /** The checkpoint once it reaches `at`, or where it stood after `ms`. */
+  const checkpointAt = (at: bigint, ms: number) => eventually(async () => projector.checkpoint, (c) => c >= at, ms);
   const close = async () => {
     await projector.stop();
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { ingest, projector, head, close };
+  return { ingest, projector, head, checkpointAt, close };
 }
 
 test('after a page of a heavy ingest it waits before the next read; a waitFor ends the wait at once', async () => {
-  const { ingest, projector, head, close } = await setUp(LINGER_MS);
+  const { ingest, projector, head, checkpointAt, close } = await setUp(LINGER_MS);
   try {
     await ingest.ingest(generations(40)); // a page of 40: a tenth of the page size or more, not full
     const first = await head();
-    expect(await within(5_000, () => projector.checkpoint >= first)).not.toBeNull();
+    expect(await checkpointAt(first, 5_000)).toBeGreaterThanOrEqual(first);
     await ingest.ingest(generations(3));
     const second = await head();
     // Lingering: the next page is not read for now.
-    expect(await within(500, () => projector.checkpoint >= second)).toBeNull();
+    expect(await checkpointAt(second, 500)).toBeLessThan(second);
     const started = Date.now();
     expect(await projector.waitFor(second, 10_000)).toBe(true);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -79,12 +72,12 @@ test('after a page of a heavy ingest it waits before the next read; a waitFor en
 });
 
 test('light traffic (pages under a tenth of the page size) never waits', async () => {
-  const { ingest, projector, head, close } = await setUp(LINGER_MS);
+  const { ingest, projector, head, checkpointAt, close } = await setUp(LINGER_MS);
   try {
     for (let i = 0; i < 3; i++) {
       await ingest.ingest(generations(5));
       const at = await head();
-      expect(await within(5_000, () => projector.checkpoint >= at)).not.toBeNull();
+      expect(await checkpointAt(at, 5_000)).toBeGreaterThanOrEqual(at);
     }
     expect(projector.shouldLinger(9)).toBe(false);
     expect(projector.shouldLinger(10)).toBe(true);
@@ -95,11 +88,11 @@ test('light traffic (pages under a tenth of the page size) never waits', async (
 });
 
 test('stop ends a wait at once; lingerMs 0 never waits', async () => {
-  const { ingest, projector, head, close } = await setUp(LINGER_MS);
+  const { ingest, projector, head, checkpointAt, close } = await setUp(LINGER_MS);
   try {
     await ingest.ingest(generations(40));
     const at = await head();
-    expect(await within(5_000, () => projector.checkpoint >= at)).not.toBeNull();
+    expect(await checkpointAt(at, 5_000)).toBeGreaterThanOrEqual(at);
     await new Promise((r) => setTimeout(r, 50)); // in its wait now
     const started = Date.now();
     await projector.stop();
@@ -113,7 +106,7 @@ test('stop ends a wait at once; lingerMs 0 never waits', async () => {
     await off.ingest.ingest(generations(40));
     await off.ingest.ingest(generations(3));
     const at = await off.head();
-    expect(await within(5_000, () => off.projector.checkpoint >= at)).not.toBeNull();
+    expect(await off.checkpointAt(at, 5_000)).toBeGreaterThanOrEqual(at);
   } finally {
     await off.close();
   }
