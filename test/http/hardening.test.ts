@@ -79,6 +79,20 @@ describe('hostile input over HTTP (open mode, loopback)', () => {
     expect(sub.body.errors[0]).toMatchObject({ field: 'customLimits.ai_image_credits', rule: 'max_depth' });
   });
 
+  it('an eventId that is not a string (an object whose toString is null, an array, a number) is a 422 naming eventId (or its odd key), never a 500', async () => {
+    for (const eventId of [{ toString: null }, { valueOf: null, toString: null }, ['a'], 7]) {
+      const sub = await call(t, 'PUT', '/v1/spaces/odd-id/subscription', { plan: 'pro', cycle: 'monthly', eventId });
+      expect({ eventId, status: sub.status }).toEqual({ eventId, status: 422 });
+      expect(sub.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: expect.stringMatching(/^eventId\b/) })]));
+      const ev = await call(t, 'POST', '/v1/events', [gen('odd-id'), { ...gen('odd-id'), eventId }]);
+      expect(ev.status).toBe(200);
+      expect(ev.body).toMatchObject({ accepted: 1, rejected: 1 });
+      expect(ev.body.results[1].eventId).toBeUndefined();
+      expect(ev.body.results[1].errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: expect.stringMatching(/^eventId\b/) })]));
+    }
+    expect((await call(t, 'PUT', '/v1/spaces/odd-id/subscription', { plan: 'pro', cycle: 'monthly' })).status).toBe(200);
+  });
+
   it('only application/json bodies: form, text and multipart bodies get 415 naming content-type', async () => {
     for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'application/xml']) {
       const r = await call(t, 'POST', '/v1/events', 'type=generation-performed', { 'content-type': type });

@@ -34,7 +34,7 @@ import {
 import { EVENT_STORE, type EventStore, type StoredEvent } from '@metering/event-store';
 import { CatalogService } from '../catalog/catalog.service';
 import { type Clock, type IdGenerator } from '../infra/clock';
-import { MAX_ID_LENGTH, parseInbound, safeField } from '../ingest/inbound.dto';
+import { echoableId, parseInbound } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
 import { type BalanceQueries } from '../projection/balance-read-model';
 import { Projector } from '../projection/projector';
@@ -139,8 +139,8 @@ export class SpacesController {
           index,
           outcome: 'rejected',
           // Echoed (and logged) only when id-sized, and escaped.
-          eventId: typeof r?.eventId === 'string' && r.eventId.length <= MAX_ID_LENGTH ? safeField(r.eventId) : undefined,
-          spaceId: typeof r?.spaceId === 'string' && r.spaceId.length <= MAX_ID_LENGTH ? safeField(r.spaceId) : undefined,
+          eventId: echoableId(r?.eventId),
+          spaceId: echoableId(r?.spaceId),
           errors: parsed.errors,
         };
         const t = typeof r?.type === 'string' && INBOUND_TYPES.has(r.type) ? r.type : 'unknown';
@@ -189,7 +189,7 @@ export class SpacesController {
     };
     const parsed = parseInbound(raw);
     if (!parsed.ok) {
-      this.rejected({ outcome: 'rejected', eventId: String(raw.eventId), spaceId, errors: parsed.errors }, 'http', 'subscription-changed');
+      this.rejected({ outcome: 'rejected', eventId: echoableId(raw.eventId), spaceId, errors: parsed.errors }, 'http', 'subscription-changed');
       throw invalid(parsed.errors);
     }
     const [outcome] = await this.ingest.ingest([parsed.event]);

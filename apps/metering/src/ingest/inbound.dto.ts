@@ -221,6 +221,15 @@ export function structuralRejections(body: Record<string, unknown>): Rejection[]
   return out;
 }
 
+/**
+ * An id taken from input that failed validation, for answers and log lines: the value when it is an
+ * id-sized string (escaped), otherwise undefined. Never converts the value, so an object with an odd
+ * `toString` cannot throw here.
+ */
+export function echoableId(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length <= MAX_ID_LENGTH ? safeField(value) : undefined;
+}
+
 /** A field name from input, safe to echo in answers, logs and terminals: control characters and odd code points escaped, at most 80 characters. */
 export function safeField(name: string): string {
   const escaped = name.replace(/[\p{Cc}\p{Cs}\p{Cf}\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

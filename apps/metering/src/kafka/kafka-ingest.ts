@@ -8,7 +8,7 @@
 import type { InboundEvent, Rejection } from '@metering/domain';
 import type { BatchConsumer, ConsumedMessage, MessageBatch, Messaging } from '@metering/messaging';
 import type { InboundType } from '@metering/domain';
-import { parseInbound, safeField } from '../ingest/inbound.dto';
+import { echoableId, parseInbound, safeField } from '../ingest/inbound.dto';
 import type { IngestService } from '../ingest/ingest.service';
 import type { DeadLetterData, DeadLetterRecorder } from './dead-letters';
 import { type KafkaSettings, inboundTypeOfTopic } from './kafka-settings';
@@ -68,8 +68,7 @@ export class KafkaIngest {
     const ids = new Map<DeadLetterData, { spaceId?: string; eventId?: string }>();
     const idsOf = (raw: unknown): { spaceId?: string; eventId?: string } => {
       const o = (typeof raw === 'object' && raw !== null ? raw : {}) as { spaceId?: unknown; eventId?: unknown };
-      const pick = (v: unknown) => (typeof v === 'string' && v.length <= 128 ? v : undefined);
-      return { spaceId: pick(o.spaceId), eventId: pick(o.eventId) };
+      return { spaceId: echoableId(o.spaceId), eventId: echoableId(o.eventId) };
     };
     const reject = (msg: ConsumedMessage, errors: Rejection[], raw?: unknown) => {
       const letter = this.deadLetters.letter(batch.topic, batch.partition, msg, errors);
