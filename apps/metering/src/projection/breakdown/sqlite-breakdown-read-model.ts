@@ -25,6 +25,13 @@ export const toWatchRow = (r: WatchDb): WatchRow => ({
   recordedAt: r.recorded_at,
 });
 
+/** rm_breakdown's columns and key, shared by its creation and its migration. */
+const BREAKDOWN_COLUMNS = `
+  space_id TEXT NOT NULL, period_start INTEGER NOT NULL, user_id TEXT NOT NULL, feature TEXT NOT NULL,
+  ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL, events INTEGER NOT NULL,
+  PRIMARY KEY (space_id, period_start, user_id, feature)`;
+const BREAKDOWN_COLUMN_NAMES = 'space_id, period_start, user_id, feature, ai_image_credits, ai_video_credits, batch_exports, events';
+
 /** The breakdown read model in SQLite: the same file (and connection) as the balance read model by default. */
 export class SqliteBreakdownReadModel implements BreakdownReadModel {
   constructor(private readonly db: Database, private readonly ownsDb = false) {}
@@ -32,16 +39,36 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
   async init(): Promise<void> {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS rm_breakdown_checkpoint (name TEXT PRIMARY KEY, position TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS rm_breakdown (
-        space_id TEXT NOT NULL, period_start INTEGER NOT NULL, user_id TEXT NOT NULL, feature TEXT NOT NULL,
-        ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL, events INTEGER NOT NULL,
-        PRIMARY KEY (space_id, period_start, user_id, feature));
+      -- WITHOUT ROWID: a row lives in its key's B-tree, so a new row changes one tree instead of two
+      -- (the rowid table and the key's index).
+      CREATE TABLE IF NOT EXISTS rm_breakdown (${BREAKDOWN_COLUMNS}) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS rm_breakdown_watch (
         space_id TEXT NOT NULL, pool TEXT NOT NULL, threshold INTEGER NOT NULL, period_start INTEGER NOT NULL,
         state TEXT NOT NULL, used INTEGER NOT NULL, limit_ INTEGER NOT NULL, position TEXT NOT NULL, recorded_at TEXT NOT NULL,
         PRIMARY KEY (space_id, pool, threshold));
       CREATE INDEX IF NOT EXISTS rm_breakdown_watch_fired ON rm_breakdown_watch(threshold DESC, position DESC) WHERE state = 'fired';
     `);
+    this.migrate();
+  }
+
+  /**
+   * Brings an rm_breakdown written by an earlier version (a rowid table with its key in a separate
+   * index) to the WITHOUT ROWID layout, rows unchanged: one transaction, checked again inside it, so
+   * two processes opening the file at once migrate once.
+   */
+  private migrate(): void {
+    const db = this.db;
+    const hasRowid = () => !/WITHOUT\s+ROWID/i.test(db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rm_breakdown'").pluck().get() as string);
+    if (!hasRowid()) return;
+    db.transaction(() => {
+      if (!hasRowid()) return;
+      db.exec(`
+        CREATE TABLE rm_breakdown_migrated (${BREAKDOWN_COLUMNS}) WITHOUT ROWID;
+        INSERT INTO rm_breakdown_migrated (${BREAKDOWN_COLUMN_NAMES}) SELECT ${BREAKDOWN_COLUMN_NAMES} FROM rm_breakdown;
+        DROP TABLE rm_breakdown;
+        ALTER TABLE rm_breakdown_migrated RENAME TO rm_breakdown;
+      `);
+    }).immediate();
   }
 
   private stmtCache: ReturnType<SqliteBreakdownReadModel['prepare']> | null = null;
