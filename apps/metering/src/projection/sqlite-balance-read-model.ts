@@ -4,6 +4,7 @@ import { emptyLimits } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 import type { BalanceReadModel, ReadModelDump, SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 import { BatchRows, type PageEvent, applyEvent, applyPageEvent } from './apply-events';
+import { hasRowid, rebuildWithoutRowid } from './sqlite-without-rowid';
 
 const CHECKPOINT = 'balances';
 
@@ -37,6 +38,13 @@ const toThreshold = (r: ThresholdDb): ThresholdRow => ({
   spaceId: r.space_id, periodStart: r.period_start, pool: r.pool, threshold: r.threshold, state: r.state, eventId: r.event_id,
 });
 
+/** rm_usage's columns and key, shared by its creation and its migration. */
+const USAGE_COLUMNS = `
+  space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
+  ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
+  usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)`;
+const USAGE_COLUMN_NAMES = 'space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events';
+
 /** The balance read model in SQLite (the service keeps it in DATA_DIR/read-model.db: infra/read-model-file.ts). */
 export class SqliteBalanceReadModel implements BalanceReadModel {
   /** `db`: the handle it reads and writes (shared with the breakdown read model of the same file). */
@@ -53,10 +61,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       -- pages of this table instead of one page of rm_spaces per Space.
       CREATE TABLE IF NOT EXISTS rm_space_revisions (space_id TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
       -- WITHOUT ROWID: the row lives in its key's B-tree (one tree to change per row, no separate key index).
-      CREATE TABLE IF NOT EXISTS rm_usage (
-        space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
-        ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
-        usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS rm_usage (${USAGE_COLUMNS}) WITHOUT ROWID;
       -- One row per use was kept until usage moves were recorded in SubscriptionChanged (no longer read).
       DROP TABLE IF EXISTS rm_usage_items;
       CREATE TABLE IF NOT EXISTS rm_thresholds (
@@ -74,7 +79,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   private migrate(): void {
     const db = this.db;
     const hasRevisionColumn = () => (db.prepare("SELECT count(*) AS n FROM pragma_table_info('rm_spaces') WHERE name = 'revision'").get() as { n: number }).n > 0;
-    const usageHasRowid = () => !/WITHOUT\s+ROWID/i.test((db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rm_usage'").get() as { sql: string }).sql);
+    const usageHasRowid = () => hasRowid(db, 'rm_usage');
     if (!hasRevisionColumn() && !usageHasRowid()) return;
     db.transaction(() => {
       if (hasRevisionColumn()) {
@@ -83,17 +88,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
           ALTER TABLE rm_spaces DROP COLUMN revision;
         `);
       }
-      if (usageHasRowid()) {
-        db.exec(`
-          CREATE TABLE rm_usage_migrated (
-            space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
-            ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
-            usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)) WITHOUT ROWID;
-          INSERT INTO rm_usage_migrated SELECT space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events FROM rm_usage;
-          DROP TABLE rm_usage;
-          ALTER TABLE rm_usage_migrated RENAME TO rm_usage;
-        `);
-      }
+      if (usageHasRowid()) rebuildWithoutRowid(db, 'rm_usage', USAGE_COLUMNS, USAGE_COLUMN_NAMES);
     }).immediate();
   }
 

@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import type { StoredEvent } from '@metering/event-store';
+import { hasRowid, rebuildWithoutRowid } from '../sqlite-without-rowid';
 import { BREAKDOWN_CHECKPOINT, BreakdownBatch, type BreakdownDump, type BreakdownReadModel, type BreakdownRow, type WatchRow, byUse } from './breakdown';
 
 interface RowDb { space_id: string; period_start: number; user_id: string; feature: string; ai_image_credits: number; ai_video_credits: number; batch_exports: number; events: number }
@@ -39,8 +40,7 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
   async init(): Promise<void> {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS rm_breakdown_checkpoint (name TEXT PRIMARY KEY, position TEXT NOT NULL);
-      -- WITHOUT ROWID: a row lives in its key's B-tree, so a new row changes one tree instead of two
-      -- (the rowid table and the key's index).
+      -- WITHOUT ROWID (see sqlite-without-rowid.ts): a new row changes one B-tree instead of two.
       CREATE TABLE IF NOT EXISTS rm_breakdown (${BREAKDOWN_COLUMNS}) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS rm_breakdown_watch (
         space_id TEXT NOT NULL, pool TEXT NOT NULL, threshold INTEGER NOT NULL, period_start INTEGER NOT NULL,
@@ -58,16 +58,9 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
    */
   private migrate(): void {
     const db = this.db;
-    const hasRowid = () => !/WITHOUT\s+ROWID/i.test(db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rm_breakdown'").pluck().get() as string);
-    if (!hasRowid()) return;
+    if (!hasRowid(db, 'rm_breakdown')) return;
     db.transaction(() => {
-      if (!hasRowid()) return;
-      db.exec(`
-        CREATE TABLE rm_breakdown_migrated (${BREAKDOWN_COLUMNS}) WITHOUT ROWID;
-        INSERT INTO rm_breakdown_migrated (${BREAKDOWN_COLUMN_NAMES}) SELECT ${BREAKDOWN_COLUMN_NAMES} FROM rm_breakdown;
-        DROP TABLE rm_breakdown;
-        ALTER TABLE rm_breakdown_migrated RENAME TO rm_breakdown;
-      `);
+      if (hasRowid(db, 'rm_breakdown')) rebuildWithoutRowid(db, 'rm_breakdown', BREAKDOWN_COLUMNS, BREAKDOWN_COLUMN_NAMES);
     }).immediate();
   }
 
