@@ -73,6 +73,11 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
       maxWaitTimeInMs: this.settings.maxWaitTimeMs,
       maxBytesPerPartition: this.settings.maxBytesPerPartition,
       allowAutoTopicCreation: false,
+      // kafkajs's own restart after a crash: only while this consumer is wanted. Its crash handler
+      // disconnects, asks this, then sets its restart timer; a stop() that ran during that
+      // disconnect found no timer to clear, and the restart then reconnected for good (a jest run
+      // that never exited, its retries against a stopped broker). retries: kafkajs's default.
+      retry: { retries: 5, restartOnFailure: async () => this.state === 'running' },
     });
     this.abandoned = new Promise((resolve) => {
       this.abandon = () => resolve('abandoned');
