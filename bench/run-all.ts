@@ -11,6 +11,7 @@ import { runIngestBench } from './ingest.bench';
 import { runPgVsSqliteBench } from './pg-vs-sqlite.bench';
 import { runRebuildBench } from './rebuild.bench';
 import { runRssBench } from './rss.bench';
+import { runStatementsBench } from './statements.bench';
 import { runStoreBench } from './store.bench';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   try {
     const steps: [string, () => Promise<Parameters<typeof writeReport>[0]>][] = [
       ['store', () => runStoreBench(scale)],
+      ['statements', () => runStatementsBench(scale)],
       ['pg-vs-sqlite', () => runPgVsSqliteBench(scale)],
       ['flat', () => runFlatBench(scale)],
       ['rebuild', () => runRebuildBench(scale)],

@@ -128,9 +128,11 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
          ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
       ),
       anyRow: db.prepare('SELECT EXISTS (SELECT 1 FROM rm_spaces) OR EXISTS (SELECT 1 FROM rm_usage) OR EXISTS (SELECT 1 FROM rm_thresholds) AS any').pluck(),
-      usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? ORDER BY period_start'),
-      idsAfter: db.prepare('SELECT space_id FROM rm_spaces WHERE space_id > ? ORDER BY space_id LIMIT ?'),
-      due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT ?'),
+      // COLLATE BINARY and CAST: the plan does not depend on the bound values, so SQLite does not
+      // compile the statement again on each run (see libs/event-store/src/sqlite/sqlite-schema.ts).
+      usageOf: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? COLLATE BINARY ORDER BY period_start'),
+      idsAfter: db.prepare('SELECT space_id FROM rm_spaces WHERE space_id > ? ORDER BY space_id LIMIT CAST(? AS INTEGER)'),
+      due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT CAST(? AS INTEGER)'),
       deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
       setCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),

@@ -93,7 +93,7 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
       ),
       resetWatch: db.prepare('DELETE FROM rm_breakdown_watch WHERE space_id = ? AND period_start < ?'),
       forPeriod: db.prepare('SELECT * FROM rm_breakdown WHERE space_id = ? AND period_start = ?'),
-      watchList: db.prepare("SELECT * FROM rm_breakdown_watch WHERE state = 'fired' ORDER BY threshold DESC, CAST(position AS INTEGER) DESC LIMIT ?"),
+      watchList: db.prepare("SELECT * FROM rm_breakdown_watch WHERE state = 'fired' ORDER BY threshold DESC, CAST(position AS INTEGER) DESC LIMIT CAST(? AS INTEGER)"),
     };
   }
 
