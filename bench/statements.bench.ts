@@ -8,7 +8,8 @@
  * `= ? COLLATE BINARY` and `LIMIT CAST(? AS INTEGER)`. In one store file of `streams` streams of 3
  * events, in the same run:
  *  - raw: `SELECT <columns> FROM events WHERE stream_name = ? AND revision >= ?` on a handle of its
- *    own, each row's data and metadata parsed (no ORDER BY: a statement that keeps its plan);
+ *    own with the store's page cache, each row's data and metadata parsed (no ORDER BY: a statement
+ *    that keeps its plan);
  *  - the adapter: `readStream` one stream at a time, and `readColdStarts` in chunks of 500 streams
  *    (what a batch's cold loads read);
  *  - the previous forms of the stream read and of the tip query, on the raw handle.
@@ -73,6 +74,8 @@ export async function measureStatements(scale: Scale): Promise<StatementsResult>
   const rnd = prng(7);
   const draws = Array.from({ length: reads }, () => names[Math.floor(rnd() * streams)]);
   const raw = new Database(file, { readonly: true });
+  // The store's page cache (SqliteEventStore's default), so the raw handle holds as many pages.
+  raw.pragma('cache_size = -65536');
   const rawRead = raw.prepare<[string, number], Row>(RAW_READ).safeIntegers(true);
   const previousRead = raw.prepare<[string, number, number], Row>(PREVIOUS_READ_STREAM).safeIntegers(true);
   const rawTip = raw.prepare(RAW_TIP).safeIntegers(true);
@@ -114,7 +117,7 @@ export async function runStatementsBench(scale: Scale): Promise<BenchReport & { 
     command: scale === 'smoke' ? 'node -r @swc-node/register bench/statements.bench.ts --smoke' : 'npm run bench:statements',
     result: r,
     lines: [
-      `${fmt(r.streams)} streams of 3 events in one SQLite store file; ${fmt(r.reads)} reads of streams drawn at random, each form in the same run (best of 2 alternating rounds). Raw: \`${RAW_READ}\` on a handle of its own, data and metadata parsed. The previous forms are the statements as they were before session 14; with SQLite ${r.sqlite} each of their executions compiled them again (\`sqlite3Reprepare\` under \`sqlite3_step\` in a perf profile), because an ORDER BY with \`= ?\` or \`LIMIT ?\` makes the plan depend on the bound values. The store's statements now say \`= ? COLLATE BINARY\` and \`LIMIT CAST(? AS INTEGER)\` (the same comparison and limit), as do the SQLite read models' \`usageOf\`, \`idsAfter\`, \`due\` and the breakdown's watch list.`,
+      `${fmt(r.streams)} streams of 3 events in one SQLite store file; ${fmt(r.reads)} reads of streams drawn at random, each form in the same run (best of 2 alternating rounds). Raw: \`${RAW_READ}\` on a handle of its own with the store's page cache (64 MiB), data and metadata parsed. The previous forms are the statements as they were before session 14; with SQLite ${r.sqlite} each of their executions compiled them again (\`sqlite3Reprepare\` under \`sqlite3_step\` in a perf profile), because an ORDER BY with \`= ?\` or \`LIMIT ?\` makes the plan depend on the bound values. The store's statements now say \`= ? COLLATE BINARY\` and \`LIMIT CAST(? AS INTEGER)\` (the same comparison and limit), as do the SQLite read models' \`usageOf\`, \`idsAfter\`, \`due\` and the breakdown's watch list.`,
       '',
       '| stream read | reads/s | ratio to raw |',
       '|---|---|---|',
