@@ -65,11 +65,12 @@ export function toStored(row: EventRow): StoredEvent {
  * min()/max() goes with an `=` on a bound parameter, or with `LIMIT ?`. A lookup of a 3-event
  * stream cost 17 to 28 µs instead of 3 to 5 µs. So: `= ? COLLATE BINARY` (the columns' own
  * collation, so the same comparison) and `LIMIT CAST(? AS INTEGER)` (the same limit, negative =
- * none) in every such statement, here and in the SQLite read models (`bench/statements.bench.ts`).
+ * none) in every such statement, here and in the SQLite read models (`bench/statements.bench.ts`;
+ * test/event-store/sqlite.statement-plans.test.ts checks the SQL of every statement).
  */
 /** The filter and order of `readAll` and `readAllJson` (ReadAllOptions, normalised: see `readAllParams`). */
 const READ_ALL_FILTER = `WHERE global_position > @after
-    AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix)
+    AND (@prefix IS NULL OR substr(stream_name, 1, length(@prefix)) = @prefix COLLATE BINARY)
     AND (@types IS NULL OR type IN (SELECT value FROM json_each(@types)))
   ORDER BY global_position
   LIMIT CAST(@limit AS INTEGER)`;
