@@ -21,14 +21,15 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteEventStore } from '@metering/event-store';
+import { COLUMNS } from '../libs/event-store/src/sqlite/sqlite-schema';
 import { prng } from '../test/support/workload';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
-const COLUMNS = 'global_position, stream_name, revision, event_id, type, data, metadata, recorded_at';
 /** The statements as they were before session 14 (plans that depend on the bound values). */
 const PREVIOUS_READ_STREAM = `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ? ORDER BY revision LIMIT ?`;
 const PREVIOUS_TIP = 'SELECT revision, global_position FROM events WHERE stream_name = ? ORDER BY revision DESC LIMIT 1';
 const RAW_READ = `SELECT ${COLUMNS} FROM events WHERE stream_name = ? AND revision >= ?`;
+/** The tip without ORDER BY: the stream's rows in index order (revision ascending), the first one read. */
 const RAW_TIP = 'SELECT revision, global_position FROM events WHERE stream_name = ? AND revision >= 0';
 
 interface Row { data: string; metadata: string }
@@ -82,19 +83,17 @@ export async function measureStatements(scale: Scale): Promise<StatementsResult>
   const previousTip = raw.prepare(PREVIOUS_TIP).safeIntegers(true);
   const parseRows = (rows: Row[]) => rows.map((r) => [JSON.parse(r.data), JSON.parse(r.metadata)]);
   const result: StatementsResult = { streams, reads, raw: 0, readStream: 0, coldStarts: 0, previousReadStream: 0, rawTip: 0, tip: 0, previousTip: 0, sqlite: raw.prepare('SELECT sqlite_version()').pluck().get() as string };
+  const best = (k: Exclude<keyof StatementsResult, 'sqlite'>, v: number) => (result[k] = Math.max(result[k], v));
   // Two rounds, alternating the forms; the best of each counts.
   for (let round = 0; round < 2; round++) {
-    type Figure = Exclude<keyof StatementsResult, 'sqlite'>;
-    const best = (k: Figure, v: number) => (result[k] = Math.max(result[k], v));
     best('raw', await rate(reads, draws, (ns) => ns.map((n) => parseRows(rawRead.all(n, 0)))));
     best('readStream', await rate(reads, draws, async (ns) => { for (const n of ns) await store.readStream(n); }));
     best('coldStarts', await rate(reads, draws, (ns) => store.readColdStarts(ns, 500)));
     best('previousReadStream', await rate(reads, draws, (ns) => ns.map((n) => parseRows(previousRead.all(n, 0, 500)))));
-    best('rawTip', await rate(reads, draws, (ns) => ns.map((n) => rawTip.all(n))));
+    best('rawTip', await rate(reads, draws, (ns) => ns.map((n) => rawTip.get(n))));
     best('tip', await rate(reads, draws, async (ns) => { for (const n of ns) await store.streamRevision(n); }));
     best('previousTip', await rate(reads, draws, (ns) => ns.map((n) => previousTip.get(n))));
   }
-  // The adapter's tip (streamRevision) for the same draws, checked against the raw read.
   // What the adapter's reads return, for some of the draws: each stream whole and in order, a limit kept.
   for (const n of draws.slice(0, 100)) {
     const all = (await store.readStream(n)).map((e) => e.revision).join(',');

@@ -94,7 +94,7 @@ export type SqliteStatements = ReturnType<typeof prepareStatements>;
 export function prepareStatements(db: Database.Database) {
   const tip = db
     .prepare<[string], { revision: bigint; global_position: bigint }>(
-      `SELECT revision, global_position FROM events WHERE stream_name = ? COLLATE BINARY ORDER BY revision DESC LIMIT 1`,
+      'SELECT revision, global_position FROM events WHERE stream_name = ? COLLATE BINARY ORDER BY revision DESC LIMIT 1',
     )
     .safeIntegers(true);
   const byIds = db
