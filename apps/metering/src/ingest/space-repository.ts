@@ -79,10 +79,20 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
  * A stale cache entry is harmless: the append's exact expected revision catches it, and the caller
  * reloads.
  */
+/** A first-tier entry: the state and its `estimatedStateBytes` when it was last weighed. */
+interface Cached {
+  state: SpaceState;
+  bytes: number;
+}
+
 export class SpaceRepository {
-  private readonly cache = new LruMap<string, SpaceState>();
-  /** `estimatedStateBytes` of each cached state when it was last remembered, and their sum. */
-  private readonly weight = new WeakMap<SpaceState, number>();
+  /**
+   * The first tier. An entry carries its weight, so a hit costs map operations on this Map only
+   * (with 100,000 Spaces each is a cache miss: a hit used to cost about ten of them, on this Map
+   * and a WeakMap of weights).
+   */
+  private readonly cache = new LruMap<string, Cached>();
+  /** The sum of the entries' weights. */
   private cachedBytes = 0;
   private readonly maxCachedBytes: number;
   /** The second tier: states pushed out of `cache`, as snapshot bodies, with the version of their latest stored snapshot. */
@@ -110,7 +120,7 @@ export class SpaceRepository {
   /** The Space's state; `now` (the injected clock) decides what compaction may drop. */
   async load(spaceId: string, now: number): Promise<SpaceState> {
     const cached = this.cache.touch(spaceId);
-    if (cached) return cached;
+    if (cached) return cached.state;
     const restored = this.restore(spaceId);
     if (restored) return restored;
     const started = performance.now();
@@ -180,7 +190,7 @@ export class SpaceRepository {
 
   /** Loads fresh from the store, folding only the events after what is cached. */
   async refresh(spaceId: string, now: number): Promise<SpaceState> {
-    const cached = this.cache.get(spaceId) ?? this.restore(spaceId);
+    const cached = this.cache.get(spaceId)?.state ?? this.restore(spaceId);
     if (!cached) return this.load(spaceId, now);
     await this.foldTail(cached, now);
     return cached;
@@ -190,7 +200,17 @@ export class SpaceRepository {
   appended(state: SpaceState, now: number): void {
     compactSpace(state, now, this.windowMs);
     this.maybeSnapshot(state);
-    this.remember(state);
+    const entry = this.cache.get(state.spaceId);
+    if (entry?.state !== state) {
+      this.remember(state);
+      return;
+    }
+    // Still the cached entry, made the newest by the `load` that returned it: weighed again only
+    // (it grows with its uses), no second reordering.
+    const bytes = estimatedStateBytes(state);
+    this.cachedBytes += bytes - entry.bytes;
+    entry.bytes = bytes;
+    this.evictOverBounds();
   }
 
   /**
@@ -199,17 +219,22 @@ export class SpaceRepository {
    * `maxCachedBytes` (the newest stays, even alone over the bound).
    */
   remember(state: SpaceState): void {
-    this.forget(state.spaceId);
+    const previous = this.cache.get(state.spaceId);
     const bytes = estimatedStateBytes(state);
-    this.weight.set(state, bytes);
-    this.cachedBytes += bytes;
-    this.cache.set(state.spaceId, state);
-    // A body kept for this Space is older than the state now cached.
-    this.dropCompact(state.spaceId);
+    this.cachedBytes += bytes - (previous?.bytes ?? 0);
+    this.cache.set(state.spaceId, { state, bytes });
+    // A body kept for this Space is older than the state now cached (a Space cached in the first
+    // tier has none: `stash` keeps only states pushed out of it, `restore` drops the body it takes).
+    if (previous === undefined) this.dropCompact(state.spaceId);
+    this.evictOverBounds();
+  }
+
+  /** The oldest states go to the second tier while the first is over a bound (the newest stays, even alone). */
+  private evictOverBounds(): void {
     while (this.cache.size > 1 && (this.cache.size > this.maxCached || this.cachedBytes > this.maxCachedBytes)) {
-      const [, oldest] = this.cache.shift() as [string, SpaceState];
-      this.cachedBytes -= this.weight.get(oldest) ?? 0;
-      this.stash(oldest);
+      const [, oldest] = this.cache.shift() as [string, Cached];
+      this.cachedBytes -= oldest.bytes;
+      this.stash(oldest.state);
     }
   }
 
@@ -232,9 +257,9 @@ export class SpaceRepository {
 
   /** Drops the Space's first-tier entry, if any, and its weight. */
   private forget(spaceId: string): void {
-    const state = this.cache.get(spaceId);
-    if (state === undefined) return;
-    this.cachedBytes -= this.weight.get(state) ?? 0;
+    const entry = this.cache.get(spaceId);
+    if (entry === undefined) return;
+    this.cachedBytes -= entry.bytes;
     this.cache.delete(spaceId);
   }
 
