@@ -68,6 +68,47 @@ describe('SpaceRepository.prefetch', () => {
     expect(await fallback.load('snap', NOW)).toEqual(await new SpaceRepository(store).load('snap', NOW));
   });
 
+  test('a batched read returns at most prefetchEvents events, whatever the Spaces hold; the states are those load gives', async () => {
+    // Six Spaces of 61 events each and no snapshot: unbounded, one read would return 366 events.
+    const seedRepo = new SpaceRepository(store, { snapshotEvery: 1_000_000 });
+    const catalog = new CatalogService(store, systemIds, null);
+    await catalog.init();
+    const ingest = new IngestService(store, seedRepo, catalog, clock, systemIds);
+    const ids = Array.from({ length: 6 }, (_, k) => `big-${k}`);
+    for (const spaceId of ids) {
+      await ingest.ingest([{ type: 'subscription-changed', eventId: `sub-${spaceId}`, spaceId, plan: 'ultra', cycle: 'monthly', effectiveAt: '2026-11-01T00:00:00Z' }]);
+      await ingest.ingest(Array.from({ length: 60 }, (_, i): InboundEvent => ({ type: 'generation-performed', eventId: `${spaceId}-${i}`, spaceId, userId: 'u', feature: 'ai_shadows', medium: 'image', generations: 1, occurredAt: '2026-11-19T10:00:00Z' })));
+    }
+    const reads: number[] = [];
+    const counted = new Proxy(store, {
+      get: (t, p) =>
+        p === 'readColdStarts'
+          ? async (names: string[], maxCount: number) => {
+              const got = await t.readColdStarts(names, maxCount);
+              reads.push([...got.values()].reduce((n, c) => n + c.events.length, 0));
+              return got;
+            }
+          : Reflect.get(t, p, t),
+    }) as EventStore;
+    for (const budget of [100, 4]) {
+      reads.length = 0;
+      const loads: string[] = [];
+      const repo = new SpaceRepository(counted, { snapshotEvery: 1_000_000, prefetchEvents: budget, onLoad: (l) => loads.push(l.spaceId) });
+      await repo.prefetch(ids, NOW);
+      expect(reads.length).toBeGreaterThan(0);
+      for (const n of reads) expect(n).toBeLessThanOrEqual(budget);
+      expect(loads.sort()).toEqual([...ids].sort()); // every Space loaded by the prefetch, read on where its share ran out
+      const single = new SpaceRepository(store, { snapshotEvery: 1_000_000 });
+      for (const id of ids) {
+        const state = await repo.load(id, NOW);
+        expect(state.version).toBe(61);
+        expect(state).toEqual(await single.load(id, NOW));
+      }
+      expect(loads).toHaveLength(ids.length); // the loads above were hits
+    }
+    expect(() => new SpaceRepository(store, { prefetchEvents: 0 })).toThrow(/prefetchEvents/);
+  });
+
   test('a long stream without a snapshot: the load time reported covers the whole fold, not only the batched read', async () => {
     // 12,000 events, no snapshot: prefetch reads the first page of 5,000 in its batched read and
     // foldTail reads and folds the rest; the reported time must cover both.

@@ -37,6 +37,13 @@ export interface SpaceRepositoryOptions {
    * Default 1000.
    */
   snapshotEvery?: number;
+  /**
+   * A batched cold load (`prefetch`) reads at most this many events at once: each Space of a read
+   * gets an equal share of it (at most a load's page), and a Space whose tail after its snapshot is
+   * longer is read on page by page, as `load` reads it. So the memory a batch's cold loads take is
+   * bounded whatever the sizes of the Spaces it touches. Default 50,000.
+   */
+  prefetchEvents?: number;
   /** Told about each cold load: how many events it read and whether it started from a snapshot. */
   onLoad?: (load: { spaceId: string; eventsRead: number; fromSnapshot: boolean; ms: number }) => void;
   /** Snapshot writes are best effort (a cache): failures are reported here, never thrown. */
@@ -47,8 +54,10 @@ export interface SpaceRepositoryOptions {
 const LOAD_PAGE = 5000;
 /** Bytes a second-tier entry costs beside its body's characters (map entry, entry object, string header). */
 const COMPACT_ENTRY_OVERHEAD = 96;
-/** Spaces per batched cold-load read (`prefetch`). */
+/** Spaces per batched cold-load read (`prefetch`), at most. */
 const PREFETCH_CHUNK = 1000;
+/** `prefetchEvents`' default. */
+export const DEFAULT_PREFETCH_EVENTS = 50_000;
 
 /** The first tier's bounds unless set (and SPACE_CACHE_SIZE's and SPACE_CACHE_MB's defaults: config.ts). */
 export const DEFAULT_MAX_CACHED = 200_000;
@@ -104,6 +113,7 @@ export class SpaceRepository {
   private readonly maxCached: number;
   private readonly windowMs: number;
   private readonly snapshotEvery: number;
+  private readonly prefetchEvents: number;
 
   constructor(private readonly store: EventStore, private readonly options: SpaceRepositoryOptions = {}) {
     this.maxCached = options.maxCached ?? DEFAULT_MAX_CACHED;
@@ -111,6 +121,8 @@ export class SpaceRepository {
     this.maxCompactChars = options.maxCompactChars ?? 48 * 2 ** 20;
     this.windowMs = options.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
     this.snapshotEvery = options.snapshotEvery ?? 1000;
+    this.prefetchEvents = options.prefetchEvents ?? DEFAULT_PREFETCH_EVENTS;
+    if (!Number.isSafeInteger(this.prefetchEvents) || this.prefetchEvents < 1) throw new TypeError('SpaceRepository: prefetchEvents must be an integer >= 1');
   }
 
   get correctionWindowMs(): number {
@@ -151,12 +163,15 @@ export class SpaceRepository {
     if (!this.store.readColdStarts) return;
     const missing = [...new Set(spaceIds)].filter((id) => !this.cache.has(id) && !this.compact.has(id));
     if (missing.length === 0) return;
-    // Never more Spaces than the cache keeps (they would evict each other before their use).
-    const chunk = Math.max(1, Math.min(PREFETCH_CHUNK, this.maxCached));
+    // Never more Spaces than the cache keeps (they would evict each other before their use), nor
+    // than events a read may return (each Space reads at least one).
+    const chunk = Math.max(1, Math.min(PREFETCH_CHUNK, this.maxCached, this.prefetchEvents));
     for (let i = 0; i < missing.length; i += chunk) {
       const ids = missing.slice(i, i + chunk);
+      // Each Space's share of the read: the events returned are at most prefetchEvents in all.
+      const share = Math.min(LOAD_PAGE, Math.floor(this.prefetchEvents / ids.length));
       const started = performance.now();
-      const starts = await this.store.readColdStarts(ids.map(spaceStreamName), LOAD_PAGE);
+      const starts = await this.store.readColdStarts(ids.map(spaceStreamName), share);
       // A Space's load time: its share of the batched read, plus its own fold (which for a stream
       // without a snapshot is the whole stream, read on by foldTail).
       const readMs = (performance.now() - started) / ids.length;
@@ -175,7 +190,7 @@ export class SpaceRepository {
         if (events.length && events[0].revision !== start) continue;
         this.snapshotAt.set(state, start);
         for (const e of events) evolve(state, asSpaceEvent(e));
-        if (events.length === LOAD_PAGE) {
+        if (events.length === share) {
           compactSpace(state, now, this.windowMs);
           await this.foldTail(state, now);
           if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
