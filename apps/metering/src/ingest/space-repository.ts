@@ -79,6 +79,12 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
   return event;
 };
 
+/** A first-tier entry: the state and its `estimatedStateBytes` when it was last weighed. */
+interface Cached {
+  state: SpaceState;
+  bytes: number;
+}
+
 /**
  * Loads a Space's decider state with a bounded in-process cache. A cold load reads the Space's
  * latest snapshot (when its schema and window fit) and folds only the events after it, so its work
@@ -88,12 +94,6 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
  * A stale cache entry is harmless: the append's exact expected revision catches it, and the caller
  * reloads.
  */
-/** A first-tier entry: the state and its `estimatedStateBytes` when it was last weighed. */
-interface Cached {
-  state: SpaceState;
-  bytes: number;
-}
-
 export class SpaceRepository {
   /**
    * The first tier. An entry carries its weight, so a hit costs map operations on this Map only
@@ -215,37 +215,25 @@ export class SpaceRepository {
   appended(state: SpaceState, now: number): void {
     compactSpace(state, now, this.windowMs);
     this.maybeSnapshot(state);
-    const entry = this.cache.get(state.spaceId);
-    if (entry?.state !== state) {
-      this.remember(state);
-      return;
-    }
-    // Still the cached entry, made the newest by the `load` that returned it: weighed again only
-    // (it grows with its uses), no second reordering.
-    const bytes = estimatedStateBytes(state);
-    this.cachedBytes += bytes - entry.bytes;
-    entry.bytes = bytes;
-    this.evictOverBounds();
+    this.remember(state);
   }
 
   /**
-   * Caches the state as the newest entry, weighed again (it grows with its uses); the oldest states
-   * go to the second tier while there are more than `maxCached` or they weigh more than
-   * `maxCachedBytes` (the newest stays, even alone over the bound).
+   * Caches the state, weighed again (it grows with its uses), as the newest entry; the state its
+   * entry already holds (an append's, which the `load` that returned it made the newest) is only
+   * weighed again, not moved a second time. The oldest states go to the second tier while there
+   * are more than `maxCached` or they weigh more than `maxCachedBytes` (the newest stays, even
+   * alone over the bound).
    */
   remember(state: SpaceState): void {
     const previous = this.cache.get(state.spaceId);
     const bytes = estimatedStateBytes(state);
     this.cachedBytes += bytes - (previous?.bytes ?? 0);
-    this.cache.set(state.spaceId, { state, bytes });
+    if (previous?.state === state) previous.bytes = bytes;
+    else this.cache.set(state.spaceId, { state, bytes });
     // A body kept for this Space is older than the state now cached (a Space cached in the first
     // tier has none: `stash` keeps only states pushed out of it, `restore` drops the body it takes).
     if (previous === undefined) this.dropCompact(state.spaceId);
-    this.evictOverBounds();
-  }
-
-  /** The oldest states go to the second tier while the first is over a bound (the newest stays, even alone). */
-  private evictOverBounds(): void {
     while (this.cache.size > 1 && (this.cache.size > this.maxCached || this.cachedBytes > this.maxCachedBytes)) {
       const [, oldest] = this.cache.shift() as [string, Cached];
       this.cachedBytes -= oldest.bytes;
