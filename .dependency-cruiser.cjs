@@ -1,6 +1,6 @@
 /**
  * Layer rules (dependency-cruiser 18). Run:
- *   npx depcruise --config .dependency-cruiser.cjs libs apps
+ *   npx depcruise --config .dependency-cruiser.cjs libs apps bench
  * (also `npm run lint:layers`). Any "error" makes the command exit non-zero.
  *
  * - libs/domain is pure TypeScript: its production code imports only libs/domain itself. Nothing
@@ -13,6 +13,9 @@
  *   kafka, cli) may use the features below them, never each other's internals; ingest, projection
  *   and scheduler never import a transport; projection never imports ingest; only the composition
  *   root (main.ts, http/bootstrap.ts) imports app.module.ts.
+ * - the benchmarks never load the fuzz generators (test/support/fuzz-arbitraries.ts, reached through
+ *   the workload's index): fast-check's tables stay live, about 86 MiB of heap that the in-process
+ *   benchmarks' collections would mark on every major GC beside the service's own.
  */
 
 /** Test code inside libs/domain: specs and the helpers under src/testing. */
@@ -95,6 +98,15 @@ module.exports = {
       severity: 'error',
       from: { path: '^apps/', pathNot: [`${APP}main\\.ts$`, `${APP}http/bootstrap\\.ts$`] },
       to: { path: `${APP}app\\.module\\.ts$` },
+    },
+    {
+      name: 'bench-without-fuzz-generators',
+      comment:
+        'bench/ imports the workload generator by module (test/support/workload/flat, random, events), not its index: ' +
+        'the index loads the fuzz generators, whose fast-check tables (about 86 MiB) would sit in the heap of the in-process benchmarks.',
+      severity: 'error',
+      from: { path: '^bench/' },
+      to: { path: '^test/support/fuzz-arbitraries\\.ts$', reachable: true },
     },
     {
       name: 'no-circular',

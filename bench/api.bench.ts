@@ -42,7 +42,8 @@ import {
 import { seedStore } from './seed';
 import { type Segment, checkEntitlement, defaultCatalogJson, parseCatalog, periodAt } from '@metering/domain';
 import { Entry } from '../apps/metering/src/projection/entitlement-view-entry';
-import { benchSpaceId as spaceIdOf, prng } from '../test/support/workload';
+import { benchSpaceId as spaceIdOf } from '../test/support/workload/flat';
+import { prng } from '../test/support/workload/random';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon = require('autocannon');

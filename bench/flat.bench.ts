@@ -38,7 +38,7 @@ import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
 import { Projector } from '../apps/metering/src/projection/projector';
 import { PROJECTION_BATCH } from '../apps/metering/src/projection/projection.module';
-import { flatStream } from '../test/support/workload';
+import { flatStream } from '../test/support/workload/flat';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -41,7 +41,8 @@ import {
 import type { InboundType } from '@metering/domain';
 import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
-import { bodyOf, flatStream } from '../test/support/workload';
+import { bodyOf } from '../test/support/workload/events';
+import { flatStream } from '../test/support/workload/flat';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { startBroker } = require('../scripts/kafka/broker');

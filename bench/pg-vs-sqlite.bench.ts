@@ -25,7 +25,7 @@ import { CatalogService } from '../apps/metering/src/catalog/catalog.service';
 import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
 import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
-import { flatStream } from '../test/support/workload';
+import { flatStream } from '../test/support/workload/flat';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

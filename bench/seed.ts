@@ -8,7 +8,7 @@ import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
 import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import type { InboundEvent } from '@metering/domain';
-import { flatStream } from '../test/support/workload';
+import { flatStream } from '../test/support/workload/flat';
 
 export async function seedStore(store: EventStore, events: number, spaces: number, seed = 7): Promise<{ accepted: number; rejected: number }> {
   const catalog = new CatalogService(store, systemIds, null);

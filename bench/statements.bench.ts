@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteEventStore } from '@metering/event-store';
 import { COLUMNS } from '../libs/event-store/src/sqlite/sqlite-schema';
-import { prng } from '../test/support/workload';
+import { prng } from '../test/support/workload/random';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 /** The statements as they were before session 14 (plans that depend on the bound values). */

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { Pool } from 'pg';
 import { type EventStore, type NewEvent, SqliteEventStore, createEventStore } from '@metering/event-store';
-import { prng } from '../test/support/workload';
+import { prng } from '../test/support/workload/random';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -55,7 +55,7 @@ case "$cmd" in
     ensure_chromium
     # The Kafka broker jars (Maven Central) are resolved once into a cache outside the repo.
     node scripts/kafka/prefetch.js >&2
-    npx depcruise --config .dependency-cruiser.cjs libs apps >&2
+    npm run --silent lint:layers >&2
     # The Kafka harness (plain CommonJS + JSDoc, run unbuilt) against its declared API (broker.d.ts).
     npx tsc -p scripts/kafka >&2
     # Dockerfile and compose linters, k8s manifests against the Kubernetes schemas (no Docker needed).
