@@ -16,6 +16,7 @@ import { CatalogService } from '../../apps/metering/src/catalog/catalog.service'
 import { systemIds } from '../../apps/metering/src/infra/clock';
 import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
+import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
 import { rebuildBalances } from '../../apps/metering/src/projection/rebuild';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
 
@@ -47,6 +48,22 @@ it('a store written by the previous version keeps its balances, rebuilds to them
     const spaceEvents = (await store.readAll({ streamPrefix: 'space-' })).length;
     expect(await rebuildBalances(store, rm)).toBe(spaceEvents);
     expect(balances(await rm.dump())).toEqual(want);
+
+    // the usage breakdown built from these events adds up, per Space and period, to the balances:
+    // the old changes get their member moves with their moves, by the same fold
+    const breakdown = new SqliteBreakdownReadModel(store.db);
+    await breakdown.init();
+    await rebuildBalances(store, rm, { followers: [breakdown] });
+    const perPeriod = new Map<string, number[]>();
+    for (const r of (await breakdown.dump()).rows) {
+      const k = `${r.spaceId}|${r.periodStart}`;
+      const p = perPeriod.get(k) ?? [0, 0, 0, 0];
+      perPeriod.set(k, [p[0] + r.used.ai_image_credits, p[1] + r.used.ai_video_credits, p[2] + r.used.batch_exports, p[3] + r.events]);
+    }
+    const usageRows = (want.usage as { spaceId: string; periodStart: number; used: { ai_image_credits: number; ai_video_credits: number; batch_exports: number }; usageEvents: number }[]).filter((u) => u.usageEvents > 0);
+    expect(new Map([...perPeriod].sort())).toEqual(
+      new Map(usageRows.map((u) => [`${u.spaceId}|${u.periodStart}`, [u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents]] as const).sort()),
+    );
 
     // the domain fold of every stream agrees with the read model
     const catalog = new CatalogService(store, systemIds, null);

@@ -34,11 +34,33 @@ export interface SubscriptionChangedData {
    */
   moves?: PeriodMove[];
   /**
+   * The same moves per member and feature (the usage breakdown's side of `moves`): for each
+   * (period left, period joined, userId, feature), the usage that moved, signed positive. Only
+   * for uses whose member the decision knew (uses recorded since members were kept in the Space
+   * state); absent when no such use moved, and on events written before it was recorded.
+   */
+  memberMoves?: MemberMove[];
+  /**
    * true on every change decided since the carry rule (issue 13): a change of reset family in the
    * middle of a period keeps that period's usage (`firstPeriodStart` in timeline.ts). Absent on
    * older events, which keep the meaning they were recorded with (a fresh period at effectiveAt).
    */
   keepsUsage?: true;
+}
+
+/** Usage of one member and feature that a subscription change moved from one period to another. */
+export interface MemberMove {
+  /** Start of the period the usage left. */
+  from: string;
+  /** Start of the period it joined. */
+  to: string;
+  userId: string;
+  /** The AI feature, or `batch_export` for a batch export (BATCH_EXPORT_FEATURE). */
+  feature: string;
+  /** Amounts per pool that moved (each >= 0). */
+  used: Limits;
+  /** Usage events that moved (> 0). */
+  usageEvents: number;
 }
 
 /** A signed change to one period's usage, recorded by the decision that caused it. */

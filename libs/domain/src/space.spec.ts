@@ -669,7 +669,7 @@ describe('Space decider', () => {
         spaceId: SPACE_ID,
         version: 2,
         seen: ['e-1'],
-        recent: [{ id: 'e-1', at: Date.parse('2025-03-04T00:00:00.000Z'), pool: 'ai_image_credits', amount: 42, fp: expect.any(Number) }],
+        recent: [{ id: 'e-1', at: Date.parse('2025-03-04T00:00:00.000Z'), pool: 'ai_image_credits', amount: 42, userId: USER_ID, feature: 'something_retired', fp: expect.any(Number) }],
         horizon: Number.NEGATIVE_INFINITY,
         timeline: [],
         periods: [{ start: 0, end: null, used: { ai_image_credits: 42, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 }],

@@ -20,6 +20,8 @@ export {
   addUse,
   applyPeriodMove,
   attributionMoves,
+  memberMoves,
+  BATCH_EXPORT_FEATURE,
   evolve,
   foldSpace,
 } from './decider/state';
@@ -34,7 +36,7 @@ export {
 } from './decider/window';
 export { type SpaceCommand, type DecideContext, type Decision, inboundEventIdOf, DEFAULT_MAX_CLOCK_SKEW_MS, reaches } from './decider/commands';
 export { recordedIdOf, recordedIdsToLookUp } from './decider/decide-usage';
-export { lastResetBoundary } from './decider/decide-subscription';
+export { lastResetBoundary, MEMBER_MOVES_MAX } from './decider/decide-subscription';
 export { canonicalPayload, canonicalRecorded, inboundFingerprint, recordedFingerprint, payloadDifferences } from './decider/fingerprint';
 
 export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideContext): Decision {

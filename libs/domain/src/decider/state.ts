@@ -2,7 +2,7 @@
  * The Space's decision state and its fold (evolve): bounded by the corrections window.
  */
 import { type Limits, type Pool } from '../catalog/catalog';
-import type { PeriodMove, SpaceEvent } from '../events';
+import type { MemberMove, PeriodMove, SpaceEvent } from '../events';
 import { type Period, iso, parseStoredInstant } from '../period';
 import { type Segment, type Timeline, periodAt, withActivation, withSubscriptionChange } from '../timeline';
 import { emptyLimits } from '../catalog/pricing';
@@ -35,6 +35,30 @@ export interface UsageItem {
   amount: number;
   /** Fingerprint of the recorded payload (`recordedFingerprint`): a resend with another one is a conflict. */
   fp: number;
+  /**
+   * The member and feature it counted under in the usage breakdown (`memberMoves`). Absent on a
+   * use restored from a snapshot written before members were kept.
+   */
+  userId?: string;
+  feature?: string;
+}
+
+/** The feature a batch export counts under in the usage breakdown (batch exports have no AI feature). */
+export const BATCH_EXPORT_FEATURE = 'batch_export';
+
+/**
+ * Equal member and feature texts share one string: each event parsed from the store brings its own
+ * copies, and a use kept in the window would hold them (about 60 bytes per use; features are few,
+ * a Space's members repeat). Bounded: cleared when full, which only costs sharing.
+ */
+const TEXTS_KEPT = 16_384;
+const texts = new Map<string, string>();
+export function sharedText(text: string): string {
+  const kept = texts.get(text);
+  if (kept !== undefined) return kept;
+  if (texts.size >= TEXTS_KEPT) texts.clear();
+  texts.set(text, text);
+  return text;
 }
 
 export interface SpaceState {
@@ -99,9 +123,10 @@ export const firedKey = (periodStart: number, pool: Pool, threshold: number): st
 export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
 ): Omit<UsageItem, 'fp'> {
+  const d = event.data;
   return event.type === 'GenerationRecorded'
-    ? { id: event.data.sourceEventId, at: parseStoredInstant(event.data.occurredAt), pool: event.data.pool, amount: event.data.credits }
-    : { id: event.data.sourceEventId, at: parseStoredInstant(event.data.occurredAt), pool: 'batch_exports', amount: event.data.images };
+    ? { id: d.sourceEventId, at: parseStoredInstant(d.occurredAt), pool: event.data.pool, amount: event.data.credits, userId: sharedText(d.userId), feature: sharedText(event.data.feature) }
+    : { id: d.sourceEventId, at: parseStoredInstant(d.occurredAt), pool: 'batch_exports', amount: event.data.images, userId: sharedText(d.userId), feature: BATCH_EXPORT_FEATURE };
 }
 
 /**
@@ -140,6 +165,26 @@ export function applyPeriodMove(row: PeriodUsage | null, move: PeriodMove): Peri
 
 const parseEnd = (end: string | null): number | null => (end === null ? null : Date.parse(end));
 
+/** A use whose period a timeline change moved: the period containing it before and after. */
+interface MovedUse<U> {
+  use: U;
+  from: Period;
+  to: Period;
+}
+
+/**
+ * The uses whose period changes (start or end) when the timeline changes from `before` to
+ * `after`, with the period containing each under both. The one attribution rule: `attributionMoves`
+ * (per period) and `memberMoves` (per member and feature) both take it from here.
+ */
+function* movedUses<U extends { at: number }>(before: Timeline, after: Timeline, uses: Iterable<U>): Generator<MovedUse<U>> {
+  for (const use of uses) {
+    const from = periodAt(before, use.at);
+    const to = periodAt(after, use.at);
+    if (from.start !== to.start || from.end !== to.end) yield { use, from, to };
+  }
+}
+
 /**
  * How usage moves between periods when the timeline changes from `before` to `after`: for each
  * use, the period containing it under each timeline; a use whose period changed (start or end)
@@ -153,10 +198,7 @@ export function attributionMoves(before: Timeline, after: Timeline, uses: Iterab
     if (!m) moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
     return m;
   };
-  for (const u of uses) {
-    const from = periodAt(before, u.at);
-    const to = periodAt(after, u.at);
-    if (from.start === to.start && from.end === to.end) continue;
+  for (const { use: u, from, to } of movedUses(before, after, uses)) {
     const out = entry(from.start);
     out.used[u.pool] -= u.amount;
     out.usageEvents -= 1;
@@ -173,6 +215,29 @@ export function attributionMoves(before: Timeline, after: Timeline, uses: Iterab
       used: m.used,
       usageEvents: m.usageEvents,
     }));
+}
+
+/**
+ * The same moves per member and feature, for the usage breakdown (rows by period start, member and
+ * feature): what each (period left, period joined, userId, feature) moved, over the uses whose
+ * period start changed and whose member is known (a use restored from an older snapshot has none
+ * and is left out). Sorted by period left, period joined, userId, feature.
+ */
+export function memberMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number; userId?: string; feature?: string }>): MemberMove[] {
+  const moves = new Map<string, { from: number; to: number; userId: string; feature: string; used: Limits; usageEvents: number }>();
+  for (const { use: u, from, to } of movedUses(before, after, uses)) {
+    // Rows are kept by period start: a use whose period only changed its end stays in its row.
+    if (from.start === to.start || u.userId === undefined || u.feature === undefined) continue;
+    const key = JSON.stringify([from.start, to.start, u.userId, u.feature]);
+    let m = moves.get(key);
+    if (!m) moves.set(key, (m = { from: from.start, to: to.start, userId: u.userId, feature: u.feature, used: emptyLimits(), usageEvents: 0 }));
+    m.used[u.pool] += u.amount;
+    m.usageEvents += 1;
+  }
+  const text = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...moves.values()]
+    .sort((a, b) => a.from - b.from || a.to - b.to || text(a.userId, b.userId) || text(a.feature, b.feature))
+    .map((m) => ({ from: iso(m.from), to: iso(m.to), userId: m.userId, feature: m.feature, used: m.used, usageEvents: m.usageEvents }));
 }
 
 /** The uses kept that occurred at or after `cutoff`. */
@@ -217,7 +282,9 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
     case 'GenerationRecorded':
     case 'BatchExportRecorded': {
       const item = usageItemOf(event);
-      if (item.at >= state.horizon) state.recent.set(item.id, { ...item, fp: recordedFingerprint(event) });
+      // One literal with every field (a spread then `fp` would put `fp` in a separate property array).
+      if (item.at >= state.horizon)
+        state.recent.set(item.id, { id: item.id, at: item.at, pool: item.pool, amount: item.amount, userId: item.userId, feature: item.feature, fp: recordedFingerprint(event) });
       countItem(state, item);
       return state;
     }

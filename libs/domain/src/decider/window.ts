@@ -4,7 +4,7 @@
 import { POOLS } from '../catalog/catalog';
 import { DAY_MS } from '../period';
 import { type Segment, periodAt } from '../timeline';
-import { type SpaceState, initialSpaceState } from './state';
+import { type SpaceState, initialSpaceState, sharedText } from './state';
 
 // ---------------------------------------------------------------------------------------------
 // The corrections window and compaction
@@ -52,8 +52,11 @@ interface SnapshotBody {
   horizon: number | null;
   windowMs: number;
   timeline: Segment[];
-  /** [eventId, at, pool index, amount, fingerprint] */
-  recent: [string, number, number, number, number][];
+  /**
+   * [eventId, at, pool index, amount, fingerprint, userId, feature]; the last two are absent in
+   * snapshots written before members were kept (such a use has no member: `memberMoves`).
+   */
+  recent: [string, number, number, number, number, string?, string?][];
   /** [eventId, fingerprint] */
   subscriptionIds: [string, number][];
   periods: [number, number | null, number, number, number, number][];
@@ -69,7 +72,9 @@ export function snapshotOfSpace(state: SpaceState, windowMs: number): string {
     horizon: Number.isFinite(state.horizon) ? state.horizon : null,
     windowMs,
     timeline: state.timeline,
-    recent: [...state.recent.values()].map((u) => [u.id, u.at, POOLS.indexOf(u.pool), u.amount, u.fp]),
+    recent: [...state.recent.values()].map((u) =>
+      u.userId !== undefined && u.feature !== undefined ? [u.id, u.at, POOLS.indexOf(u.pool), u.amount, u.fp, u.userId, u.feature] : [u.id, u.at, POOLS.indexOf(u.pool), u.amount, u.fp],
+    ),
     subscriptionIds: [...state.subscriptionIds],
     periods: [...state.periods.values()].map((p) => [p.start, p.end, p.used.ai_image_credits, p.used.ai_video_credits, p.used.batch_exports, p.usageEvents]),
     fired: [...state.fired],
@@ -95,7 +100,8 @@ export function spaceFromSnapshot(spaceId: string, schema: number, json: string,
   s.version = b.version;
   s.horizon = b.horizon === null ? Number.NEGATIVE_INFINITY : b.horizon;
   s.timeline = b.timeline;
-  for (const [id, at, pool, amount, fp] of b.recent) s.recent.set(id, { id, at, pool: POOLS[pool], amount, fp });
+  for (const [id, at, pool, amount, fp, userId, feature] of b.recent)
+    s.recent.set(id, typeof userId === 'string' && typeof feature === 'string' ? { id, at, pool: POOLS[pool], amount, userId: sharedText(userId), feature: sharedText(feature), fp } : { id, at, pool: POOLS[pool], amount, fp });
   for (const [id, fp] of b.subscriptionIds) s.subscriptionIds.set(id, fp);
   for (const [start, end, img, vid, exp, n] of b.periods)
     s.periods.set(start, { start, end, used: { ai_image_credits: img, ai_video_credits: vid, batch_exports: exp }, usageEvents: n });

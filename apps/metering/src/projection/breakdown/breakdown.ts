@@ -11,14 +11,14 @@
  * Keys come from the stored event as recorded: `periodStart` of GenerationRecorded /
  * BatchExportRecorded (the period the decider counted it in), `userId`, and the feature (a batch
  * export counts under the pseudo-feature `batch_export`; an AI feature used inside a batch counts
- * under its own feature).
+ * under its own feature). A back-dated subscription change that moves usage between periods
+ * records the move per member and feature (`SubscriptionChanged.memberMoves`): the rows follow it
+ * (a row left with no usage event goes away), as the balances follow `moves`.
  */
-import { type Limits, type Pool, decodeSpaceEvent, emptyLimits, spaceIdOfStored } from '@metering/domain';
+import { BATCH_EXPORT_FEATURE, type Limits, POOLS, type Pool, decodeSpaceEvent, emptyLimits, spaceIdOfStored } from '@metering/domain';
 import type { StoredEvent } from '@metering/event-store';
 
 export const BREAKDOWN_CHECKPOINT = 'breakdown';
-/** The feature a batch export is listed under (batch exports have no AI feature). */
-export const BATCH_EXPORT_FEATURE = 'batch_export';
 
 export interface BreakdownRow {
   spaceId: string;
@@ -167,17 +167,44 @@ export class BreakdownBatch {
         this.watch.push({ kind: 'reset', spaceId, periodStart: Date.parse(d.periodStart) });
         break;
       }
+      case 'SubscriptionChanged': {
+        for (const m of ev.data.memberMoves ?? []) {
+          this.move(spaceId, Date.parse(m.from), m.userId, m.feature, m.used, m.usageEvents, -1);
+          this.move(spaceId, Date.parse(m.to), m.userId, m.feature, m.used, m.usageEvents, 1);
+        }
+        break;
+      }
       default:
         break;
     }
   }
 
-  private count(spaceId: string, periodStart: number, userId: string, feature: string, pool: Pool, amount: number): void {
+  private row(spaceId: string, periodStart: number, userId: string, feature: string): BreakdownRow {
     const k = JSON.stringify([spaceId, periodStart, userId, feature]);
     let row = this.sums.get(k);
     if (!row) this.sums.set(k, (row = { spaceId, periodStart, userId, feature, used: zero(), events: 0 }));
+    return row;
+  }
+
+  private count(spaceId: string, periodStart: number, userId: string, feature: string, pool: Pool, amount: number): void {
+    const row = this.row(spaceId, periodStart, userId, feature);
     row.used[pool] += amount;
     row.events += 1;
+  }
+
+  /** A member move's side: `sign` -1 takes the usage out of the row, 1 adds it. */
+  private move(spaceId: string, periodStart: number, userId: string, feature: string, used: Limits, events: number, sign: 1 | -1): void {
+    const row = this.row(spaceId, periodStart, userId, feature);
+    for (const pool of POOLS) row.used[pool] += sign * used[pool];
+    row.events += sign * events;
+  }
+
+  /**
+   * The summed rows a member move took usage out of (net of the page: a use and its move in one
+   * page sum to nothing): after the write, such a row left with no usage event is deleted.
+   */
+  emptied(): BreakdownRow[] {
+    return [...this.sums.values()].filter((r) => r.events <= 0);
   }
 }
 

@@ -99,6 +99,14 @@ export class PostgresBreakdownReadModel implements BreakdownReadModel {
             sums.map((r) => r.events),
           ],
         );
+      // A member move took usage out of these rows: one left with no usage event goes away.
+      const emptied = batch.emptied();
+      if (emptied.length)
+        await c.query(
+          `DELETE FROM ${q}.rm_breakdown AS b USING unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS r(space_id, period_start, user_id, feature)
+           WHERE b.space_id = r.space_id AND b.period_start = r.period_start AND b.user_id = r.user_id AND b.feature = r.feature AND b.events <= 0`,
+          [emptied.map((r) => r.spaceId), emptied.map((r) => r.periodStart), emptied.map((r) => r.userId), emptied.map((r) => r.feature)],
+        );
       // One statement per run of watch changes (not one per change): see watchRuns.
       for (const run of watchRuns(batch.watch)) {
         if (run.kind === 'reset')
