@@ -25,9 +25,11 @@ export async function runRssBench(scale: Scale): Promise<BenchReport & { peakRss
     command: smoke ? 'node -r @swc-node/register bench/rss.bench.ts --smoke' : 'npm run bench:rss',
     peakRss: r.peakRss,
     lines: [
-      `The ingest benchmark at this size (backlog produced first; then consumed, decided, appended and projected), the service started as \`npm start\` starts it (V8 heap cap \`--max-old-space-size=640\`); RSS read from /proc/<pid>/status of the service process.`,
+      `The ingest benchmark at this size (backlog produced first; then consumed, decided, appended and projected), the service started as \`npm start\` starts it (V8 heap cap \`--max-old-space-size=576\`); RSS read from /proc/<pid>/status of the service process.`,
       '',
       'Without the heap cap the same run peaked at 1,751 MiB: the live JS heap was about 160 MB (a heap snapshot mid-run), and V8, whose default limit on this 24 GB machine is about 4 GB, let garbage grow. With the cap the peak stays under 1 GB and the rate did not drop. At 100,000 Spaces nearly every event touches a Space no other event of its batch touches, so the per-Space costs (state load, projection rows) are paid per event: hence the lower rate than in the ingest benchmark (2,000 Spaces).',
+      '',
+      'Session 16: on a quieter machine than before (load average 1 to 3, runs back to back) the run went faster (4,649 to 5,313 events/s) and the peak under the previous cap of 640 MB rose to 958 to 961 MiB in 3 runs, this build and the previous one alike: over 1 GB (10^9 bytes, 953.7 MiB). The heap sits at its cap, so the cap is the lever. Tried, one run each unless said: a cap of 592 MB, 922 MiB at 4,446 events/s; the store\'s page cache at 32 MiB instead of 64 (cap 640), 925 MiB at 4,497 events/s; a cap of 576 MB, 887 and 891 MiB at 4,045 and 4,872 events/s (2 runs). `npm start`, `scripts/run.sh` and the Dockerfile now cap at 576 MB; the page cache stays at 64 MiB (the many-Spaces ingest reads through it).',
       '',
       '| measure | value |',
       '|---|---|',

@@ -47,7 +47,7 @@ case "$cmd" in
     npm run --silent build >&2
     # The heap cap keeps the process well under 1 GB (the live set is a few hundred MB; without a
     # cap V8 lets garbage grow towards its default limit). Same flags as `npm start`.
-    exec node --max-old-space-size=640 dist/apps/metering/src/main.js "$@"
+    exec node --max-old-space-size=576 dist/apps/metering/src/main.js "$@"
     ;;
   test)
     install_deps
