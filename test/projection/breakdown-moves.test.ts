@@ -89,6 +89,18 @@ function expectFollowed(r: Awaited<ReturnType<typeof scenario>>): void {
   expect(balances.size).toBe(3);
 }
 
+/** The scenario projected live with pages of `pageSize`, checked, then rebuilt from the store: the same rows. */
+async function followThenRebuild(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number): Promise<void> {
+  await balances.init();
+  await breakdown.init();
+  const live = await scenario(store, balances, breakdown, pageSize);
+  expectFollowed(live);
+  await balances.clear();
+  await breakdown.clear();
+  await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
+  expect((await breakdown.dump()).rows).toEqual(live.dump);
+}
+
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-breakdown-moves-'));
@@ -101,14 +113,7 @@ describe.each([1, 1000])('the breakdown follows usage moves (projection pages of
     const balances = new SqliteBalanceReadModel(store.db);
     const breakdown = new SqliteBreakdownReadModel(store.db);
     try {
-      await balances.init();
-      await breakdown.init();
-      const live = await scenario(store, balances, breakdown, pageSize);
-      expectFollowed(live);
-      await balances.clear();
-      await breakdown.clear();
-      await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
-      expect((await breakdown.dump()).rows).toEqual(live.dump);
+      await followThenRebuild(store, balances, breakdown, pageSize);
     } finally {
       await balances.close();
       await store.close();
@@ -122,14 +127,7 @@ describe.each([1, 1000])('the breakdown follows usage moves (projection pages of
     const breakdown = new PostgresBreakdownReadModel(store.pool, schema);
     try {
       await store.migrate();
-      await balances.init();
-      await breakdown.init();
-      const live = await scenario(store, balances, breakdown, pageSize);
-      expectFollowed(live);
-      await balances.clear();
-      await breakdown.clear();
-      await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
-      expect((await breakdown.dump()).rows).toEqual(live.dump);
+      await followThenRebuild(store, balances, breakdown, pageSize);
     } finally {
       await store.close();
       await dropSchema(schema);
