@@ -37,7 +37,9 @@ export interface SubscriptionChangedData {
    * The same moves per member and feature (the usage breakdown's side of `moves`): for each
    * (period left, period joined, userId, feature), the usage that moved, signed positive. Only
    * for uses whose member the decision knew (uses recorded since members were kept in the Space
-   * state); absent when no such use moved, and on events written before it was recorded.
+   * state); absent when no such use moved, when more than `MEMBER_MOVES_MAX` would be recorded
+   * (the breakdown then keeps those uses in their recorded periods), and on events written before
+   * it was recorded.
    */
   memberMoves?: MemberMove[];
   /**

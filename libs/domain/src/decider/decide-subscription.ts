@@ -89,12 +89,12 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   return { outcome: 'accepted', events };
 }
 
-
 /**
  * At most this many member moves are recorded on a change (about 200 bytes each as JSON): a
  * change that moves usage of more (member, feature) pairs records its period moves only.
  */
 export const MEMBER_MOVES_MAX = 2000;
+
 /**
  * Whether a change effective at `effectiveAt` falls into a settled period: one that ended at or
  * before `cutoff` (the corrections window's start), so no usage can reach it any more and

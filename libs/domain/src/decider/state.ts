@@ -124,9 +124,11 @@ export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
 ): Omit<UsageItem, 'fp'> {
   const d = event.data;
+  const at = parseStoredInstant(d.occurredAt);
+  const userId = sharedText(d.userId);
   return event.type === 'GenerationRecorded'
-    ? { id: d.sourceEventId, at: parseStoredInstant(d.occurredAt), pool: event.data.pool, amount: event.data.credits, userId: sharedText(d.userId), feature: sharedText(event.data.feature) }
-    : { id: d.sourceEventId, at: parseStoredInstant(d.occurredAt), pool: 'batch_exports', amount: event.data.images, userId: sharedText(d.userId), feature: BATCH_EXPORT_FEATURE };
+    ? { id: d.sourceEventId, at, pool: event.data.pool, amount: event.data.credits, userId, feature: sharedText(event.data.feature) }
+    : { id: d.sourceEventId, at, pool: 'batch_exports', amount: event.data.images, userId, feature: BATCH_EXPORT_FEATURE };
 }
 
 /**
