@@ -1,14 +1,14 @@
 /**
  * The usage breakdown follows usage moves: a back-dated subscription change that moves usage
  * between periods records the move per member and feature (`SubscriptionChanged.memberMoves`,
- * computed by `memberMoves` from the same moved uses as `moves`), so a breakdown kept by
+ * computed with `moves` by `changeMoves`, from the same moved uses), so a breakdown kept by
  * (period, member, feature) can follow it without keeping uses.
  */
 import fc from 'fast-check';
 import type { Cycle, Limits, Plan } from './catalog/catalog';
 import { POOLS } from './catalog/catalog';
 import type { MemberMove, SpaceEvent, SubscriptionChangedData } from './events';
-import { BATCH_EXPORT_FEATURE, MEMBER_MOVES_MAX, SPACE_SNAPSHOT_SCHEMA, decideAll, foldSpace, memberMoves, snapshotOfSpace, spaceFromSnapshot } from './space';
+import { BATCH_EXPORT_FEATURE, MEMBER_MOVES_MAX, SPACE_SNAPSHOT_SCHEMA, changeMoves, decideAll, foldSpace, snapshotOfSpace, spaceFromSnapshot } from './space';
 import { SPACE_ID, at, contextFor, exportBatch, generate, history, isoOf, subscribe } from './testing/given-when-then';
 import { periodAt } from './timeline';
 
@@ -149,9 +149,9 @@ describe('member moves', () => {
     expect(over.moves?.find((m) => m.periodStart === '2025-02-03T00:00:00.000Z')?.usageEvents).toBe(MEMBER_MOVES_MAX + 1);
   });
 
-  it('memberMoves leaves out uses whose period does not change and uses without a member', () => {
+  it('changeMoves leaves out of the member moves uses whose period start does not change', () => {
     const timeline = foldSpace(SPACE_ID, history([subscribe('pro', 'monthly', '2025-01-01T00:00:00Z', { eventId: 'a' })])).timeline;
-    expect(memberMoves(timeline, timeline, [{ at: at('2025-01-05T00:00:00Z'), pool: 'ai_image_credits', amount: 3, userId: 'ann', feature: 'x' }])).toEqual([]);
+    expect(changeMoves(timeline, timeline, [{ at: at('2025-01-05T00:00:00Z'), pool: 'ai_image_credits', amount: 3, userId: 'ann', feature: 'x' }])).toEqual({ moves: [], memberMoves: [] });
   });
 });
 

@@ -20,7 +20,7 @@ export {
   addUse,
   applyPeriodMove,
   attributionMoves,
-  memberMoves,
+  changeMoves,
   BATCH_EXPORT_FEATURE,
   evolve,
   foldSpace,

@@ -6,11 +6,10 @@
  * every event written since carries its moves. Nothing is written back: events are facts.
  */
 import {
-  attributionMoves,
+  changeMoves,
   dataAs,
   decodeSpaceEvents,
   foldSpace,
-  memberMoves,
   parseStoredJson,
   withSubscriptionChange,
 } from '@metering/domain';
@@ -25,10 +24,8 @@ async function withMoves<E extends FoldedEvent>(store: EventStore, e: E): Promis
   const before = await store.readStream(e.streamName, { maxCount: e.revision });
   const state = foldSpace(e.streamName.slice('space-'.length), decodeSpaceEvents(before));
   const d = dataAs('SubscriptionChanged', e);
-  const after = withSubscriptionChange(state.timeline, d);
-  const moves = attributionMoves(state.timeline, after, state.recent.values());
-  const byMember = memberMoves(state.timeline, after, state.recent.values());
-  return { ...e, data: { ...e.data, moves, ...(byMember.length > 0 ? { memberMoves: byMember } : {}) } };
+  const { moves, memberMoves } = changeMoves(state.timeline, withSubscriptionChange(state.timeline, d), state.recent.values());
+  return { ...e, data: { ...e.data, moves, ...(memberMoves.length > 0 ? { memberMoves } : {}) } };
 }
 
 /** The page with every legacy SubscriptionChanged given its recorded moves (other events untouched). */

@@ -9,7 +9,7 @@ import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segment
 import { type DecideContext, type Decision, reaches, reject } from './commands';
 import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
 import { emptyLimits } from '../catalog/pricing';
-import { type SpaceState, applyMoves, attributionMoves, evolve, firedKey, memberMoves, usesSince } from './state';
+import { type SpaceState, applyMoves, changeMoves, evolve, firedKey, usesSince } from './state';
 
 const isLimits = (v: unknown): v is Limits =>
   typeof v === 'object' &&
@@ -67,12 +67,11 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
   data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
-  const inWindow = [...usesSince(state, cutoff)];
-  data.moves = attributionMoves(state.timeline, timeline, inWindow);
-  const byMember = memberMoves(state.timeline, timeline, inWindow);
+  const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff));
+  data.moves = moves;
   // Bounded, so that the event stays well inside every store's append budget (KurrentDB's 960 KiB):
   // past the bound the balances still move (`moves`) and the breakdown keeps the recorded periods.
-  if (byMember.length > 0 && byMember.length <= MEMBER_MOVES_MAX) data.memberMoves = byMember;
+  if (memberMoves.length > 0 && memberMoves.length <= MEMBER_MOVES_MAX) data.memberMoves = memberMoves;
   const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
   const events: IdentifiedSpaceEvent[] = [changed];
   // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.

@@ -176,8 +176,8 @@ interface MovedUse<U> {
 
 /**
  * The uses whose period changes (start or end) when the timeline changes from `before` to
- * `after`, with the period containing each under both. The one attribution rule: `attributionMoves`
- * (per period) and `memberMoves` (per member and feature) both take it from here.
+ * `after`, with the period containing each under both. The one attribution rule: the period moves
+ * and the member moves are both built from it.
  */
 function* movedUses<U extends { at: number }>(before: Timeline, after: Timeline, uses: Iterable<U>): Generator<MovedUse<U>> {
   for (const use of uses) {
@@ -194,13 +194,32 @@ function* movedUses<U extends { at: number }>(before: Timeline, after: Timeline,
  * result in the SubscriptionChanged event and every read model applies it.
  */
 export function attributionMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number }>): PeriodMove[] {
+  return periodMovesOf(movedUses(before, after, uses));
+}
+
+/**
+ * A subscription change's moves, per period (`attributionMoves`) and per member and feature (for
+ * the usage breakdown: what each (period left, period joined, userId, feature) moved, over the uses
+ * whose period start changed and whose member is known; a use restored from an older snapshot has
+ * none and is left out), from one pass over the uses.
+ */
+export function changeMoves(
+  before: Timeline,
+  after: Timeline,
+  uses: Iterable<{ at: number; pool: Pool; amount: number; userId?: string; feature?: string }>,
+): { moves: PeriodMove[]; memberMoves: MemberMove[] } {
+  const moved = [...movedUses(before, after, uses)];
+  return { moves: periodMovesOf(moved), memberMoves: memberMovesOf(moved) };
+}
+
+function periodMovesOf(moved: Iterable<MovedUse<{ pool: Pool; amount: number }>>): PeriodMove[] {
   const moves = new Map<number, { start: number; end?: number | null; used: Limits; usageEvents: number }>();
   const entry = (start: number) => {
     let m = moves.get(start);
     if (!m) moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
     return m;
   };
-  for (const { use: u, from, to } of movedUses(before, after, uses)) {
+  for (const { use: u, from, to } of moved) {
     const out = entry(from.start);
     out.used[u.pool] -= u.amount;
     out.usageEvents -= 1;
@@ -219,15 +238,10 @@ export function attributionMoves(before: Timeline, after: Timeline, uses: Iterab
     }));
 }
 
-/**
- * The same moves per member and feature, for the usage breakdown (rows by period start, member and
- * feature): what each (period left, period joined, userId, feature) moved, over the uses whose
- * period start changed and whose member is known (a use restored from an older snapshot has none
- * and is left out). Sorted by period left, period joined, userId, feature.
- */
-export function memberMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number; userId?: string; feature?: string }>): MemberMove[] {
+/** Member moves sorted by period left, period joined, userId, feature. */
+function memberMovesOf(moved: Iterable<MovedUse<{ pool: Pool; amount: number; userId?: string; feature?: string }>>): MemberMove[] {
   const moves = new Map<string, { from: number; to: number; userId: string; feature: string; used: Limits; usageEvents: number }>();
-  for (const { use: u, from, to } of movedUses(before, after, uses)) {
+  for (const { use: u, from, to } of moved) {
     // Rows are kept by period start: a use whose period only changed its end stays in its row.
     if (from.start === to.start || u.userId === undefined || u.feature === undefined) continue;
     const key = JSON.stringify([from.start, to.start, u.userId, u.feature]);
