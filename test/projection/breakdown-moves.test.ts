@@ -10,7 +10,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { POOLS } from '@metering/domain';
 import { type EventStore, PostgresEventStore, SqliteEventStore } from '@metering/event-store';
 import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
 import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
@@ -23,6 +22,7 @@ import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/bre
 import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { expectBreakdownAddsUpToBalances } from '../support/breakdown-sums';
 import { batchExported, generationPerformed, subscriptionChanged } from '../support/workload/events';
 import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 
@@ -77,16 +77,7 @@ function expectFollowed(r: Awaited<ReturnType<typeof scenario>>): void {
     { userId: 'bob', feature: 'ai_shadows', used: L(1), events: 1 },
   ]);
   // per period, the breakdown adds up to the balances
-  const perPeriod = new Map<number, { used: ReturnType<typeof L>; usageEvents: number }>();
-  for (const row of r.dump.filter((x) => x.spaceId === SPACE)) {
-    const p = perPeriod.get(row.periodStart) ?? { used: L(0), usageEvents: 0 };
-    for (const pool of POOLS) p.used[pool] += row.used[pool];
-    p.usageEvents += row.events;
-    perPeriod.set(row.periodStart, p);
-  }
-  const balances = new Map(r.usage.filter((u) => u.usageEvents > 0).map((u) => [u.periodStart, { used: u.used, usageEvents: u.usageEvents }]));
-  expect([...perPeriod].sort((a, b) => a[0] - b[0])).toEqual([...balances].sort((a, b) => a[0] - b[0]));
-  expect(balances.size).toBe(3);
+  expect(expectBreakdownAddsUpToBalances(r.dump.filter((x) => x.spaceId === SPACE), r.usage)).toBe(3);
 }
 
 /** The scenario projected live with pages of `pageSize`, checked, then rebuilt from the store: the same rows. */

@@ -33,6 +33,7 @@ import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/b
 import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
 import { rebuildBalances } from '../../apps/metering/src/projection/rebuild';
 import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+import { expectBreakdownAddsUpToBalances } from '../support/breakdown-sums';
 import { type Workload, WorkloadClock, generateWorkload, runWorkload } from '../support/workload';
 
 const SPACES = Number(process.env.REBUILD_SPACES ?? 500);
@@ -190,18 +191,7 @@ async function expectBreakdownEqualsFold(store: EventStore, dump: BreakdownDump,
   expect(mine.watch.some((w) => w.state === 'fired')).toBe(true);
   // What a customer compares: per Space and period, the breakdown adds up to the balances' usage,
   // also after back-dated changes moved usage between periods (the rows follow `memberMoves`).
-  const perPeriod = new Map<string, { used: Record<Pool, number>; usageEvents: number }>();
-  for (const r of mine.rows) {
-    const k = `${r.spaceId}|${r.periodStart}`;
-    const p = perPeriod.get(k) ?? { used: { ai_image_credits: 0, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 0 };
-    for (const pool of POOLS) p.used[pool] += r.used[pool];
-    p.usageEvents += r.events;
-    perPeriod.set(k, p);
-  }
-  const fromBalances = new Map(
-    balances.usage.filter((u) => ids.has(u.spaceId) && u.usageEvents > 0).map((u) => [`${u.spaceId}|${u.periodStart}`, { used: u.used, usageEvents: u.usageEvents }] as const),
-  );
-  expect(new Map([...perPeriod].sort())).toEqual(new Map([...fromBalances].sort()));
+  expectBreakdownAddsUpToBalances(mine.rows, balances.usage.filter((u) => ids.has(u.spaceId)));
   console.log(`breakdown: ${mine.rows.length} rows, ${movedRows} member moves followed`);
 }
 

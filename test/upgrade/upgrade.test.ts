@@ -19,6 +19,7 @@ import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository
 import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
 import { rebuildBalances } from '../../apps/metering/src/projection/rebuild';
 import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { expectBreakdownAddsUpToBalances } from '../support/breakdown-sums';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'store-0f579ff.db');
 const expected = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'balances-0f579ff.json'), 'utf8'));
@@ -54,16 +55,7 @@ it('a store written by the previous version keeps its balances, rebuilds to them
     const breakdown = new SqliteBreakdownReadModel(store.db);
     await breakdown.init();
     await rebuildBalances(store, rm, { followers: [breakdown] });
-    const perPeriod = new Map<string, number[]>();
-    for (const r of (await breakdown.dump()).rows) {
-      const k = `${r.spaceId}|${r.periodStart}`;
-      const p = perPeriod.get(k) ?? [0, 0, 0, 0];
-      perPeriod.set(k, [p[0] + r.used.ai_image_credits, p[1] + r.used.ai_video_credits, p[2] + r.used.batch_exports, p[3] + r.events]);
-    }
-    const usageRows = (want.usage as { spaceId: string; periodStart: number; used: { ai_image_credits: number; ai_video_credits: number; batch_exports: number }; usageEvents: number }[]).filter((u) => u.usageEvents > 0);
-    expect(new Map([...perPeriod].sort())).toEqual(
-      new Map(usageRows.map((u) => [`${u.spaceId}|${u.periodStart}`, [u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents]] as const).sort()),
-    );
+    expect(expectBreakdownAddsUpToBalances((await breakdown.dump()).rows, want.usage)).toBeGreaterThan(30);
 
     // the domain fold of every stream agrees with the read model
     const catalog = new CatalogService(store, systemIds, null);
