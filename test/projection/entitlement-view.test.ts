@@ -60,9 +60,11 @@ it('view = read model for every check, with loads, evictions, a lagging read mod
         effectiveAt: new Date(NOW - Math.floor(rand() * 60) * DAY - Math.floor(rand() * DAY)).toISOString(),
       } as InboundEvent;
     const occurredAt = new Date(NOW - Math.floor(rand() * 30 * DAY)).toISOString();
-    if (r < 0.3) return { type: 'batch-exported', eventId, spaceId, userId: 'u', batchId: `b${n}`, images: 1 + Math.floor(rand() * 80), platform: 'web', occurredAt };
+    // Some members whose JSON text has escapes: the view parses those feed events to find their Space.
+    const userId = pick(['u', 'u', 'o"brien', 'back\\slash']);
+    if (r < 0.3) return { type: 'batch-exported', eventId, spaceId, userId, batchId: `b${n}`, images: 1 + Math.floor(rand() * 80), platform: 'web', occurredAt };
     const [feature, medium] = pick([['ai_backgrounds', 'image'], ['virtual_model', 'image'], ['ai_video', 'video']] as const);
-    return { type: 'generation-performed', eventId, spaceId, userId: 'u', feature, medium, generations: 1 + Math.floor(rand() * 4), occurredAt };
+    return { type: 'generation-performed', eventId, spaceId, userId, feature, medium, generations: 1 + Math.floor(rand() * 4), occurredAt };
   };
   const requests: EntitlementRequest[] = [
     { kind: 'generation', feature: 'ai_backgrounds', generations: 1 },

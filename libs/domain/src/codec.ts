@@ -51,6 +51,30 @@ export function spaceIdOf(streamName: string, data: Record<string, unknown>): st
   return typeof id === 'string' ? id : streamName.slice(SPACE_STREAM_PREFIX.length);
 }
 
+const SPACE_ID_KEY = '"spaceId"';
+
+/**
+ * `spaceIdOf(streamName, JSON.parse(dataJson))` read from the text alone when the text settles it,
+ * else null (parse it then). For a reader of the feed that skips most events (the entitlement view
+ * keeps some Spaces): it need not parse an event to know it is not one of them. Exact, not a guess:
+ *  - a backslash anywhere (an escape could spell the key): null;
+ *  - no `"spaceId"` in the text: the data has no spaceId key at any depth, so the stream's name;
+ *  - the text opens with `{"spaceId":"` and holds `"spaceId"` once (no second key to win): the
+ *    string up to the next quote, which ends it (no escapes);
+ *  - anything else (the key elsewhere, twice, or not a string): null.
+ * `dataJson` must be the JSON text of the data (what the store's `readAllJson` returns).
+ */
+export function spaceIdOfStoredJson(streamName: string, dataJson: string): string | null {
+  if (dataJson.indexOf('\\') !== -1) return null;
+  const at = dataJson.indexOf(SPACE_ID_KEY);
+  if (at === -1) return streamName.slice(SPACE_STREAM_PREFIX.length);
+  if (at !== 1 || dataJson.charCodeAt(0) !== 123 /* { */ || !dataJson.startsWith(':"', at + SPACE_ID_KEY.length)) return null;
+  if (dataJson.indexOf(SPACE_ID_KEY, at + SPACE_ID_KEY.length) !== -1) return null;
+  const from = at + SPACE_ID_KEY.length + 2;
+  const end = dataJson.indexOf('"', from);
+  return end === -1 ? null : dataJson.slice(from, end);
+}
+
 /**
  * The stored shape of an event read with its data and metadata still as JSON text (the store's
  * `readAllJson`): each parsed once, here; null metadata is none. `decodeSpaceEvent` of the result

@@ -4,8 +4,7 @@
  * and the domain's check reads it (UsageSource).
  */
 import { type Limits, type Period, type PeriodUsage, type UsageSource, periodFinder, emptyLimits } from '@metering/domain';
-import type { StoredEvent } from '@metering/event-store';
-import { type RowAccess, type SpaceAccess, applyEvent } from './apply-events';
+import { type FoldedEvent, type RowAccess, type SpaceAccess, applyEvent } from './apply-events';
 import type { SpaceRow, ThresholdRow, UsageRow } from './balance-read-model';
 
 /** A stored usage row in the domain's shape. */
@@ -81,7 +80,7 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
   }
 
   /** Applies a Space event unless the entry already has it (idempotent by stream revision). */
-  apply(e: StoredEvent): void {
+  apply(e: FoldedEvent): void {
     if (e.revision <= this.row.revision) return;
     applyEvent(this, e);
   }

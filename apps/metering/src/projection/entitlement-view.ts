@@ -31,13 +31,15 @@ import {
   periodAt,
   spaceStreamName,
   spaceIdOfStored,
+  spaceIdOfStoredJson,
 } from '@metering/domain';
-import { type EventStore, type StoredEvent } from '@metering/event-store';
+import type { EventStore, StoredEvent, StoredEventJson } from '@metering/event-store';
+import type { FoldedEvent } from './apply-events';
 import type { Metrics } from '../observability/metrics';
 import type { BalanceReadModel, SpaceRow } from './balance-read-model';
 import { Entry, periodUsageOf } from './entitlement-view-entry';
 
-import { withLegacyMoves } from './legacy-moves';
+import { foldedOfJson, withLegacyMoves } from './legacy-moves';
 
 export interface EntitlementViewOptions {
   /** Most Spaces kept (LRU). */
@@ -64,7 +66,7 @@ export interface ViewStats {
 
 export class EntitlementView {
   private readonly entries = new Map<string, Entry>();
-  private readonly loading = new Map<string, StoredEvent[]>();
+  private readonly loading = new Map<string, FoldedEvent[]>();
   private readonly inflight = new Map<string, Promise<Entry>>();
   private position = 0n;
   private localHead = 0n;
@@ -181,7 +183,7 @@ export class EntitlementView {
   }
 
   private async doLoad(spaceId: string, now: number): Promise<Entry> {
-    const buffered: StoredEvent[] = [];
+    const buffered: FoldedEvent[] = [];
     this.loading.set(spaceId, buffered);
     const got = await this.readModel.spaceForView(spaceId);
     const row: SpaceRow = got.space ?? { spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 };
@@ -203,7 +205,7 @@ export class EntitlementView {
   }
 
   /** The Space folded from its whole stream, keeping periods from `fromPeriod` (rare path). */
-  private async fullFold(spaceId: string, fromPeriod: number, buffered: StoredEvent[]): Promise<Entry> {
+  private async fullFold(spaceId: string, fromPeriod: number, buffered: FoldedEvent[]): Promise<Entry> {
     const entry = new Entry({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 }, fromPeriod, []);
     for (const e of await withLegacyMoves(this.store, await this.store.readStream(spaceStreamName(spaceId)))) entry.apply(e);
     for (const e of buffered) entry.apply(e);
@@ -280,7 +282,9 @@ export class EntitlementView {
   private async poll(): Promise<void> {
     for (;;) {
       const t = this.options.now();
-      const page = await this.store.readAll({ after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX });
+      const options = { after: this.position, maxCount: this.batchSize, streamPrefix: SPACE_STREAM_PREFIX };
+      // As JSON text when the store can: only the events of Spaces in the view are parsed.
+      const page = this.store.readAllJson ? await this.store.readAllJson(options) : await this.store.readAll(options);
       if (page.length > 0) {
         await this.applyPage(page);
         this.position = page[page.length - 1].globalPosition;
@@ -294,11 +298,21 @@ export class EntitlementView {
     this.release();
   }
 
-  private async applyPage(page: StoredEvent[]): Promise<void> {
-    let relevant: StoredEvent[] | null = null;
+  private async applyPage(page: StoredEvent[] | StoredEventJson[]): Promise<void> {
+    let relevant: FoldedEvent[] | null = null;
     for (const e of page) {
-      const id = spaceOf(e);
-      if (this.entries.has(id) || this.loading.has(id)) (relevant ??= []).push(e);
+      let parsed: FoldedEvent | null = null;
+      let id: string;
+      if ('dataJson' in e) {
+        // Most feed events are of Spaces the view does not hold: their Space is read from the text.
+        const known = spaceIdOfStoredJson(e.streamName, e.dataJson);
+        if (known === null) id = spaceOf((parsed = foldedOfJson(e)));
+        else id = known;
+        if (this.entries.has(id) || this.loading.has(id)) (relevant ??= []).push(parsed ?? foldedOfJson(e));
+      } else {
+        id = spaceOf(e);
+        if (this.entries.has(id) || this.loading.has(id)) (relevant ??= []).push(e);
+      }
     }
     if (relevant === null) return;
     const events = await withLegacyMoves(this.store, relevant);

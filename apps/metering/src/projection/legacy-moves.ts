@@ -29,9 +29,9 @@ async function withMoves<E extends FoldedEvent>(store: EventStore, e: E): Promis
 }
 
 /** The page with every legacy SubscriptionChanged given its recorded moves (other events untouched). */
-export async function withLegacyMoves(store: EventStore, page: StoredEvent[]): Promise<StoredEvent[]> {
+export async function withLegacyMoves<E extends FoldedEvent = StoredEvent>(store: EventStore, page: E[]): Promise<E[]> {
   if (!page.some(isLegacyChange)) return page;
-  const out: StoredEvent[] = [];
+  const out: E[] = [];
   for (const e of page) out.push(isLegacyChange(e) ? await withMoves(store, e) : e);
   return out;
 }
@@ -46,10 +46,16 @@ export async function withLegacyMovesJson(store: EventStore, page: StoredEventJs
   for (let i = 0; i < page.length; i++) {
     const e = page[i];
     if (e.type !== 'SubscriptionChanged' || !e.streamName.startsWith('space-')) continue;
-    const { data, metadata } = parseStoredJson(e.type, e.dataJson, e.metadataJson);
-    const parsed: FoldedEvent = { id: e.id, streamName: e.streamName, type: e.type, data, revision: e.revision, globalPosition: e.globalPosition };
-    if (metadata !== undefined) parsed.metadata = metadata;
+    const parsed = foldedOfJson(e);
     out[i] = isLegacyChange(parsed) ? await withMoves(store, parsed) : parsed;
   }
   return out;
+}
+
+/** An event read as JSON text (`readAllJson`), parsed: its data, and its metadata when it has some. */
+export function foldedOfJson(e: StoredEventJson): FoldedEvent {
+  const { data, metadata } = parseStoredJson(e.type, e.dataJson, e.metadataJson);
+  const parsed: FoldedEvent = { id: e.id, streamName: e.streamName, type: e.type, data, revision: e.revision, globalPosition: e.globalPosition };
+  if (metadata !== undefined) parsed.metadata = metadata;
+  return parsed;
 }
