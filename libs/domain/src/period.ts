@@ -19,9 +19,13 @@ export interface Period {
 export const DAY_MS = 86_400_000;
 export const WEEK_MS = 7 * DAY_MS;
 
-/** Days in a month of a year (month0: 0 = January). */
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days in a month of a year (month0: 0 = January; any integer, and years 0-99 as 1900-1999, as Date.UTC reads them). */
 export function daysInMonth(year: number, month0: number): number {
-  return new Date(Date.UTC(year, month0 + 1, 0)).getUTCDate();
+  if (month0 < 0 || month0 > 11 || !Number.isInteger(month0) || !Number.isInteger(year) || (year >= 0 && year < 100)) return new Date(Date.UTC(year, month0 + 1, 0)).getUTCDate();
+  if (month0 !== 1) return MONTH_DAYS[month0];
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
 }
 
 /** The anchor moved by `months` calendar months, its day clamped to the target month's length. */
@@ -90,6 +94,9 @@ const parsedInstants = new Map<string, number>();
 const isoTexts = new Map<number, string>();
 
 function parseInstantUncached(value: string): number {
+  // The usual text (what toISOString writes, or the same without milliseconds): read from its digits.
+  const fast = utcDigits(value);
+  if (fast !== undefined) return fast;
   const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.exec(value);
   if (!m) return Number.NaN;
   // Date.parse rolls impossible dates over (Feb 30 -> Mar 1, 24:00 -> next day): refuse them.
@@ -105,23 +112,41 @@ function parseInstantUncached(value: string): number {
  * over or refuse), goes to `Date.parse` itself.
  */
 export function parseStoredInstant(s: string): number {
+  return utcDigits(s) ?? Date.parse(s);
+}
+
+/**
+ * `Date.parse(s)` read from the digits when `s` is `YYYY-MM-DDTHH:mm:ss.sssZ` (toISOString's text)
+ * or `YYYY-MM-DDTHH:mm:ssZ`, from 1970 on, every field in range (then both parsers agree);
+ * undefined for any other text or value, which its caller leaves to its own parser.
+ */
+function utcDigits(s: string): number | undefined {
+  const n = s.length;
   if (
-    s.length !== 24 ||
+    (n !== 24 && n !== 20) ||
     s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 ||
-    s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90
+    s.charCodeAt(16) !== 58 || s.charCodeAt(n - 1) !== 90 || (n === 24 && s.charCodeAt(19) !== 46)
   )
-    return Date.parse(s);
+    return undefined;
   const year = digits(s, 0, 4);
   const month = digits(s, 5, 2);
   const day = digits(s, 8, 2);
   const hour = digits(s, 11, 2);
   const minute = digits(s, 14, 2);
   const second = digits(s, 17, 2);
-  const ms = digits(s, 20, 3);
-  // digits() is -1 for a non-digit; Date.UTC reads years 0-99 as 1900-1999: leave those to Date.parse.
+  const ms = n === 24 ? digits(s, 20, 3) : 0;
+  // digits() is -1 for a non-digit; Date.UTC reads years 0-99 as 1900-1999: leave those out.
   if (year < 1970 || month < 1 || month > 12 || day < 1 || (day > 28 && day > daysInMonth(year, month - 1)) || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0)
-    return Date.parse(s);
+    return undefined;
   return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
+
+/**
+ * `iso(ms)` for an instant parsed from `text`: `text` itself when it is already that (toISOString's
+ * form, every field in range), without formatting it again.
+ */
+export function isoOfParsed(text: string, ms: number): string {
+  return text.length === 24 && utcDigits(text) === ms ? text : iso(ms);
 }
 
 /** The decimal number of `n` characters of `s` from `at`; -1 when one of them is not a digit. */

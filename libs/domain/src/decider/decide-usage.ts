@@ -5,7 +5,7 @@
 import { type Pool, catalogVersionAt } from '../catalog/catalog';
 import type { BatchExportedV1, GenerationPerformedV1 } from '../contracts';
 import type { IdentifiedSpaceEvent } from '../events';
-import { DAY_MS, type Period, iso, parseInstant } from '../period';
+import { DAY_MS, type Period, iso, isoOfParsed, parseInstant } from '../period';
 import { limitsFor, periodAt } from '../timeline';
 import { batchCap, batchFits, creditsFor, featurePrice, isPositiveInt, pricesFeature } from '../catalog/pricing';
 import { type DecideContext, type Decision, type SpaceCommand, checkSkew, reaches, reject } from './commands';
@@ -58,11 +58,12 @@ function decideUsage(
   sourceEventId: string,
   pool: Pool,
   amount: number,
-  occurredAtMs: number,
+  /** The instant the use occurred, and its ISO text (formatted once: the recorded event and any threshold carry it). */
+  occurredAt: { ms: number; text: string },
   build: (period: Period) => IdentifiedSpaceEvent,
   ctx: DecideContext,
 ): Decision {
-  const period = periodAt(state.timeline, occurredAtMs);
+  const period = periodAt(state.timeline, occurredAt.ms);
   const recorded = build(period);
   const events: IdentifiedSpaceEvent[] = [recorded];
   // A late event for a closed period counts there and does not notify about a period that is over.
@@ -70,7 +71,7 @@ function decideUsage(
     const used = (state.periods.get(period.start)?.used[pool] ?? 0) + amount;
     const seg = limitsFor(state.timeline, period, ctx.now, ctx.catalog);
     const thresholds = catalogVersionAt(ctx.catalog, ctx.now).thresholds;
-    events.push(...crossedThresholds(state, period, pool, used, seg.limits[pool], thresholds, sourceEventId, iso(occurredAtMs), ctx));
+    events.push(...crossedThresholds(state, period, pool, used, seg.limits[pool], thresholds, sourceEventId, occurredAt.text, ctx));
   }
   return { outcome: 'accepted', events };
 }
@@ -91,12 +92,13 @@ export function decideGeneration(state: SpaceState, input: GenerationPerformedV1
   if (input.medium !== price.medium)
     return reject('medium', 'matches_feature', `feature ${input.feature} produces ${price.medium}, not ${String(input.medium)}`);
   const credits = creditsFor(price, input.generations);
+  const occurredAtText = isoOfParsed(input.occurredAt, occurredAt);
   return decideUsage(
     state,
     input.eventId,
     pool,
     credits,
-    occurredAt,
+    { ms: occurredAt, text: occurredAtText },
     (period) => ({
       id: generationRecordedId(state.spaceId, input.eventId, ctx.eventId),
       type: 'GenerationRecorded',
@@ -107,7 +109,7 @@ export function decideGeneration(state: SpaceState, input: GenerationPerformedV1
         feature: input.feature,
         medium: price.medium,
         generations: input.generations,
-        occurredAt: iso(occurredAt),
+        occurredAt: occurredAtText,
         batchId: input.batchId ?? null,
         platform: input.platform ?? null,
         pool,
@@ -136,12 +138,13 @@ export function decideBatchExport(state: SpaceState, input: BatchExportedV1, ctx
   const { cap } = capped;
   if (!isPositiveInt(input.images)) return reject('images', 'positive_integer', 'images must be an integer >= 1');
   if (input.images > cap) return reject('images', 'per_batch_cap', `a batch holds at most ${cap} images on ${input.platform}; got ${input.images}`);
+  const occurredAtText = isoOfParsed(input.occurredAt, occurredAt);
   return decideUsage(
     state,
     input.eventId,
     'batch_exports',
     input.images,
-    occurredAt,
+    { ms: occurredAt, text: occurredAtText },
     (period) => ({
       id: batchRecordedId(state.spaceId, input.eventId, ctx.eventId),
       type: 'BatchExportRecorded',
@@ -152,7 +155,7 @@ export function decideBatchExport(state: SpaceState, input: BatchExportedV1, ctx
         batchId: input.batchId,
         images: input.images,
         platform: input.platform,
-        occurredAt: iso(occurredAt),
+        occurredAt: occurredAtText,
         catalogVersion: cv.version,
         periodStart: iso(period.start),
         periodEnd: period.end === null ? null : iso(period.end),
