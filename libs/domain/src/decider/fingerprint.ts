@@ -1,6 +1,6 @@
 import { type Limits } from '../catalog/catalog';
 import type { SpaceEvent } from '../events';
-import { iso, parseInstant } from '../period';
+import { isoOfParsed, parseInstant } from '../period';
 import type { SpaceCommand } from './commands';
 
 // ---------------------------------------------------------------------------------------------
@@ -60,7 +60,8 @@ export function canonicalRecorded(event: SpaceEvent): Record<string, unknown> | 
 
 function instantText(v: unknown): unknown {
   const t = parseInstant(v);
-  return Number.isNaN(t) ? v : iso(t);
+  // parseInstant only reads strings; the text is kept when it is already iso(t) (no formatting).
+  return Number.isNaN(t) ? v : isoOfParsed(v as string, t);
 }
 
 /** A 53-bit hash (cyrb53) of a string: the fingerprint kept per eventId. */
