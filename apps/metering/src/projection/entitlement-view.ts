@@ -34,7 +34,7 @@ import {
   spaceIdOfStoredJson,
 } from '@metering/domain';
 import type { EventStore, StoredEvent, StoredEventJson } from '@metering/event-store';
-import type { FoldedEvent } from './apply-events';
+import { type FoldedEvent, isJsonEvent } from './apply-events';
 import type { Metrics } from '../observability/metrics';
 import type { BalanceReadModel, SpaceRow } from './balance-read-model';
 import { Entry, periodUsageOf } from './entitlement-view-entry';
@@ -301,18 +301,13 @@ export class EntitlementView {
   private async applyPage(page: StoredEvent[] | StoredEventJson[]): Promise<void> {
     let relevant: FoldedEvent[] | null = null;
     for (const e of page) {
+      // Most feed events are of Spaces the view does not hold: a JSON one's Space is read from its
+      // text, and it is parsed only when the text cannot tell or the Space is held.
+      const json = isJsonEvent(e);
       let parsed: FoldedEvent | null = null;
-      let id: string;
-      if ('dataJson' in e) {
-        // Most feed events are of Spaces the view does not hold: their Space is read from the text.
-        const known = spaceIdOfStoredJson(e.streamName, e.dataJson);
-        if (known === null) id = spaceOf((parsed = foldedOfJson(e)));
-        else id = known;
-        if (this.entries.has(id) || this.loading.has(id)) (relevant ??= []).push(parsed ?? foldedOfJson(e));
-      } else {
-        id = spaceOf(e);
-        if (this.entries.has(id) || this.loading.has(id)) (relevant ??= []).push(e);
-      }
+      const id = json ? (spaceIdOfStoredJson(e.streamName, e.dataJson) ?? spaceOf((parsed = foldedOfJson(e)))) : spaceOf(e);
+      if (!this.entries.has(id) && !this.loading.has(id)) continue;
+      (relevant ??= []).push(json ? (parsed ?? foldedOfJson(e)) : e);
     }
     if (relevant === null) return;
     const events = await withLegacyMoves(this.store, relevant);
