@@ -77,7 +77,8 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
       // disconnects, asks this, then sets its restart timer; a stop() that ran during that
       // disconnect found no timer to clear, and the restart then reconnected for good (a jest run
       // that never exited, its retries against a stopped broker). retries: kafkajs's default.
-      retry: { retries: 5, restartOnFailure: async () => this.state === 'running' },
+      // (test/kafka/stop-during-crash.test.ts stops the consumer in that window.)
+      retry: { retries: 5, restartOnFailure: async () => this.mayRestart() },
     });
     this.abandoned = new Promise((resolve) => {
       this.abandon = () => resolve('abandoned');
@@ -168,6 +169,13 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
           this.restarting = null;
         });
     }, delay);
+  }
+
+  /** kafkajs' question after a crash it would restart from: only while this consumer is wanted. */
+  private mayRestart(): boolean {
+    if (this.state === 'running') return true;
+    this.info('info', `kafkajs would restart the crashed consumer; not restarted: it is ${this.state}`, {});
+    return false;
   }
 
   private async onBatch(payload: EachBatchPayload, handler: BatchHandler): Promise<void> {
