@@ -241,15 +241,17 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       // each check is built by a setupRequest on a random Space. With the pre-built set the p99 at
       // this rate was 33 ms with the previous service build and 40 ms with this one (20,000 Spaces,
       // PostgreSQL), against 1 ms with setupRequest: it came from the client, not the service.
-      const checkAtRate = await load(
-        svc.base,
-        seconds,
-        4,
-        { ...checkRequest(spaceIdOf(0)), setupRequest: (req: Record<string, unknown>) => Object.assign(req, { path: `/v1/spaces/${randomSpace()}/entitlements/check` }) },
-        pid,
-        undefined,
-        FIXED_RATE,
-      );
+      const checksAtRate = () =>
+        load(
+          svc.base,
+          seconds,
+          4,
+          { ...checkRequest(spaceIdOf(0)), setupRequest: (req: Record<string, unknown>) => Object.assign(req, { path: `/v1/spaces/${randomSpace()}/entitlements/check` }) },
+          pid,
+          undefined,
+          FIXED_RATE,
+        );
+      const checkAtRate = await checksAtRate();
       log(`${store}: at ${fmt(FIXED_RATE)} requests/s: bare p99 ${bareAtRate.p99} ms, check p99 ${checkAtRate.p99} ms`);
       const usage = await load(svc.base, seconds, connections, usages, pid);
       log(`${store}: usage: ${fmt(usage.rps)} req/s`);
@@ -263,15 +265,7 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       let flooding = true;
       const flood = ingestFlood(svc.base, S, () => !flooding);
       flood.catch(() => undefined); // awaited below; a failure is not unhandled while the check load runs
-      const checkUnderIngest = await load(
-        svc.base,
-        seconds,
-        4,
-        { ...checkRequest(spaceIdOf(0)), setupRequest: (req: Record<string, unknown>) => Object.assign(req, { path: `/v1/spaces/${randomSpace()}/entitlements/check` }) },
-        pid,
-        undefined,
-        FIXED_RATE,
-      );
+      const checkUnderIngest = await checksAtRate();
       flooding = false;
       const ingested = await flood;
       const ingestRate = ingested.events / ingested.seconds;
