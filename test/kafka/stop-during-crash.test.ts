@@ -12,14 +12,16 @@
  */
 import { startBroker, type KafkaBroker } from '../../scripts/kafka/broker';
 import { createKafkaJsMessaging, type MessagingLogRecord } from '../../libs/messaging/src';
-import { uniqueName, waitFor } from './support';
+import { Resources, uniqueName, waitFor } from './support';
 
 jest.setTimeout(180_000);
 
 describe('batch consumer: stop() during a crash', () => {
   let broker: KafkaBroker | undefined;
+  const resources = new Resources();
 
   afterAll(async () => {
+    await resources.closeAll(); // a failed test's clients too (both close calls are idempotent)
     await broker?.stop();
   });
 
@@ -42,8 +44,8 @@ describe('batch consumer: stop() during a crash', () => {
     const topic = uniqueName('stop-crash');
     const groupId = uniqueName('group');
     await messaging.ensureTopics([{ name: topic, partitions: 1 }]);
-    const producer = messaging.producer();
-    const consumer = messaging.batchConsumer({ groupId, topics: [topic], maxWaitTimeMs: 100, heartbeatIntervalMs: 300, sessionTimeoutMs: 3_000 });
+    const producer = resources.producer(messaging.producer());
+    const consumer = resources.consumer(messaging.batchConsumer({ groupId, topics: [topic], maxWaitTimeMs: 100, heartbeatIntervalMs: 300, sessionTimeoutMs: 3_000 }));
     const received: string[] = [];
     await consumer.run(async (batch) => {
       received.push(...batch.messages.map((m) => m.value.toString()));
