@@ -8,7 +8,8 @@
  * - The thread opens the configured storage itself (its own SQLite connections: WAL lets the
  *   main thread's appends and reads go on), so it reads back from the store what the main thread
  *   appended. The main store's `onNotify` tells it of each local append, so it reads at once
- *   instead of at its next poll (PROJECTION_POLL_MS); appends of other processes are polled.
+ *   instead of at its next poll (PROJECTION_POLL_MS); appends of other processes, and every append on
+ *   a store without `onNotify` (PostgreSQL, KurrentDB), are polled.
  * - The checkpoint the main thread sees is the last one the thread reported (after each page's
  *   commit): `waitFor` resolves once a report reaches the position.
  * - A thread that ends by itself (a crash, an error while opening) is logged and started again
