@@ -20,7 +20,7 @@
  *   node -r @swc-node/register bench/flat.bench.ts [--smoke]
  *   env: BENCH_FLAT_BASE_EVENTS (100000), BENCH_FLAT_BASE_SPACES (2000), BENCH_FLAT_EVENTS (300000),
  *        BENCH_FLAT_SPACES (100000), BENCH_FLAT_ROUNDS (1), BENCH_FLAT_STORES (sqlite,postgres), PG_URL;
- *        SPACE_CACHE_SIZE, SPACE_CACHE_MB, PROJECTION_LINGER_MS, PROJECTION_THREAD (main or worker, as the service), BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
+ *        SPACE_CACHE_SIZE, SPACE_CACHE_MB, PROJECTION_LINGER_MS, BENCH_FLAT_PROJECTION_PAGE (the service's PROJECTION_BATCH) and BENCH_FLAT_SQLITE_CACHE_KB for experiments;
  *        BENCH_FLAT_PROFILE=<dir> writes a CPU profile of each timed part; BENCH_FLAT_ONLY=base|many runs one of the two
  */
 import { randomUUID } from 'node:crypto';
@@ -36,8 +36,7 @@ import { systemClock, systemIds } from '../apps/metering/src/infra/clock';
 import { IngestService } from '../apps/metering/src/ingest/ingest.service';
 import { SpaceRepository } from '../apps/metering/src/ingest/space-repository';
 import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdown/open-breakdown';
-import { type ProjectionControl, Projector } from '../apps/metering/src/projection/projector';
-import { ProjectorThread } from '../apps/metering/src/projection/projector-thread';
+import { Projector } from '../apps/metering/src/projection/projector';
 import { PROJECTION_BATCH } from '../apps/metering/src/projection/projection.module';
 import { flatStream } from '../test/support/workload/flat';
 import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir } from './common';
@@ -137,7 +136,7 @@ async function spaceHead(store: EventStore): Promise<bigint> {
   return store.headPosition();
 }
 
-async function waitProjected(projector: ProjectionControl, head: bigint): Promise<void> {
+async function waitProjected(projector: Projector, head: bigint): Promise<void> {
   for (;;) {
     if (await projector.waitFor(head, 60_000)) return;
     log(`projection still behind: at ${projector.checkpoint}, head ${head}`);
@@ -170,7 +169,6 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     ...(process.env.SPACE_CACHE_SIZE ? { SPACE_CACHE_SIZE: process.env.SPACE_CACHE_SIZE } : {}),
     ...(process.env.SPACE_CACHE_MB ? { SPACE_CACHE_MB: process.env.SPACE_CACHE_MB } : {}),
     ...(process.env.PROJECTION_LINGER_MS ? { PROJECTION_LINGER_MS: process.env.PROJECTION_LINGER_MS } : {}),
-    ...(process.env.PROJECTION_THREAD ? { PROJECTION_THREAD: process.env.PROJECTION_THREAD } : {}),
     ...(kind === 'postgres' ? { DATABASE_URL: PG_URL, PG_SCHEMA: schema } : {}),
   });
   const storage = await openStorage(config);
@@ -179,12 +177,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
   if (process.env.BENCH_FLAT_SQLITE_CACHE_KB && store instanceof SqliteEventStore) store.db.pragma(`cache_size = -${Number(process.env.BENCH_FLAT_SQLITE_CACHE_KB)}`);
   const breakdown = await openBreakdownReadModel(config, storage);
   const quiet = { error: (o: unknown, m?: string) => log(`projection error: ${m} ${String((o as { err?: Error }).err?.stack ?? o)}`) };
-  // As the service runs it (PROJECTION_THREAD): in a thread of its own with its own connections
-  // (SQLite's default), or on this thread with the page size given here.
-  const projector: ProjectionControl =
-    config.projectionThread === 'worker'
-      ? new ProjectorThread(config, store, quiet)
-      : new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown], config.projectionLingerMs);
+  const projector = new Projector(store, storage.readModel, quiet, config.projectionPollMs, PROJECTION_PAGE, [breakdown], config.projectionLingerMs);
   try {
     const catalog = new CatalogService(store, systemIds, null);
     await catalog.init();
@@ -316,7 +309,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       });
     }
     const lines = [
-      `Each run from an empty store, wired as the service wires it (store, balance read model and usage breakdown; the SpaceRepository with the service's defaults; the Projector with the service's page of ${fmt(PROJECTION_PAGE)}, on the main thread unless PROJECTION_THREAD=worker). Set-up, not timed: one subscription per Space (pro, max, ultra; monthly or yearly; 20 days ago) through IngestService, projected; then a new IngestService and SpaceRepository, as after a restart, so each Space's first event is a cold load (its snapshot and stream read). Timed: usage events only, the same generator and mix in both runs (generations of every feature, 1 in 10 a batch export, within the last 10 days, each on a Space drawn at random), through IngestService in batches of ${BATCH}, ${IN_FLIGHT} batches in flight, until every event is accepted and the balance projection and the breakdown are at the head. Checked: every event accepted, and the read model counts each usage event once. The runs differ only in how many Spaces the events spread over (${fmt(base.events / base.spaces)} events per Space in the baseline, ${fmt(many.events / many.spaces)} in the other).`,
+      `Each run from an empty store, wired as the service wires it (store, balance read model and usage breakdown; the SpaceRepository with the service's defaults; the Projector with the service's page of ${fmt(PROJECTION_PAGE)}). Set-up, not timed: one subscription per Space (pro, max, ultra; monthly or yearly; 20 days ago) through IngestService, projected; then a new IngestService and SpaceRepository, as after a restart, so each Space's first event is a cold load (its snapshot and stream read). Timed: usage events only, the same generator and mix in both runs (generations of every feature, 1 in 10 a batch export, within the last 10 days, each on a Space drawn at random), through IngestService in batches of ${BATCH}, ${IN_FLIGHT} batches in flight, until every event is accepted and the balance projection and the breakdown are at the head. Checked: every event accepted, and the read model counts each usage event once. The runs differ only in how many Spaces the events spread over (${fmt(base.events / base.spaces)} events per Space in the baseline, ${fmt(many.events / many.spaces)} in the other).`,
       '',
       `${ROUNDS} round(s); in each, per store, the baseline then the many-Spaces run; the best run of each counts (every run listed).`,
       '',

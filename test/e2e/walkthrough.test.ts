@@ -7,8 +7,7 @@
  * It runs twice: on the embedded store as shipped, and on the same store with its positions mapped
  * to sparse, gapped values (METERING_TEST_SPARSE_POSITIONS=1, a test-only hook; KurrentDB's
  * positions are sparse byte offsets): any code that adds to, subtracts or invents a position
- * fails the second run. A third run has the projector in a worker thread of its own
- * (PROJECTION_THREAD=worker): the built worker file, its own connections, read-your-writes across threads.
+ * fails the second run.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,7 +19,6 @@ jest.setTimeout(90_000);
 describe.each([
   ['the embedded default', {}],
   ['the embedded store with sparse positions', { METERING_TEST_SPARSE_POSITIONS: '1' }],
-  ['the embedded default with the projector in a thread of its own', { PROJECTION_THREAD: 'worker' }],
 ] as [string, Record<string, string>][])('walk-through on %s', (_name, storeEnv) => {
   let app: RunningApp;
   const space = `space-${randomUUID().slice(0, 8)}`;

@@ -35,14 +35,6 @@ describe('loadConfig: event store settings', () => {
     expect(problems({ PROJECTION_LINGER_MS: '-1' })).toEqual([expect.stringMatching(/^PROJECTION_LINGER_MS="-1": .*0.*10000/)]);
   });
 
-  test('PROJECTION_THREAD: main by default on every store, worker when asked, anything else refused by name', () => {
-    expect(loadConfig({}, '/srv/metering').projectionThread).toBe('main');
-    expect(loadConfig({ EVENT_STORE: 'postgres', DATABASE_URL: 'postgres://db/x' }, '/srv/metering').projectionThread).toBe('main');
-    expect(loadConfig({ PROJECTION_THREAD: 'worker' }, '/srv/metering').projectionThread).toBe('worker');
-    expect(loadConfig({ PROJECTION_THREAD: 'Main' }, '/srv/metering').projectionThread).toBe('main');
-    expect(problems({ PROJECTION_THREAD: 'thread' })).toEqual(['PROJECTION_THREAD="thread": must be main or worker']);
-  });
-
   test('an unknown EVENT_STORE names the variable, the value and the choices', () => {
     expect(problems({ EVENT_STORE: 'mysql' })).toEqual(['EVENT_STORE="mysql": must be one of sqlite, postgres, kurrentdb']);
     expect(problems({ EVENT_STORE: 'Postgres' })).toEqual(['EVENT_STORE="Postgres": must be one of sqlite, postgres, kurrentdb']);

@@ -32,8 +32,6 @@ export interface AppConfig {
   projectionPollMs: number;
   /** How long the projector may wait after a large page that did not fill its page size (Projector.lingerMs); 500 by default, 0 on PostgreSQL. */
   projectionLingerMs: number;
-  /** PROJECTION_THREAD: where the projector applies its pages: `worker` (a thread of its own, with its own connections) or `main` (the event loop that serves requests). */
-  projectionThread: 'worker' | 'main';
   /** ENTITLEMENT_VIEW_MAX_SPACES: Spaces the in-memory entitlement view keeps (LRU); 0 = no view (the check reads the read model). */
   entitlementViewMaxSpaces: number;
   /** ENTITLEMENT_VIEW_POLL_MS: how often the entitlement view reads the store's feed (its freshness bound, with one read). */
@@ -126,11 +124,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   // On by default where the read models are a SQLite file (its projection writes each row a page
   // touches on the main thread); off on PostgreSQL, where it measured no gain (bench/flat.bench.ts).
   const projectionLingerMs = int('PROJECTION_LINGER_MS', eventStore === 'postgres' ? 0 : 500, 0, 10_000);
-  // The main thread unless asked: a thread of its own measured +8 to 25 % HTTP ingest on SQLite,
-  // no gain on Kafka ingest, at more CPU and memory per process (README, bench/RESULTS.md).
-  const threadRaw = (str('PROJECTION_THREAD') ?? 'main').toLowerCase();
-  if (threadRaw !== 'worker' && threadRaw !== 'main') problems.push(`PROJECTION_THREAD="${env.PROJECTION_THREAD}": must be main or worker`);
-  const projectionThread: 'worker' | 'main' = threadRaw === 'main' ? 'main' : 'worker';
   const entitlementViewMaxSpaces = int('ENTITLEMENT_VIEW_MAX_SPACES', 100_000, 0, 10_000_000);
   const entitlementViewPollMs = int('ENTITLEMENT_VIEW_POLL_MS', 100, 10, 10_000);
   const maxEventsPerRequest = int('MAX_EVENTS_PER_REQUEST', 1000, 1, 10_000);
@@ -189,7 +182,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     schedulerIntervalMs,
     projectionPollMs,
     projectionLingerMs,
-    projectionThread,
     entitlementViewMaxSpaces,
     entitlementViewPollMs,
     logLevel,

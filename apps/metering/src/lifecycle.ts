@@ -13,18 +13,18 @@ import type { KafkaRuntime } from './kafka/kafka-runtime';
 import { RELAY_CHECKPOINT } from './kafka/outbound-relay';
 import { type BalanceReadModel } from './projection/balance-read-model';
 import { type EntitlementView } from './projection/entitlement-view';
-import type { ProjectionControl } from './projection/projector';
+import { Projector } from './projection/projector';
 import { checkStoreIdentity } from './projection/store-identity';
 import { ResetScheduler } from './scheduler/reset-scheduler';
 import { APP_CONFIG } from './core/tokens';
 import { KAFKA_RUNTIME } from './kafka/tokens';
-import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW, PROJECTOR } from './projection/tokens';
+import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from './projection/tokens';
 
 @Injectable()
 export class Lifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     @Inject(CatalogService) private readonly catalog: CatalogService,
-    @Inject(PROJECTOR) private readonly projector: ProjectionControl,
+    @Inject(Projector) private readonly projector: Projector,
     @Inject(ResetScheduler) private readonly scheduler: ResetScheduler,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceReadModel,

@@ -198,12 +198,6 @@ export interface EventStore {
   readEventsById?(ids: string[]): Promise<StoredEvent[]>;
   /** Wakes up subscriptions of this process immediately (after a local append). */
   notify?(): void;
-  /**
-   * Optional. Calls `listener` whenever `notify` wakes this process's subscriptions (after a local
-   * append that stored events): a reader in another thread, with its own connection, learns of
-   * them without waiting for its next poll. Returns the function that removes the listener.
-   */
-  onNotify?(listener: () => void): () => void;
   close(): Promise<void>;
 }
 

@@ -3,12 +3,12 @@ import { ApiOkResponse, ApiOperation, ApiProduces, ApiServiceUnavailableResponse
 import { HealthCheckService, type HealthCheckResult, HealthIndicatorService } from '@nestjs/terminus';
 import { EVENT_STORE, type EventStore } from '@metering/event-store';
 import { type AppConfig } from '../config';
-import type { ProjectionControl } from '../projection/projector';
+import { Projector } from '../projection/projector';
 import { type BalanceQueries } from '../projection/balance-read-model';
 import { KAFKA_PROBE, KAFKA_STATS, type KafkaProbe } from '../observability/health-ports';
 import { type Metrics } from '../observability/metrics';
 import { APP_CONFIG, METRICS } from '../core/tokens';
-import { BALANCE_READ_MODEL, PROJECTOR } from '../projection/tokens';
+import { BALANCE_READ_MODEL } from '../projection/tokens';
 
 
 type Reply = { status(code: number): unknown; header(name: string, value: string): unknown };
@@ -20,7 +20,7 @@ export class HealthController {
   constructor(
     @Inject(HealthCheckService) private readonly health: HealthCheckService,
     @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
-    @Inject(PROJECTOR) private readonly projector: ProjectionControl,
+    @Inject(Projector) private readonly projector: Projector,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(APP_CONFIG) private readonly config: AppConfig,

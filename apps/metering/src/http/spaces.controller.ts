@@ -37,7 +37,7 @@ import { type Clock, type IdGenerator } from '../infra/clock';
 import { echoableId, parseInbound } from '../ingest/inbound.dto';
 import { IngestService, type Outcome } from '../ingest/ingest.service';
 import { type BalanceQueries } from '../projection/balance-read-model';
-import type { ProjectionControl } from '../projection/projector';
+import { Projector } from '../projection/projector';
 import { type EntitlementView } from '../projection/entitlement-view';
 import { type AppConfig } from '../config';
 import { checkSpaceId, intParam, invalid, positionParam } from './api-errors';
@@ -55,7 +55,7 @@ import { EventsPageDoc, NotificationsPageDoc, PostEventsAnswerDoc, SubscriptionA
 import { type Metrics } from '../observability/metrics';
 import { Scoped } from '../security/scoped';
 import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
-import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW, PROJECTOR } from '../projection/tokens';
+import { BALANCE_READ_MODEL, ENTITLEMENT_VIEW } from '../projection/tokens';
 
 /** The check's answer (EntitlementAnswerDoc documents it; check-route.ts serialises it by schema). */
 export type EntitlementAnswerBody = EntitlementAnswer & { spaceId: string; asOf: string };
@@ -98,7 +98,7 @@ export class SpacesController {
     @Inject(BALANCE_READ_MODEL) private readonly readModel: BalanceQueries,
     @Inject(EVENT_STORE) private readonly store: EventStore,
     @Inject(CatalogService) private readonly catalog: CatalogService,
-    @Inject(PROJECTOR) private readonly projector: ProjectionControl,
+    @Inject(Projector) private readonly projector: Projector,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(IDS) private readonly ids: IdGenerator,
     @Inject(APP_CONFIG) private readonly config: AppConfig,

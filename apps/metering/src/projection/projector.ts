@@ -4,30 +4,6 @@ import type { BalanceProjection } from './balance-read-model';
 import { withLegacyMoves } from './legacy-moves';
 import type { ProjectionFollower } from './breakdown/breakdown'; // issue-15: read models fed the same pages
 
-/**
- * Events per projection transaction: larger batches write each touched row once for more events.
- * A group commit of a Kafka backlog holds about 6,000 events on average here (up to 20,000: 1 to
- * 4 fetches of 1 MB): a page of 10,000 takes most of them whole instead of cutting them into pages
- * of 5,000 that each write the rows of nearly every Space again. Bounded: at most this many events
- * in memory per page (20,000 was tried: pages of 11,000 on average, more garbage collection).
- */
-export const PROJECTION_BATCH = 10_000;
-
-/**
- * What the rest of the service sees of the projection, wherever it runs: the Projector itself
- * (PROJECTION_THREAD=main) or the projector thread's handle (ProjectorThread, =worker).
- */
-export interface ProjectionControl {
-  /** Global position of the last event applied by this process's projector. */
-  readonly checkpoint: bigint;
-  /** Pages and events applied, and the time spent applying them (benchmarks read it). */
-  readonly applied: { pages: number; events: number; ms: number };
-  start(): Promise<void>;
-  /** Resolves true once the read model has applied `position`, false after the timeout. */
-  waitFor(position: bigint, timeoutMs?: number): Promise<boolean>;
-  stop(): Promise<void>;
-}
-
 export interface ProjectorLogger {
   error(obj: unknown, msg?: string): void;
   info?(obj: unknown, msg?: string): void;
@@ -37,7 +13,7 @@ export interface ProjectorLogger {
  * Keeps the balance read model up to date: a catch-up subscription from the read model's own
  * checkpoint (stored with the rows, in the same transaction). Restarts after an error.
  */
-export class Projector implements ProjectionControl {
+export class Projector {
   private sub: Subscription | null = null;
   private position = 0n;
   private waiters: { position: bigint; resolve: () => void }[] = [];
@@ -47,8 +23,6 @@ export class Projector implements ProjectionControl {
   private endLinger: (() => void) | null = null;
   /** Pages and events applied since construction, and the time spent applying them (benchmarks read it). */
   readonly applied = { pages: 0, events: 0, ms: 0 };
-  /** Called each time the checkpoint moves forward (the projector thread reports it to the main thread). */
-  onAdvance: ((position: bigint) => void) | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -154,18 +128,10 @@ export class Projector implements ProjectionControl {
   }
 
   private advance(to: bigint): void {
-    if (to > this.position) {
-      this.position = to;
-      this.onAdvance?.(to);
-    }
+    if (to > this.position) this.position = to;
     const ready = this.waiters.filter((w) => w.position <= this.position);
     this.waiters = this.waiters.filter((w) => w.position > this.position);
     for (const w of ready) w.resolve();
-  }
-
-  /** Wakes the store's subscription now (events were appended elsewhere: read them before the next poll). */
-  notifyStore(): void {
-    this.store.notify?.();
   }
 
   /** Resolves true once the read model has applied `position`, false after the timeout. */

@@ -8,6 +8,3 @@ export const BREAKDOWN_READ_MODEL = Symbol('BREAKDOWN_READ_MODEL');
 
 /** The in-memory entitlement view (EntitlementView), or null without the api role. */
 export const ENTITLEMENT_VIEW = Symbol('ENTITLEMENT_VIEW');
-
-/** The projection as the service sees it (ProjectionControl): the Projector, or the handle of its thread. */
-export const PROJECTOR = Symbol('PROJECTOR');

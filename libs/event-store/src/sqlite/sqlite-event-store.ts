@@ -361,10 +361,6 @@ export class SqliteEventStore implements EventStore {
     this.wakers.wakeAll();
   }
 
-  onNotify(listener: () => void): () => void {
-    return this.wakers.add(listener);
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.flush(); // appends already requested are committed (or fail) before the handle closes

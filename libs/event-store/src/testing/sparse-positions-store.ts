@@ -126,10 +126,6 @@ export class SparsePositionsStore implements EventStore {
     return this.inner.deleteSnapshots();
   }
 
-  onNotify(listener: () => void): () => void {
-    return this.inner.onNotify?.(listener) ?? (() => undefined);
-  }
-
   notify(): void {
     this.inner.notify?.();
   }
