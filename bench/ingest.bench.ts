@@ -39,6 +39,7 @@ import {
 } from './common';
 
 import type { InboundType } from '@metering/domain';
+import { fixKafkaJsIdleLoop } from '@metering/messaging';
 import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
 import { bodyOf } from '../test/support/workload/events';
@@ -73,6 +74,9 @@ export async function runIngestBench(opts: IngestOptions): Promise<IngestReport>
   const sync = process.env.BENCH_SQLITE_SYNCHRONOUS ?? 'full';
   const broker = opts.brokers ? null : await startBroker({ log: () => undefined });
   const brokers: string = opts.brokers ?? broker.brokers;
+  // The raw pipelines run the same kafkajs as the service, whose messaging port applies this fix.
+  const fix = fixKafkaJsIdleLoop();
+  if (!fix.applied) log(`kafkajs idle-loop fix not applied: ${fix.reason}`);
   const kafka = new Kafka({ clientId: 'bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
   const id = benchRunId();
   const all = testTopics(`bench${id}`);

@@ -1,4 +1,4 @@
 export * from './port';
 export * from './config';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff';
-export { createKafkaJsMessaging, type KafkaJsMessagingOptions, type MinimumLogLevel } from './kafkajs';
+export { createKafkaJsMessaging, fixKafkaJsIdleLoop, type IdleLoopFix, type KafkaJsMessagingOptions, type MinimumLogLevel } from './kafkajs';

@@ -1,2 +1,3 @@
 export { createKafkaJsMessaging, toKafkaJsConfig, type KafkaJsMessagingOptions } from './messaging';
 export type { MinimumLogLevel } from './logging';
+export { fixKafkaJsIdleLoop, type IdleLoopFix } from './request-queue-fix';

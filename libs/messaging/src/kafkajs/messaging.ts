@@ -5,6 +5,7 @@ import { consumerLagWith, ensureTopicsWith } from './admin';
 import { KafkaJsBatchConsumer } from './batch-consumer';
 import { filtered, kafkaJsLogCreator, stderrErrorLogger, toKafkaJsLevel, type MinimumLogLevel } from './logging';
 import { KafkaJsProducer } from './producer';
+import { fixKafkaJsIdleLoop } from './request-queue-fix';
 
 export interface KafkaJsMessagingOptions {
   /** Receives this library's and kafkajs' log lines. Default: errors only, as JSON on stderr. */
@@ -18,6 +19,10 @@ export function createKafkaJsMessaging(config: KafkaConnectionConfig, options: K
   const minimum: MinimumLogLevel = options.logLevel ?? (options.logger ? 'info' : 'error');
   const log = filtered(options.logger ?? stderrErrorLogger, minimum);
   const requestTimeoutMs = config.requestTimeoutMs ?? 30_000;
+  // kafkajs 2.2.4's request queue would wake every idle connection each millisecond (request-queue-fix.ts).
+  const fix = fixKafkaJsIdleLoop();
+  if (!fix.applied)
+    log({ level: 'warn', message: `kafkajs idle-loop fix not applied (${fix.reason}): idle connections may wake every millisecond`, source: 'messaging', fields: {} });
   const kafka = new Kafka(toKafkaJsConfig(config, minimum, log));
   return {
     producer: () => new KafkaJsProducer(kafka, log, requestTimeoutMs),
