@@ -49,7 +49,7 @@ describe('kafkajs request queue: no timer while nothing waits', () => {
     q.checkPendingRequests(); // what every response does
     await sleep(100);
     expect(q.pending).toHaveLength(0);
-    expect(q.checks()).toBeGreaterThan(20);
+    expect(q.checks()).toBeGreaterThan(10); // about 1 per ms; a loaded machine runs timers late
     expect(q.throttleCheckTimeoutId).not.toBeNull();
   });
 
