@@ -273,30 +273,29 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
     // for its start (JIT, first statements, the OS's file caches): round 1's baseline used 20 to 35 %
     // more CPU per event than the same run in later rounds (session 20), while the many-Spaces run,
     // always second, never paid it; so a single round compared a cold baseline with a warm run.
+    /** One run in a schema of its own (PostgreSQL: dropped after it). */
+    const runInOwnSchema = async (kind: StoreKind, w: Workload): Promise<FlatRun> => {
+      const schema = `${schemaBase}_${schemas++}`;
+      try {
+        return await runOnce(kind, w, schema);
+      } finally {
+        if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      }
+    };
     const warmUps = env('BENCH_FLAT_WARMUP', 1, 0);
     for (let i = 0; i < warmUps; i++)
       for (const kind of stores) {
-        const schema = `${schemaBase}_${schemas++}`;
-        try {
-          const r = await runOnce(kind, base, schema);
-          log(`warm-up (not counted): ${kind} ${fmt(base.events)} events over ${fmt(base.spaces)} Spaces: ${fmt(r.rate)} events/s, ${fmt(r.cpuUsPerEvent)} µs CPU per event`);
-        } finally {
-          if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
-        }
+        const r = await runInOwnSchema(kind, base);
+        log(`warm-up (not counted): ${kind} ${fmt(base.events)} events over ${fmt(base.spaces)} Spaces: ${fmt(r.rate)} events/s, ${fmt(r.cpuUsPerEvent)} µs CPU per event`);
       }
     for (let round = 0; round < ROUNDS; round++) {
       for (const kind of stores) {
         // Baseline then many Spaces, back to back on the same store kind, so a burst of load from
         // the neighbours is less likely to hit one and not the other.
         for (const w of [base, many].filter((x) => !process.env.BENCH_FLAT_ONLY || process.env.BENCH_FLAT_ONLY === (x === base ? 'base' : 'many'))) {
-          const schema = `${schemaBase}_${schemas++}`;
-          try {
-            const r = await runOnce(kind, w, schema);
-            runs.push(r);
-            log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads, ${fmt(r.cpuUsPerEvent)} µs CPU per event; projection ${fmt(r.projection.pages)} pages of ${fmt(r.projection.eventsPerPage)} events, ${fmt(r.projection.usPerEvent, 1)} µs per event; garbage collection ${fmt(r.gcUsPerEvent, 1)} µs per event)`);
-          } finally {
-            if (kind === 'postgres') await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
-          }
+          const r = await runInOwnSchema(kind, w);
+          runs.push(r);
+          log(`round ${round + 1}: ${kind} ${fmt(w.events)} events over ${fmt(w.spaces)} Spaces: ${fmt(r.rate)} events/s (${fmt(r.seconds, 1)} s, ${fmt(r.coldLoads)} cold loads, ${fmt(r.cpuUsPerEvent)} µs CPU per event; projection ${fmt(r.projection.pages)} pages of ${fmt(r.projection.eventsPerPage)} events, ${fmt(r.projection.usPerEvent, 1)} µs per event; garbage collection ${fmt(r.gcUsPerEvent, 1)} µs per event)`);
         }
       }
     }
