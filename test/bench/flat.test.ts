@@ -1,20 +1,23 @@
 /**
  * The short form of bench/flat.bench.ts (issue 14 part 2: ingest flat in the number of Spaces): the
- * same usage workload over few and over many Spaces, on SQLite and PostgreSQL, at a small size. No
- * timing is asserted (timings belong to bench/RESULTS.md): every figure is produced, and the totals
- * are exact (every event accepted, each counted once by the read model, each Space cold-loaded).
+ * same usage workload over few and over many Spaces (and the control: the longer run over few), on
+ * SQLite and PostgreSQL, at a small size. No timing is asserted (timings belong to
+ * bench/RESULTS.md): every figure is produced, and the totals are exact (every event accepted, each
+ * counted once by the read model, each Space cold-loaded).
  */
 import { runFlatBench } from '../../bench/flat.bench';
 
 jest.setTimeout(120_000);
 
-test('flat: the baseline and the many-Spaces run on both stores, exact totals, a ratio per store', async () => {
+test('flat: the baseline, the many-Spaces run and the control on both stores, exact totals, a ratio per store', async () => {
   const r = await runFlatBench('smoke');
-  expect(r.runs.map((x) => [x.store, x.spaces, x.events])).toEqual([
-    ['sqlite', 20, 1_000],
-    ['sqlite', 500, 1_500],
-    ['postgres', 20, 1_000],
-    ['postgres', 500, 1_500],
+  expect(r.runs.map((x) => [x.store, x.part, x.spaces, x.events])).toEqual([
+    ['sqlite', 'base', 20, 1_000],
+    ['sqlite', 'many', 500, 1_500],
+    ['sqlite', 'control', 20, 1_500],
+    ['postgres', 'base', 20, 1_000],
+    ['postgres', 'many', 500, 1_500],
+    ['postgres', 'control', 20, 1_500],
   ]);
   for (const run of r.runs) {
     expect(run.accepted).toBe(run.events);
@@ -34,6 +37,9 @@ test('flat: the baseline and the many-Spaces run on both stores, exact totals, a
   const table = r.lines.filter((l) => l.startsWith('|')).join('\n');
   expect(table).toMatch(/\| SQLite .* \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \*\*\d+\.\d\dx\*\* \|/);
   expect(table).toMatch(/\| PostgreSQL .* \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \*\*\d+\.\d\dx\*\* \|/);
+  // the control: the many-Spaces run's length over the baseline's Spaces, its ratio shown, not a target
+  expect(table).toMatch(/\| SQLite .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
+  expect(table).toMatch(/\| PostgreSQL .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
   expect(r.targets.map((t) => t.what)).toEqual([
     'SQLite: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
     'PostgreSQL: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
