@@ -57,9 +57,9 @@ export function kafkaJsRequestQueue(): { prototype: RequestQueueLike } {
 
 /** Replaces kafkajs' `RequestQueue#scheduleCheckPendingRequests` (see above); once per process. */
 export function fixKafkaJsIdleLoop(): IdleLoopFix {
-  const version = (require('kafkajs/package.json') as { version: string }).version;
   const proto = kafkaJsRequestQueue().prototype as RequestQueueLike & { [FIXED]?: true };
   if (proto[FIXED]) return { applied: true };
+  const version = (require('kafkajs/package.json') as { version: string }).version;
   if (version !== KAFKAJS_VERSION_FIXED) return { applied: false, reason: `kafkajs ${version}, not ${KAFKAJS_VERSION_FIXED}` };
   const source = String(proto.scheduleCheckPendingRequests);
   if (!source.includes('this.throttledUntil - Date.now()') || !source.includes('CHECK_PENDING_REQUESTS_INTERVAL'))
