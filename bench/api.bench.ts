@@ -12,8 +12,11 @@
  *    checked once): a fixed set of min(S, 16,384) requests over Spaces drawn at random, built once
  *    before the load, each connection cycling through its own share of the set;
  *  - GET /v1/spaces/:id/usage on random Spaces (a set built the same way);
- *  - last, the check at a fixed rate again while usage events are POSTed to the same process
- *    (`ingestFlood`): what a burst of ingest does to the checks an all-roles process serves.
+ *  - the check at a fixed rate again while usage events are POSTed to the same process
+ *    (`ingestFlood`): what a burst of ingest does to the checks an all-roles process serves;
+ *  - last, a second process with ROLES=api on the same store (SQLite: the same DATA_DIR), its view
+ *    warmed by one pass over the check set, and the fixed-rate check sent to it while the same
+ *    flood goes to the first: the checks of a deployment that keeps the api role apart.
  * Like the bare request, which autocannon builds once, the check requests cost the client no
  * per-request function (autocannon runs in this process, on the same two cores as the service).
  * The bare, check and usage loads run for the same duration and connections each; ratios are to
@@ -82,6 +85,13 @@ export interface StoreRun {
   checkUnderIngest?: Load;
   /** Usage events/s that ingest reached meanwhile. */
   ingestRate?: number;
+  /**
+   * The same flood into the same process, the checks served by a second process with ROLES=api on
+   * the same store (SQLite: the same DATA_DIR): the deployment that keeps checks fast during ingest.
+   */
+  checkApiProcess?: Load;
+  /** Usage events/s POSTed to the first process meanwhile. */
+  apiProcessIngestRate?: number;
   rssMiB: number;
   answer: Record<string, unknown> | null;
 }
@@ -151,6 +161,39 @@ async function ingestFlood(base: string, S: number, stop: () => boolean): Promis
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
   return { events, seconds: (performance.now() - t) / 1000 };
+}
+
+/**
+ * A second process of the built service with ROLES=api on the first one's store (the same
+ * environment; SQLite: the same DATA_DIR, so the same files), its entitlement view warmed by one
+ * pass over the check set; then the fixed-rate check (`checksAtRate`) sent to it while
+ * `ingestFlood` POSTs usage to the first process (`ingestBase`).
+ */
+async function checksOnApiProcess(
+  env: Record<string, string>,
+  dataDir: string,
+  checksAtRate: (base: string, servedBy: number) => Promise<Load>,
+  checks: Requests,
+  ingestBase: string,
+  S: number,
+  seconds: number,
+  connections: number,
+): Promise<{ checkApiProcess: Load; apiProcessIngestRate: number }> {
+  const front = await startService({ ...env, ROLES: 'api' }, dataDir);
+  try {
+    const servedBy = front.proc.pid as number;
+    const warm = await load(front.base, seconds, connections, checks, servedBy, Math.min(S, SET_SIZE));
+    if (warm.errors || warm.non2xx) throw new Error(`api-only process, warming its view: ${warm.errors} errors, ${warm.non2xx} non-2xx answers`);
+    let flooding = true;
+    const flood = ingestFlood(ingestBase, S, () => !flooding);
+    flood.catch(() => undefined); // awaited below
+    const checkApiProcess = await checksAtRate(front.base, servedBy);
+    flooding = false;
+    const ingested = await flood;
+    return { checkApiProcess, apiProcessIngestRate: ingested.events / ingested.seconds };
+  } finally {
+    await front.stop();
+  }
 }
 
 /**
@@ -241,13 +284,13 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       // each check is built by a setupRequest on a random Space. With the pre-built set the p99 at
       // this rate was 33 ms with the previous service build and 40 ms with this one (20,000 Spaces,
       // PostgreSQL), against 1 ms with setupRequest: it came from the client, not the service.
-      const checksAtRate = () =>
+      const checksAtRate = (base = svc.base, servedBy = pid) =>
         load(
-          svc.base,
+          base,
           seconds,
           4,
           { ...checkRequest(spaceIdOf(0)), setupRequest: (req: Record<string, unknown>) => Object.assign(req, { path: `/v1/spaces/${randomSpace()}/entitlements/check` }) },
-          pid,
+          servedBy,
           undefined,
           FIXED_RATE,
         );
@@ -270,9 +313,12 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       const ingested = await flood;
       const ingestRate = ingested.events / ingested.seconds;
       log(`${store}: at ${fmt(FIXED_RATE)} requests/s while ${fmt(ingestRate)} usage events/s were POSTed: check p99 ${checkUnderIngest.p99} ms`);
-      for (const [what, l] of [['cold', cold], ['usage', usage], ['bare at rate', bareAtRate], ['check at rate', checkAtRate], ['check under ingest', checkUnderIngest], ...rounds.flatMap((r) => [['bare', r.bare], ['check', r.check]] as const)] as const)
+      // The same flood into this process, the checks served by a second one with the api role alone.
+      const { checkApiProcess, apiProcessIngestRate } = await checksOnApiProcess(env, dataDir, (front, servedBy) => checksAtRate(front, servedBy), checks, svc.base, S, seconds, connections);
+      log(`${store}: at ${fmt(FIXED_RATE)} requests/s on an api-only process while ${fmt(apiProcessIngestRate)} usage events/s were POSTed to the first: check p50 ${checkApiProcess.p50} ms, p99 ${checkApiProcess.p99} ms`);
+      for (const [what, l] of [['cold', cold], ['usage', usage], ['bare at rate', bareAtRate], ['check at rate', checkAtRate], ['check under ingest', checkUnderIngest], ['check on the api-only process', checkApiProcess], ...rounds.flatMap((r) => [['bare', r.bare], ['check', r.check]] as const)] as const)
         if (l.errors || l.non2xx) throw new Error(`${store} ${what}: ${l.errors} errors, ${l.non2xx} non-2xx answers`);
-      return { store, bare, check, usage, cold, rounds, bareAtRate, checkAtRate, checkUnderIngest, ingestRate, rssMiB: rssOf(pid).current / 2 ** 20, answer: body };
+      return { store, bare, check, usage, cold, rounds, bareAtRate, checkAtRate, checkUnderIngest, ingestRate, checkApiProcess, apiProcessIngestRate, rssMiB: rssOf(pid).current / 2 ** 20, answer: body };
     } finally {
       await svc.stop();
     }
@@ -350,7 +396,7 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { runs: S
   const row = (what: string, l: Load, bare: Load | null, bold = false) =>
     `| ${what} | ${bold ? '**' : ''}${fmt(l.rps)}${bold ? '**' : ''} | ${l.p50} ms | ${bold ? '**' : ''}${l.p99} ms${bold ? '**' : ''} | ${bare ? `${bold ? '**' : ''}${ratio(l.rps, bare.rps)}${bold ? '**' : ''}` : 'n/a (fixed rate)'} | ${fmt(l.cpuUs)} µs (${fmt(1e6 / l.cpuUs)}/CPU-s) |`;
   const lines: string[] = [
-    `${fmt(S)} Spaces seeded through the ingest path (${fmt(3 * S)} inbound events) into each store; the built service (all roles, \`ENTITLEMENT_VIEW_MAX_SPACES\` and \`ENTITLEMENT_VIEW_POLL_MS\` at their defaults: 100,000 and 100 ms) on it; autocannon in the bench process, ${connections} connections. Per store: a cold pass (one check per Space, in order: each a miss of the entitlement view), on PostgreSQL a VACUUM (ANALYZE) of the schema's tables after it (not timed: without it the work PostgreSQL does after bulk writes fell in the measured loads, the bare endpoint at 8,000-13,000 requests/s with a fixed-rate p99 of 2-16 ms in three runs of this build and the previous one, against 21,000-22,000 and 1 ms after it), then ${roundsOf(seconds)} round(s) of ${seconds} s of the bare endpoint followed by ${seconds} s of the check on random Spaces (the table shows the round with the median ratio; every round is listed below it), then ${seconds} s of each endpoint at a fixed ${fmt(FIXED_RATE)} requests/s over 4 connections (there each check is built per request by a setupRequest on a random Space: with the pre-built set the check's p99 at this rate was 33 ms with the previous service build and 40 ms with this one, 20,000 Spaces on PostgreSQL, against 1 ms with setupRequest, and 49 and 72 ms in a full run: that latency came from the client) (the latency of a request rather than of a queue: at full speed, mean latency = connections / throughput), then ${seconds} s of the usage query on random Spaces, then the fixed-rate check again for ${seconds} s while the bench POSTs usage events for the seeded Spaces to the same process (/v1/events, batches of 500, 4 in flight: a burst of ingest next to the checks). The bare request is built once; the check and usage requests are a fixed set of ${fmt(Math.min(S, SET_SIZE))} requests over Spaces drawn at random, built before the load, each connection cycling through its own share (no per-request function in the client, which shares the two cores with the service). Load average (1, 5, 15 min) at the start ${loadAvg}, at the end ${loadAvgEnd}.`,
+    `${fmt(S)} Spaces seeded through the ingest path (${fmt(3 * S)} inbound events) into each store; the built service (all roles, \`ENTITLEMENT_VIEW_MAX_SPACES\` and \`ENTITLEMENT_VIEW_POLL_MS\` at their defaults: 100,000 and 100 ms) on it; autocannon in the bench process, ${connections} connections. Per store: a cold pass (one check per Space, in order: each a miss of the entitlement view), on PostgreSQL a VACUUM (ANALYZE) of the schema's tables after it (not timed: without it the work PostgreSQL does after bulk writes fell in the measured loads, the bare endpoint at 8,000-13,000 requests/s with a fixed-rate p99 of 2-16 ms in three runs of this build and the previous one, against 21,000-22,000 and 1 ms after it), then ${roundsOf(seconds)} round(s) of ${seconds} s of the bare endpoint followed by ${seconds} s of the check on random Spaces (the table shows the round with the median ratio; every round is listed below it), then ${seconds} s of each endpoint at a fixed ${fmt(FIXED_RATE)} requests/s over 4 connections (there each check is built per request by a setupRequest on a random Space: with the pre-built set the check's p99 at this rate was 33 ms with the previous service build and 40 ms with this one, 20,000 Spaces on PostgreSQL, against 1 ms with setupRequest, and 49 and 72 ms in a full run: that latency came from the client) (the latency of a request rather than of a queue: at full speed, mean latency = connections / throughput), then ${seconds} s of the usage query on random Spaces, then the fixed-rate check again for ${seconds} s while the bench POSTs usage events for the seeded Spaces to the same process (/v1/events, batches of 500, 4 in flight: a burst of ingest next to the checks), and last a second process of the service with ROLES=api on the same store (SQLite: the same DATA_DIR), its view warmed by one pass over the check set, answering the fixed-rate check for ${seconds} s while the same burst goes to the first process. The bare request is built once; the check and usage requests are a fixed set of ${fmt(Math.min(S, SET_SIZE))} requests over Spaces drawn at random, built before the load, each connection cycling through its own share (no per-request function in the client, which shares the two cores with the service). Load average (1, 5, 15 min) at the start ${loadAvg}, at the end ${loadAvgEnd}.`,
     '',
     '| store | endpoint | requests/s | p50 | p99 | ratio to bare | service CPU per request |',
     '|---|---|---|---|---|---|---|',
@@ -367,6 +413,7 @@ export async function runApiBench(scale: Scale): Promise<BenchReport & { runs: S
       row(`${t} | GET /health/live at a fixed ${fmt(FIXED_RATE)} requests/s (4 connections)`, r.bareAtRate!, null),
       row(`${t} | POST …/entitlements/check at a fixed ${fmt(FIXED_RATE)} requests/s (4 connections)`, r.checkAtRate!, null, true),
       row(`${t} | POST …/entitlements/check at a fixed ${fmt(FIXED_RATE)} requests/s while POST /v1/events ingests ${fmt(r.ingestRate ?? 0)} usage events/s (same process)`, r.checkUnderIngest!, null),
+      row(`${t} | POST …/entitlements/check at a fixed ${fmt(FIXED_RATE)} requests/s to a second process, ROLES=api, while POST /v1/events ingests ${fmt(r.apiProcessIngestRate ?? 0)} usage events/s into the first (CPU: the second process's)`, r.checkApiProcess!, null),
       row(`${t} | POST …/entitlements/check, cold pass (${fmt(S)} misses)`, r.cold, r.bare),
       row(`${t} | GET /v1/spaces/:id/usage (read model)`, r.usage, r.bare),
     );

@@ -1,7 +1,8 @@
 /**
  * Issue 14 part 4: the entitlement check answers from an in-memory view kept fresh from the store's
- * global feed. Two built service processes on one PostgreSQL store: A (every role, so it ingests
- * over HTTP) appends; B (ROLES=api only: no ingest, no projector) answers the check. B must count
+ * global feed. Two built service processes on one store, PostgreSQL (one schema) and SQLite (one
+ * DATA_DIR, so the same store and read-model files): A (every role, so it ingests over HTTP)
+ * appends; B (ROLES=api only: no ingest, no projector) answers the check. B must count
  * an event appended by A within the stated bound: every answer whose `asOf` is at or after the
  * append's acknowledgement counts it, and `asOf` trails the request by at most
  * ENTITLEMENT_VIEW_POLL_MS plus one read of the store (a second of slack here: the machine is shared).
@@ -23,25 +24,35 @@ const gen = (spaceId: string, generations: number) => ({
 
 interface Answer { used: number; limit: number; asOf: string; allowed: boolean }
 
-describe('entitlement view across processes (PostgreSQL)', () => {
+describe.each(['postgres', 'sqlite'] as const)('entitlement view across processes (%s)', (store) => {
   const schema = `ev_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   let a: RunningApp;
   let b: RunningApp;
 
   beforeAll(async () => {
-    const env = { EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema, LOG_LEVEL: 'warn', ENTITLEMENT_VIEW_POLL_MS: String(POLL_MS) };
-    a = await startApp(env);
-    b = await startApp({ ...env, ROLES: 'api' });
+    const common = { LOG_LEVEL: 'warn', ENTITLEMENT_VIEW_POLL_MS: String(POLL_MS) };
+    if (store === 'postgres') {
+      const env = { ...common, EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema };
+      a = await startApp(env);
+      b = await startApp({ ...env, ROLES: 'api' });
+    } else {
+      // SQLite: B opens A's files (one DATA_DIR on one host).
+      const env = { ...common, EVENT_STORE: 'sqlite' };
+      a = await startApp(env);
+      b = await startApp({ ...env, ROLES: 'api' }, a.dataDir);
+    }
   });
 
   afterAll(async () => {
     await b?.stop();
     await a?.stop();
-    for (const d of [a?.dataDir, b?.dataDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
-    const c = new Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
+    for (const d of new Set([a?.dataDir, b?.dataDir])) if (d) fs.rmSync(d, { recursive: true, force: true });
+    if (store === 'postgres') {
+      const c = new Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+    }
   });
 
   const check = async (space: string): Promise<{ sentAt: number; answer: Answer }> => {
