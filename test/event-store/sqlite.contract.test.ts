@@ -148,6 +148,65 @@ describe('SqliteEventStore specifics', () => {
     }
   });
 
+  test('an append waits for a write lock held elsewhere without holding the event loop, then commits', async () => {
+    const file = freshFile();
+    const store = new SqliteEventStore(file, { busyTimeoutMs: 5000 });
+    const other = new Database(file);
+    try {
+      await store.append('s', [newEvent()], 'no_stream');
+      other.exec('BEGIN IMMEDIATE'); // another process's write transaction
+      const waiting = [store.append('s', [newEvent()], 0), store.append('t', [newEvent()], 'no_stream'), store.append('s', [newEvent()], 5)];
+      const settled = waiting.map((p) => p.then(() => 'ok', (e: unknown) => e));
+      // The event loop keeps running while the appends wait: timers fire, and nothing is settled.
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 5);
+      await new Promise((r) => setTimeout(r, 300));
+      clearInterval(ticker);
+      expect(ticks).toBeGreaterThan(10);
+      const early = await Promise.race([Promise.all(settled).then(() => 'settled'), new Promise((r) => setTimeout(() => r('pending'), 0))]);
+      expect(early).toBe('pending');
+      // Appends made while the lock is held join the waiting group.
+      const later = store.append('u', [newEvent()], 'no_stream');
+      other.exec('COMMIT');
+      const [a, b, c] = await Promise.all(settled);
+      expect([a, b]).toEqual(['ok', 'ok']);
+      expect(c).toBeInstanceOf(WrongExpectedRevisionError); // its own check, after the wait
+      expect((await later).nextExpectedRevision).toBe(0);
+      expect((await store.readStream('s')).length).toBe(2);
+      expect((await store.readStream('t')).length).toBe(1);
+      // The handle's own busy_timeout is back for its other statements.
+      expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
+  test('appends that wait past busyTimeoutMs fail alone; one made later still gets its own wait', async () => {
+    const file = freshFile();
+    const store = new SqliteEventStore(file, { busyTimeoutMs: 200 });
+    const other = new Database(file);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const t0 = performance.now();
+      const first = store.append('s', [newEvent()], 'no_stream').then(() => 'ok', (e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 120));
+      const second = store.append('t', [newEvent()], 'no_stream').then(() => 'ok', (e: unknown) => e);
+      const err = await first;
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(190);
+      other.exec('COMMIT');
+      expect(await second).toBe('ok');
+      expect(await store.readStream('s')).toEqual([]);
+      expect((await store.readStream('t')).length).toBe(1);
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
   test('events survive reopening, and positions are never reused', async () => {
     const file = freshFile();
     const first = new SqliteEventStore(file);

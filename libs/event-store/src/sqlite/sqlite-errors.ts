@@ -29,3 +29,8 @@ export function translateSqliteError(err: unknown): unknown {
   if (isTransient(code)) return new StoreUnavailableError(`sqlite: ${(err as Error).message}`, err);
   return err;
 }
+
+/** Another connection holds the write lock (SQLITE_BUSY and its extended codes), untranslated. */
+export function isLockHeld(err: unknown): boolean {
+  return /^SQLITE_BUSY/.test(sqliteCode(err) ?? '');
+}

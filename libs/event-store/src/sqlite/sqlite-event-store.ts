@@ -18,7 +18,8 @@
  *   so that failure stays that append's alone. (A savepoint on every append, the way it was
  *   first done, about doubled the CPU time of the inserts: SQLite keeps a sub-journal of the
  *   pages each savepoint changes.) Several processes on the same file are serialised by SQLite's
- *   write lock (busy_timeout waits for it).
+ *   write lock: a group that finds it held is tried again a few ms later, so the event loop keeps
+ *   serving while it waits (up to `busyTimeoutMs` per append).
  * - Subscriptions are fed the events of this process's commits instead of reading them back,
  *   when a commit follows what they delivered (the head read inside its write transaction says
  *   so); otherwise they read, as a polling subscription does (`internal/commit-feed.ts`).
@@ -33,6 +34,7 @@ import Database from 'better-sqlite3';
 import {
   AppendRequest,
   AppendResult,
+  StoreUnavailableError,
   ColdStart,
   EventStore,
   ExpectedRevision,
@@ -50,12 +52,17 @@ import { Wakers, startTrackedPolling } from '../internal/polling-subscription';
 import { CommitFeedReader, CommittedBatch, CoveredPage } from '../internal/commit-feed';
 import { checkSnapshot, normaliseReadAll, normaliseReadStream } from '../internal/read-options';
 import { normaliseBudget } from '../internal/append-budget';
-import { translateSqliteError } from './sqlite-errors';
+import { isLockHeld, translateSqliteError } from './sqlite-errors';
 import { Outcome, PendingAppend, WriteTransactions, writeTransactions } from './sqlite-group-commit';
 import { SCHEMA, SqliteStatements, prepareStatements, readAllParams, toStored } from './sqlite-schema';
 
 export interface SqliteEventStoreOptions {
-  /** How long a writer waits for another process's write lock before failing. Default 5000 ms. */
+  /**
+   * How long a writer waits for another connection's write lock (another process on the same file)
+   * before failing with StoreUnavailableError. Default 5000 ms. `append` waits without holding the
+   * event loop (its group is tried again every few ms: see `flush`); `appendMany`, `appendSync`,
+   * `appendManySync` and every read wait inside SQLite (busy_timeout), which blocks the thread.
+   */
   busyTimeoutMs?: number;
   /** SQLite page cache of this handle, KiB. Default 65536 (64 MiB). */
   cacheSizeKb?: number;
@@ -105,6 +112,12 @@ export class SqliteEventStore implements EventStore {
   private readonly tx: WriteTransactions;
   /** Group commit: appends waiting for the next flush (see `append`). */
   private pending: PendingAppend[] = [];
+  /** `busyTimeoutMs`: how long an append waits for another connection's write lock. */
+  private readonly busyTimeoutMs: number;
+  /** The next try of a group that found the write lock held elsewhere (see `flush`). */
+  private lockRetry: NodeJS.Timeout | null = null;
+  /** Consecutive tries that found the write lock held (the retry delay grows with them). */
+  private lockTries = 0;
   /** The subscriptions' commit-feed readers: fed this process's commits (see internal/commit-feed.ts). */
   private readonly feeds = new Set<CommitFeedReader>();
 
@@ -120,6 +133,7 @@ export class SqliteEventStore implements EventStore {
       const busy = options.busyTimeoutMs ?? 5000;
       if (!Number.isSafeInteger(busy) || busy < 0) throw new TypeError('busyTimeoutMs must be an integer >= 0');
       this.db.pragma(`busy_timeout = ${busy}`);
+      this.busyTimeoutMs = busy;
       this.db.pragma('journal_mode = WAL');
       // A page cache that holds the hot B-tree pages of many Spaces (SQLite's default is 2 MB);
       // the read models on the same handle share it. Negative = KiB.
@@ -154,20 +168,38 @@ export class SqliteEventStore implements EventStore {
     });
   }
 
-  /** Commits every pending append in one transaction (group commit), then settles each promise. */
-  private flush(): void {
+  /**
+   * Commits every pending append in one transaction (group commit), then settles each promise.
+   *
+   * Another connection's write lock (another process on the same file) is waited for without
+   * holding the event loop: the group's BEGIN IMMEDIATE does not wait (busy_timeout 0 for it), and
+   * a group that finds the lock held is tried again a few ms later, with the appends made
+   * meanwhile, until each append has waited `busyTimeoutMs` (then StoreUnavailableError, as
+   * before). SQLite's own wait (busy_timeout) sleeps in the calling thread: with another process
+   * writing a flood, the event loop of this one stood still for up to its whole timeout, and every
+   * request it served waited too. A failed transaction is rolled back whole, so nothing of a group
+   * that is tried again was written. `wait` (on close): SQLite's own wait, as before.
+   */
+  private flush(wait = false): void {
+    if (this.lockRetry) {
+      clearTimeout(this.lockRetry);
+      this.lockRetry = null;
+    }
     const items = this.pending;
     this.pending = [];
     if (items.length === 0) return;
     let written: ReturnType<WriteTransactions['groupTx']>;
     try {
       if (this.closed) throw new Error('event store is closed');
-      written = this.run(() => this.tx.groupTx(items));
+      written = wait ? this.tx.groupTx(items) : this.withoutBusyWait(() => this.tx.groupTx(items));
     } catch (err) {
+      if (!wait && isLockHeld(err) && this.retryLater(items)) return;
       // The transaction itself failed (lock, I/O, closed): nothing of the group was written.
-      for (const it of items) it.reject(err);
+      const translated = this.translate(err);
+      for (const it of items) it.reject(translated);
       return;
     }
+    this.lockTries = 0;
     const outcomes: Outcome[] = written.outcomes;
     // Committed: the subscriptions' feeds get its rows before they are woken (notify below).
     this.publish(written.commit);
@@ -181,6 +213,40 @@ export class SqliteEventStore implements EventStore {
       }
     });
     if (wrote) this.notify();
+  }
+
+  /** Runs `fn` with this handle's busy_timeout at 0: SQLITE_BUSY at once instead of a sleep. */
+  private withoutBusyWait<T>(fn: () => T): T {
+    this.db.pragma('busy_timeout = 0');
+    try {
+      return fn();
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    }
+  }
+
+  /**
+   * A group found the write lock held: appends that have waited `busyTimeoutMs` fail with
+   * StoreUnavailableError; the others go back to the head of the queue (appends made meanwhile
+   * join them) for a try in 1, 2, 4, 8, then every 10 ms. False when none is left to wait.
+   */
+  private retryLater(items: PendingAppend[]): boolean {
+    const now = performance.now();
+    const waiting: PendingAppend[] = [];
+    for (const it of items) {
+      it.lockWaitSince ??= now;
+      if (now - it.lockWaitSince >= this.busyTimeoutMs)
+        it.reject(new StoreUnavailableError(`sqlite: the write lock was held by another connection for ${this.busyTimeoutMs} ms (busyTimeoutMs)`));
+      else waiting.push(it);
+    }
+    if (waiting.length === 0) return true;
+    this.pending = [...waiting, ...this.pending];
+    const delay = Math.min(10, 2 ** this.lockTries++);
+    this.lockRetry = setTimeout(() => {
+      this.lockRetry = null;
+      this.flush();
+    }, delay);
+    return true;
   }
 
   /** Appends to several streams in one transaction: all or nothing. */
@@ -363,7 +429,7 @@ export class SqliteEventStore implements EventStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush(); // appends already requested are committed (or fail) before the handle closes
+    this.flush(true); // appends already requested are committed (or fail) before the handle closes
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsDb && this.db.open) this.db.close();

@@ -15,6 +15,8 @@ export interface PendingAppend {
   req: PreparedRequest;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
+  /** When a flush first found another connection holding the write lock for it (ms, `performance.now()`). */
+  lockWaitSince?: number;
 }
 
 /** One request's outcome in a group: its result, or the error of its own check. */
