@@ -193,7 +193,11 @@ export class SqliteEventStore implements EventStore {
       if (this.closed) throw new Error('event store is closed');
       written = wait ? this.tx.groupTx(items) : this.withoutBusyWait(() => this.tx.groupTx(items));
     } catch (err) {
-      if (!wait && isLockHeld(err) && this.retryLater(items)) return;
+      if (!wait && isLockHeld(err)) {
+        this.retryLater(items);
+        return;
+      }
+      this.lockTries = 0;
       // The transaction itself failed (lock, I/O, closed): nothing of the group was written.
       const translated = this.translate(err);
       for (const it of items) it.reject(translated);
@@ -228,9 +232,9 @@ export class SqliteEventStore implements EventStore {
   /**
    * A group found the write lock held: appends that have waited `busyTimeoutMs` fail with
    * StoreUnavailableError; the others go back to the head of the queue (appends made meanwhile
-   * join them) for a try in 1, 2, 4, 8, then every 10 ms. False when none is left to wait.
+   * join them) for a try in 1, 2, 4, 8, then every 10 ms.
    */
-  private retryLater(items: PendingAppend[]): boolean {
+  private retryLater(items: PendingAppend[]): void {
     const now = performance.now();
     const waiting: PendingAppend[] = [];
     for (const it of items) {
@@ -239,14 +243,16 @@ export class SqliteEventStore implements EventStore {
         it.reject(new StoreUnavailableError(`sqlite: the write lock was held by another connection for ${this.busyTimeoutMs} ms (busyTimeoutMs)`));
       else waiting.push(it);
     }
-    if (waiting.length === 0) return true;
+    if (waiting.length === 0) {
+      this.lockTries = 0;
+      return;
+    }
     this.pending = [...waiting, ...this.pending];
     const delay = Math.min(10, 2 ** this.lockTries++);
     this.lockRetry = setTimeout(() => {
       this.lockRetry = null;
       this.flush();
     }, delay);
-    return true;
   }
 
   /** Appends to several streams in one transaction: all or nothing. */
