@@ -20,6 +20,20 @@ describeEventStoreContract('sqlite', async (o) => {
   return { store, cleanup: () => store.close() };
 });
 
+/** A store and another connection on one fresh file (another process's writer); both closed after `fn`. */
+async function withOtherWriter(busyTimeoutMs: number, fn: (store: SqliteEventStore, other: Database.Database) => Promise<void>): Promise<void> {
+  const file = freshFile();
+  const store = new SqliteEventStore(file, { busyTimeoutMs });
+  const other = new Database(file);
+  try {
+    await fn(store, other);
+  } finally {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    await store.close();
+  }
+}
+
 describe('SqliteEventStore specifics', () => {
   test('opens the file in WAL mode with synchronous=NORMAL and a busy timeout', async () => {
     const store = new SqliteEventStore(freshFile());
@@ -131,28 +145,18 @@ describe('SqliteEventStore specifics', () => {
     }
   });
 
-  test('a write lock held elsewhere beyond busy_timeout is StoreUnavailableError and writes nothing', async () => {
-    const file = freshFile();
-    const store = new SqliteEventStore(file, { busyTimeoutMs: 50 });
-    const other = new Database(file);
-    try {
+  test('a write lock held elsewhere beyond busy_timeout is StoreUnavailableError and writes nothing', () =>
+    withOtherWriter(50, async (store, other) => {
       other.exec('BEGIN IMMEDIATE');
       const err = await store.append('s', [newEvent()], 'no_stream').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StoreUnavailableError);
       other.exec('ROLLBACK');
       expect(await store.readStream('s')).toEqual([]);
       expect((await store.append('s', [newEvent()], 'no_stream')).nextExpectedRevision).toBe(0);
-    } finally {
-      other.close();
-      await store.close();
-    }
-  });
+    }));
 
-  test('an append waits for a write lock held elsewhere without holding the event loop, then commits', async () => {
-    const file = freshFile();
-    const store = new SqliteEventStore(file, { busyTimeoutMs: 5000 });
-    const other = new Database(file);
-    try {
+  test('an append waits for a write lock held elsewhere without holding the event loop, then commits', () =>
+    withOtherWriter(5000, async (store, other) => {
       await store.append('s', [newEvent()], 'no_stream');
       other.exec('BEGIN IMMEDIATE'); // another process's write transaction
       const waiting = [store.append('s', [newEvent()], 0), store.append('t', [newEvent()], 'no_stream'), store.append('s', [newEvent()], 5)];
@@ -176,18 +180,10 @@ describe('SqliteEventStore specifics', () => {
       expect((await store.readStream('t')).length).toBe(1);
       // The handle's own busy_timeout is back for its other statements.
       expect(store.db.pragma('busy_timeout', { simple: true })).toBe(5000);
-    } finally {
-      if (other.inTransaction) other.exec('ROLLBACK');
-      other.close();
-      await store.close();
-    }
-  });
+    }));
 
-  test('appends that wait past busyTimeoutMs fail alone; one made later still gets its own wait', async () => {
-    const file = freshFile();
-    const store = new SqliteEventStore(file, { busyTimeoutMs: 200 });
-    const other = new Database(file);
-    try {
+  test('appends that wait past busyTimeoutMs fail alone; one made later still gets its own wait', () =>
+    withOtherWriter(200, async (store, other) => {
       other.exec('BEGIN IMMEDIATE');
       const t0 = performance.now();
       const first = store.append('s', [newEvent()], 'no_stream').then(() => 'ok', (e: unknown) => e);
@@ -200,12 +196,7 @@ describe('SqliteEventStore specifics', () => {
       expect(await second).toBe('ok');
       expect(await store.readStream('s')).toEqual([]);
       expect((await store.readStream('t')).length).toBe(1);
-    } finally {
-      if (other.inTransaction) other.exec('ROLLBACK');
-      other.close();
-      await store.close();
-    }
-  });
+    }));
 
   test('events survive reopening, and positions are never reused', async () => {
     const file = freshFile();
