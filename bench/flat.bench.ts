@@ -207,7 +207,7 @@ async function runOnce(kind: StoreKind, w: Workload, schema: string): Promise<Fl
     // 2. timed: usage events only.
     const timed = repository();
     const ingest = new IngestService(store, timed.repo, catalog, systemClock, systemIds);
-    const profile = await startProfile(`${kind}-${w.spaces}`);
+    const profile = await startProfile(`${kind}-${w.part}`);
     const applied0 = { ...projector.applied };
     let gcMs = 0;
     const gcObserver = new PerformanceObserver((list) => {
