@@ -164,6 +164,24 @@ async function ingestFlood(base: string, S: number, stop: () => boolean): Promis
 }
 
 /**
+ * The fixed-rate checks (`checksAtRate`) while `ingestFlood` POSTs usage to `ingestBase`: their load
+ * and the usage events/s reached meanwhile. The flood stops when the checks end, or fail.
+ */
+async function checksDuringFlood(checksAtRate: () => Promise<Load>, ingestBase: string, S: number): Promise<{ checks: Load; ingestRate: number }> {
+  let flooding = true;
+  const flood = ingestFlood(ingestBase, S, () => !flooding);
+  flood.catch(() => undefined); // awaited below; a failure is not unhandled while the check load runs
+  let checks: Load;
+  try {
+    checks = await checksAtRate();
+  } finally {
+    flooding = false;
+  }
+  const ingested = await flood;
+  return { checks, ingestRate: ingested.events / ingested.seconds };
+}
+
+/**
  * A second process of the built service with ROLES=api on the first one's store (the same
  * environment; SQLite: the same DATA_DIR, so the same files), its entitlement view warmed by one
  * pass over the check set; then the fixed-rate check (`checksAtRate`) sent to it while
@@ -184,13 +202,8 @@ async function checksOnApiProcess(
     const servedBy = front.proc.pid as number;
     const warm = await load(front.base, seconds, connections, checks, servedBy, Math.min(S, SET_SIZE));
     if (warm.errors || warm.non2xx) throw new Error(`api-only process, warming its view: ${warm.errors} errors, ${warm.non2xx} non-2xx answers`);
-    let flooding = true;
-    const flood = ingestFlood(ingestBase, S, () => !flooding);
-    flood.catch(() => undefined); // awaited below
-    const checkApiProcess = await checksAtRate(front.base, servedBy);
-    flooding = false;
-    const ingested = await flood;
-    return { checkApiProcess, apiProcessIngestRate: ingested.events / ingested.seconds };
+    const { checks: checkApiProcess, ingestRate } = await checksDuringFlood(() => checksAtRate(front.base, servedBy), ingestBase, S);
+    return { checkApiProcess, apiProcessIngestRate: ingestRate };
   } finally {
     await front.stop();
   }
@@ -303,18 +316,12 @@ async function runOnStore(store: StoreName, S: number, seconds: number, connecti
       const body = (await sample.json()) as { allowed?: unknown; limit?: unknown; asOf?: unknown };
       if (typeof body.allowed !== 'boolean' || typeof body.limit !== 'number' || typeof body.asOf !== 'string')
         throw new Error(`unexpected entitlement answer: ${JSON.stringify(body)}`);
-      // Last (it leaves the projection behind for a while): the fixed-rate check again, with a burst
-      // of usage POSTed to the same process meanwhile.
-      let flooding = true;
-      const flood = ingestFlood(svc.base, S, () => !flooding);
-      flood.catch(() => undefined); // awaited below; a failure is not unhandled while the check load runs
-      const checkUnderIngest = await checksAtRate();
-      flooding = false;
-      const ingested = await flood;
-      const ingestRate = ingested.events / ingested.seconds;
+      // After the loads above (it leaves the projection behind for a while): the fixed-rate check
+      // again, with a burst of usage POSTed to the same process meanwhile.
+      const { checks: checkUnderIngest, ingestRate } = await checksDuringFlood(checksAtRate, svc.base, S);
       log(`${store}: at ${fmt(FIXED_RATE)} requests/s while ${fmt(ingestRate)} usage events/s were POSTed: check p99 ${checkUnderIngest.p99} ms`);
       // The same flood into this process, the checks served by a second one with the api role alone.
-      const { checkApiProcess, apiProcessIngestRate } = await checksOnApiProcess(env, dataDir, (front, servedBy) => checksAtRate(front, servedBy), checks, svc.base, S, seconds, connections);
+      const { checkApiProcess, apiProcessIngestRate } = await checksOnApiProcess(env, dataDir, checksAtRate, checks, svc.base, S, seconds, connections);
       log(`${store}: at ${fmt(FIXED_RATE)} requests/s on an api-only process while ${fmt(apiProcessIngestRate)} usage events/s were POSTed to the first: check p50 ${checkApiProcess.p50} ms, p99 ${checkApiProcess.p99} ms`);
       for (const [what, l] of [['cold', cold], ['usage', usage], ['bare at rate', bareAtRate], ['check at rate', checkAtRate], ['check under ingest', checkUnderIngest], ['check on the api-only process', checkApiProcess], ...rounds.flatMap((r) => [['bare', r.bare], ['check', r.check]] as const)] as const)
         if (l.errors || l.non2xx) throw new Error(`${store} ${what}: ${l.errors} errors, ${l.non2xx} non-2xx answers`);
