@@ -8,11 +8,9 @@
  * ENTITLEMENT_VIEW_POLL_MS plus one read of the store (a second of slack here: the machine is shared).
  */
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
-import { Client } from 'pg';
-import { type RunningApp, api, startApp } from '../support/app-process';
+import { type RunningApp, api } from '../support/app-process';
+import { sharedStore } from '../support/shared-store';
 
-const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const POLL_MS = 100;
 /** Slack over POLL_MS for one read of the store, the HTTP round trips and a loaded 2-core machine. */
 const SLACK_MS = 1000;
@@ -24,35 +22,21 @@ const gen = (spaceId: string, generations: number) => ({
 
 interface Answer { used: number; limit: number; asOf: string; allowed: boolean }
 
-describe.each(['postgres', 'sqlite'] as const)('entitlement view across processes (%s)', (store) => {
-  const schema = `ev_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+describe.each(['postgres', 'sqlite'] as const)('entitlement view across processes (%s)', (kind) => {
+  // SQLite: B opens A's files (one DATA_DIR on one host).
+  const store = sharedStore(kind, 'ev', { LOG_LEVEL: 'warn', ENTITLEMENT_VIEW_POLL_MS: String(POLL_MS) });
   let a: RunningApp;
   let b: RunningApp;
 
   beforeAll(async () => {
-    const common = { LOG_LEVEL: 'warn', ENTITLEMENT_VIEW_POLL_MS: String(POLL_MS) };
-    if (store === 'postgres') {
-      const env = { ...common, EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema };
-      a = await startApp(env);
-      b = await startApp({ ...env, ROLES: 'api' });
-    } else {
-      // SQLite: B opens A's files (one DATA_DIR on one host).
-      const env = { ...common, EVENT_STORE: 'sqlite' };
-      a = await startApp(env);
-      b = await startApp({ ...env, ROLES: 'api' }, a.dataDir);
-    }
+    a = await store.start();
+    b = await store.start({ ROLES: 'api' });
   });
 
   afterAll(async () => {
     await b?.stop();
     await a?.stop();
-    for (const d of new Set([a?.dataDir, b?.dataDir])) if (d) fs.rmSync(d, { recursive: true, force: true });
-    if (store === 'postgres') {
-      const c = new Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
-    }
+    await store.remove();
   });
 
   const check = async (space: string): Promise<{ sentAt: number; answer: Answer }> => {

@@ -1,24 +1,20 @@
 /**
  * Issue 8 item 3, ROLES: the built service split in two processes on one store (PostgreSQL: one
- * schema; SQLite: one DATA_DIR, so the same files), one with `api`, one with `projector,scheduler`. The API answers with read-your-writes (it waits for
- * the other process's projection), the scheduler there appends the missed resets, and both serve
+ * schema; SQLite: one DATA_DIR, so the same files), one with `api`, one with `projector,scheduler`.
+ * The API answers with read-your-writes (it waits for the other process's projection), the scheduler there appends the missed resets, and both serve
  * /health/* and /metrics; the non-api process has no /v1 route.
  */
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
-import { Client } from 'pg';
-import { api, eventually, startApp } from '../support/app-process';
+import { api, eventually } from '../support/app-process';
+import { sharedStore } from '../support/shared-store';
 
-const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 jest.setTimeout(120_000);
 
-test.each(['postgres', 'sqlite'] as const)('api and projector+scheduler in two processes on one store (%s)', async (store) => {
-  const schema = `roles_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  const common = { LOG_LEVEL: 'warn', SCHEDULER_INTERVAL_MS: '200' };
-  const env = store === 'postgres' ? { ...common, EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema } : { ...common, EVENT_STORE: 'sqlite' };
-  const worker = await startApp({ ...env, ROLES: 'projector,scheduler' });
+test.each(['postgres', 'sqlite'] as const)('api and projector+scheduler in two processes on one store (%s)', async (kind) => {
+  const store = sharedStore(kind, 'roles', { LOG_LEVEL: 'warn', SCHEDULER_INTERVAL_MS: '200' });
+  const worker = await store.start({ ROLES: 'projector,scheduler' });
   // SQLite: the api process opens the worker's files.
-  const front = await startApp({ ...env, ROLES: 'api' }, store === 'sqlite' ? worker.dataDir : undefined);
+  const front = await store.start({ ROLES: 'api' });
   try {
     const space = `r-${randomUUID().slice(0, 8)}`;
     const effectiveAt = new Date(Date.now() - 70 * 86_400_000).toISOString();
@@ -53,12 +49,6 @@ test.each(['postgres', 'sqlite'] as const)('api and projector+scheduler in two p
   } finally {
     await front.stop();
     await worker.stop();
-    for (const d of new Set([front.dataDir, worker.dataDir])) fs.rmSync(d, { recursive: true, force: true });
-    if (store === 'postgres') {
-      const c = new Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
-    }
+    await store.remove();
   }
 });
