@@ -48,6 +48,16 @@ export interface SubscriptionChangedData {
    * older events, which keep the meaning they were recorded with (a fresh period at effectiveAt).
    */
   keepsUsage?: true;
+  /**
+   * The start (ISO) of the period that a change back-dated beyond the corrections window (no
+   * `keepsUsage`) leaves as the first one a decision can still read, when what was recorded under
+   * that start before the change belongs to something else: a settled period that began at the same
+   * instant, or thresholds of a period an earlier change re-keyed (periods are kept by start). Every
+   * reader clears that record (usage, thresholds fired, breakdown rows) before the change's moves
+   * (`clearsSettledPeriod` in decide-subscription.ts). Absent when there is nothing to clear, and on
+   * events written before the rule.
+   */
+  clearsPeriod?: string;
 }
 
 /** Usage of one member and feature that a subscription change moved from one period to another. */

@@ -20,6 +20,7 @@ export {
   addUse,
   applyPeriodMove,
   attributionMoves,
+  clearPeriod,
   changeMoves,
   BATCH_EXPORT_FEATURE,
   evolve,

@@ -17,7 +17,8 @@ import {
   snapshotOfSpace,
   spaceFromSnapshot,
 } from './space';
-import { type Step, lifeArb } from './testing/arbitraries';
+import { type Step, T0, lifeArb, subscriptionCommand, subscriptionSpecArb, usageCommand, validUsageArb } from './testing/arbitraries';
+import { periodAt } from './timeline';
 import { SPACE_ID, at, canonicalState, defaultCatalog, generate, given, history, nameAsEventId, subscribe } from './testing/given-when-then';
 
 const catalog: Catalog = defaultCatalog();
@@ -148,6 +149,33 @@ describe('compaction and snapshots change no decision (properties)', () => {
     );
   });
 
+  it('a change back-dated to the very start of an earlier period, settled or not, decides the same with the state compacted or not', () => {
+    fc.assert(
+      fc.property(
+        lifeArb(20),
+        subscriptionSpecArb,
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 60 * DAY_MS }),
+        fc.array(validUsageArb, { minLength: 1, maxLength: 4 }),
+        (life, sub, where, gap, usage) => {
+          const now = (life.at(-1)?.now ?? T0) + gap;
+          // the start of the period (as the Space's timeline has it) at an instant anywhere in its life
+          const start = periodAt(run(life, false).state.timeline, T0 + Math.floor(where * (now - T0))).start;
+          const steps: Step[] = [
+            ...life,
+            { command: subscriptionCommand(sub, 'late-change', Math.max(T0, start)), now },
+            ...usage.map((u, i) => ({ command: usageCommand(u, `after-${i}`, now), now })),
+          ];
+          const plain = run(steps, false);
+          const compacted = run(steps, true);
+          expect(compacted.decisions).toEqual(plain.decisions);
+          expect(compacted.events).toEqual(plain.events);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   const usageStep = (over: Parameters<typeof generate>[0], now: string): Step => ({ command: generate(over), now: at(now) });
   const changeStep = (cmd: ReturnType<typeof subscribe>, now: string): Step => ({ command: cmd, now: at(now) });
   const limits = { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 };
@@ -194,6 +222,48 @@ describe('compaction and snapshots change no decision (properties)', () => {
     ]);
     expect(compacted.decisions).toEqual(plain.decisions);
     expect(compacted.events).toEqual(plain.events);
+  });
+
+  it('a change back-dated to the very start of a settled period clears that period’s record: its usage and thresholds do not count in the period that now starts there', () => {
+    // enterprise weekly from Wed Jan 1; 20 video credits on Jan 23 (period Jan 22 - Jan 29): 80 % and 100 % fire
+    const steps: Step[] = [
+      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
+      usageStep({ feature: 'ai_video', medium: 'video', generations: 4, occurredAt: '2025-01-23T00:00:00Z', eventId: 'video' }, '2025-01-23T00:00:00Z'),
+      // on Mar 5 (window from Jan 29, the settled period's end) billing says: free from Jan 22, the
+      // settled period's own start. The free period starts at that same instant.
+      changeStep(subscribe('free', 'weekly', '2025-01-22T00:00:00Z', { eventId: 'free' }), '2025-03-05T00:00:00Z'),
+      // 5 video credits: all of the free plan's 5
+      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-03-05T00:00:00Z', eventId: 'march' }, '2025-03-05T00:00:00Z'),
+    ];
+    const plain = run(steps, false);
+    const compacted = run(steps, true);
+    const free = plain.events.filter((e) => e.type === 'SubscriptionChanged')[1];
+    expect(free.data).toMatchObject({ effectiveAt: '2025-01-22T00:00:00.000Z', clearsPeriod: '2025-01-22T00:00:00.000Z' });
+    expect(free.data).not.toHaveProperty('keepsUsage');
+    // the free period's own usage (5 of 5) fires both thresholds; the settled 20 credits are not in it
+    expect(plain.events.filter((e) => e.type === 'ThresholdCrossed').map((e) => [e.data.periodStart, e.data.periodEnd, e.data.threshold, e.data.used])).toEqual([
+      ['2025-01-22T00:00:00.000Z', '2025-01-29T00:00:00.000Z', 80, 20],
+      ['2025-01-22T00:00:00.000Z', '2025-01-29T00:00:00.000Z', 100, 20],
+      ['2025-01-22T00:00:00.000Z', null, 80, 5],
+      ['2025-01-22T00:00:00.000Z', null, 100, 5],
+    ]);
+    expect(plain.state.periods.get(at('2025-01-22T00:00:00Z'))?.used.ai_video_credits).toBe(5);
+    // the same whether the state was compacted before the change (its record of Jan 22 already gone) or not
+    expect(compacted.decisions).toEqual(plain.decisions);
+    expect(compacted.events).toEqual(plain.events);
+  });
+
+  it('a change back-dated into a settled period clears nothing when the period containing the window’s start keeps its start', () => {
+    const steps: Step[] = [
+      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
+      usageStep({ feature: 'ai_video', medium: 'video', generations: 4, occurredAt: '2025-01-23T00:00:00Z', eventId: 'video' }, '2025-01-23T00:00:00Z'),
+      // weekly again from Jan 22: the window (from Jan 29) starts in the period Jan 29 - Feb 5 before and after
+      changeStep(subscribe('pro', 'weekly', '2025-01-22T00:00:00Z', { eventId: 'pro' }), '2025-03-05T00:00:00Z'),
+    ];
+    const pro = run(steps, false).events.filter((e) => e.type === 'SubscriptionChanged')[1];
+    expect(pro.data).toMatchObject({ effectiveAt: '2025-01-22T00:00:00.000Z' });
+    expect(pro.data).not.toHaveProperty('clearsPeriod');
+    expect(pro.data).not.toHaveProperty('keepsUsage');
   });
 
   it('a snapshot round-trips the state; another schema, Space or a narrower window is not trusted', () => {

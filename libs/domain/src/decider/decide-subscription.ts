@@ -9,7 +9,7 @@ import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segment
 import { type DecideContext, type Decision, reaches, reject } from './commands';
 import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
 import { emptyLimits } from '../catalog/pricing';
-import { type SpaceState, applyMoves, changeMoves, evolve, firedKey, usesSince } from './state';
+import { type SpaceState, applyMoves, changeMoves, clearPeriod, evolve, firedKey, usesSince } from './state';
 
 const isLimits = (v: unknown): v is Limits =>
   typeof v === 'object' &&
@@ -42,6 +42,7 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   const previousIdx = segmentIndexAt(state.timeline, effectiveAt);
   const previous = segmentAt(state.timeline, effectiveAt, ctx.catalog);
   const reanchored = previous.family !== family;
+  const settled = settledPeriod(state.timeline, effectiveAt, cutoff);
   const data: SubscriptionChangedData = {
     spaceId: state.spaceId,
     sourceEventId: input.eventId,
@@ -61,12 +62,14 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
     // reaches a settled period: one that had ended by the corrections window's start. A change
     // back-dated into a settled period starts a fresh period at its effectiveAt (`keepsUsage`
     // absent), so no decision ever reads a period the window has closed (`settledPeriod`).
-    ...(settledPeriod(state.timeline, effectiveAt, cutoff) ? {} : { keepsUsage: true as const }),
+    ...(settled ? {} : { keepsUsage: true as const }),
   };
   // Uses inside the window whose period the change moves (usage older than the window stays in
   // the period it was recorded in): recorded, so read models apply them without keeping uses.
   const timeline = withSubscriptionChange(state.timeline, data);
   data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
+  const cleared = settled ? clearsSettledPeriod(state.timeline, timeline, cutoff) : null;
+  if (cleared !== null) data.clearsPeriod = iso(cleared);
   const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff));
   data.moves = moves;
   // Bounded, so that the event stays well inside every store's append budget (KurrentDB's 960 KiB):
@@ -79,8 +82,10 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   if (effectiveAt <= ctx.now) {
     // The state after the change, without touching `state`: moves replace period entries, never mutate them.
     const periods = new Map(state.periods);
+    const fired = cleared === null ? state.fired : new Set(state.fired);
+    if (cleared !== null) clearPeriod(periods, fired, cleared);
     applyMoves(periods, data.moves);
-    const after: SpaceState = { ...state, timeline, periods };
+    const after: SpaceState = { ...state, timeline, periods, fired };
     const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
     if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
       events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
@@ -103,6 +108,22 @@ export function settledPeriod(timeline: Timeline, effectiveAt: number, cutoff: n
   if (effectiveAt >= cutoff) return false;
   const interrupted = periodAt(timeline, effectiveAt);
   return interrupted.end !== null && interrupted.end <= cutoff;
+}
+
+/**
+ * The start whose record a change back-dated into a settled period (`settledPeriod`) clears, or
+ * null. Such a change starts a fresh period at its effectiveAt, and after it (`after`) the first
+ * period a decision can still read is the one containing `cutoff`. What the state holds under that
+ * period's start was recorded for something else: a settled period that began at the same instant
+ * (its usage stays in the period it was recorded in, which no longer exists), or thresholds of a
+ * period that an earlier change re-keyed. Whether the state still holds it depends on when it was
+ * compacted, so the change records the start (`clearsPeriod`) and every reader clears it before
+ * the change's moves. The one start kept is that of the period containing `cutoff` before the
+ * change (`before`): its record is always held, and it goes on in the period that now starts there.
+ */
+export function clearsSettledPeriod(before: Timeline, after: Timeline, cutoff: number): number | null {
+  const start = periodAt(after, cutoff).start;
+  return start === periodAt(before, cutoff).start ? null : start;
 }
 
 /**

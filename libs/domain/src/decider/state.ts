@@ -276,6 +276,16 @@ export function applyMoves(periods: Map<number, PeriodUsage>, moves: readonly Pe
 }
 
 /**
+ * Clears the record of the period that starts at `start`: its usage and the thresholds fired in it
+ * (a subscription change's `clearsPeriod`, applied before its moves).
+ */
+export function clearPeriod(periods: Map<number, PeriodUsage>, fired: Set<string>, start: number): void {
+  periods.delete(start);
+  const prefix = `${start}|`;
+  for (const key of fired) if (key.startsWith(prefix)) fired.delete(key);
+}
+
+/**
  * Folds one event into the state. For speed it updates `state` in place and returns it: clone
  * first (cloneSpaceState) when the previous state must survive.
  */
@@ -287,6 +297,7 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
       state.subscriptionIds.set(d.sourceEventId, recordedFingerprint(event));
       const before = state.timeline;
       state.timeline = withSubscriptionChange(state.timeline, d);
+      if (d.clearsPeriod !== undefined) clearPeriod(state.periods, state.fired, Date.parse(d.clearsPeriod));
       // Written before moves were recorded (schema 1): attribute the uses this state still has.
       applyMoves(state.periods, d.moves ?? attributionMoves(before, state.timeline, state.recent.values()));
       return state;

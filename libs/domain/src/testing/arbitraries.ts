@@ -105,16 +105,33 @@ export interface Step {
 
 type StepSpec =
   | { kind: 'usage'; usage: UsageSpec; late: number }
-  | { kind: 'subscription'; sub: SubscriptionSpec; late: number }
+  | { kind: 'subscription'; sub: SubscriptionSpec; late: number; snap: Snap }
   | { kind: 'reset' };
 
 const lateArb = fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 2 * DAY_MS }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 45 * DAY_MS }) });
+
+/**
+ * Where a subscription's effectiveAt falls: anywhere, or moved back to a weekly or monthly boundary
+ * of a life that started at T0 (the start of a period of a Space subscribed at T0: changes at the
+ * very start of a period, settled or running).
+ */
+type Snap = 'none' | 'week' | 'month';
+const snapArb: fc.Arbitrary<Snap> = fc.oneof({ weight: 3, arbitrary: fc.constant<Snap>('none') }, { weight: 1, arbitrary: fc.constantFrom<Snap>('week', 'month') });
+
+function snapped(t: number, snap: Snap): number {
+  if (snap === 'week') return T0 + Math.floor((t - T0) / (7 * DAY_MS)) * 7 * DAY_MS;
+  if (snap === 'month') {
+    const d = new Date(t);
+    return Math.max(T0, Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
+  }
+  return t;
+}
 
 const stepSpecArb: fc.Arbitrary<StepSpec> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ kind: fc.constant('usage' as const), usage: anyUsageArb, late: lateArb }) },
   {
     weight: 2,
-    arbitrary: fc.record({ kind: fc.constant('subscription' as const), sub: fc.oneof(subscriptionSpecArb, paidSubscriptionArb), late: lateArb }),
+    arbitrary: fc.record({ kind: fc.constant('subscription' as const), sub: fc.oneof(subscriptionSpecArb, paidSubscriptionArb), late: lateArb, snap: snapArb }),
   },
   { weight: 3, arbitrary: fc.constant({ kind: 'reset' as const }) },
 );
@@ -144,7 +161,7 @@ export const lifeArb = (maxSteps = 30): fc.Arbitrary<Step[]> =>
             steps.push({ command: usageCommand(spec.usage, id, now - spec.late), now });
             break;
           case 'subscription':
-            steps.push({ command: subscriptionCommand(spec.sub, id, now - spec.late), now });
+            steps.push({ command: subscriptionCommand(spec.sub, id, snapped(now - spec.late, spec.snap)), now });
             break;
           case 'reset':
             steps.push({ command: { type: 'ResetDuePeriods', spaceId: SPACE_ID }, now });
