@@ -8,7 +8,7 @@
  * with no marker (every event stored so far is version 1); a later version is written with
  * `metadata.schema` and a reader upcasts older data step by step before the domain sees it.
  * Additive, optional fields (e.g. `SubscriptionChanged.moves` and `.memberMoves`, `PeriodReset.boundariesCovered`,
- * `SubscriptionChanged.keepsUsage`) need no new version: readers treat their absence explicitly.
+ * `SubscriptionChanged.keepsUsage` and `.clearsPeriod`) need no new version: readers treat their absence explicitly.
  */
 import { type IdentifiedSpaceEvent, SPACE_EVENT_TYPES, SPACE_STREAM_PREFIX, type SpaceEvent, type SpaceEventType } from './events';
 

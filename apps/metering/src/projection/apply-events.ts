@@ -64,6 +64,8 @@ export interface RowAccess {
   /** The Space's rows; the Space row is written back whatever the event. */
   space(spaceId: string): SpaceAccess;
   putThreshold(row: ThresholdRow): void;
+  /** Drops the Space's threshold rows of one period (a subscription change's `clearsPeriod`), before any put that follows. */
+  clearThresholds(spaceId: string, periodStart: number): void;
 }
 
 /** How an adapter reads stored rows; each call returns a fresh object the batch may change. */
@@ -218,6 +220,8 @@ class SpaceRows implements SpaceAccess {
 export class BatchRows implements RowAccess {
   private readonly bySpace = new Map<string, SpaceRows>();
   readonly thresholds = new Map<string, ThresholdRow>();
+  /** (Space, period) pairs whose stored threshold rows go away: adapters delete them before writing `thresholds`. */
+  readonly clearedThresholds: { spaceId: string; periodStart: number }[] = [];
   /** Usage rows buffered, over every Space (kept as they are added: `size` is asked per page). */
   private readonly count = { periods: 0 };
 
@@ -225,7 +229,7 @@ export class BatchRows implements RowAccess {
 
   /** Rows buffered: a caller applying many pages into one batch flushes when this grows large. */
   get size(): number {
-    return this.bySpace.size + this.thresholds.size + this.count.periods;
+    return this.bySpace.size + this.thresholds.size + this.clearedThresholds.length + this.count.periods;
   }
 
   /** Space rows buffered. */
@@ -286,6 +290,13 @@ export class BatchRows implements RowAccess {
   putThreshold(row: ThresholdRow): void {
     this.thresholds.set(`${row.spaceId}|${row.periodStart}|${row.pool}|${row.threshold}`, row);
   }
+
+  clearThresholds(spaceId: string, periodStart: number): void {
+    // Puts of this batch before the clear go with it; puts after it are written after the delete.
+    const prefix = `${spaceId}|${periodStart}|`;
+    for (const key of this.thresholds.keys()) if (key.startsWith(prefix)) this.thresholds.delete(key);
+    this.clearedThresholds.push({ spaceId, periodStart });
+  }
 }
 
 /** When the scheduler must next look at the Space: its next reset or a pending activation. */
@@ -338,6 +349,13 @@ function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'r
       const d = ev.data;
       const space = rs.row;
       space.timeline = withSubscriptionChange(space.timeline, d);
+      // What was recorded under the start of the first period a decision can still read belongs to
+      // something else (see `SubscriptionChangedData.clearsPeriod`): cleared before the moves.
+      if (d.clearsPeriod !== undefined) {
+        const start = Date.parse(d.clearsPeriod);
+        rs.setUsage(start, null);
+        rows.clearThresholds(spaceId, start);
+      }
       // The decision recorded how the change moved usage between periods; events written before
       // moves were recorded get them from `withLegacyMoves` before they reach here.
       if (!d.moves) throw new Error(`SubscriptionChanged ${event.id} of ${event.streamName} has no recorded moves (pass its page through withLegacyMoves)`);

@@ -48,6 +48,9 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
   putThreshold(_row: ThresholdRow): void {
     // The check does not read thresholds.
   }
+  clearThresholds(_spaceId: string, _periodStart: number): void {
+    // The check does not read thresholds.
+  }
 
   // SpaceAccess: the row is always held.
   get revision(): number {

@@ -289,6 +289,8 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
           list.map((u) => u.usageEvents),
         ]);
       }
+      const cleared = rows.clearedThresholds;
+      if (cleared.length) await client.query(this.sql.deleteThresholds, [cleared.map((c) => c.spaceId), cleared.map((c) => c.periodStart)]);
       if (thresholds.size) {
         const list = [...thresholds.values()];
         await client.query(this.sql.putThresholds, [
@@ -432,6 +434,8 @@ function buildSql(s: string) {
       CROSS JOIN LATERAL (SELECT * FROM ${s}.rm_usage r WHERE r.space_id = p.id AND r.period_start = p.ps LIMIT 1) AS u`,
     deleteUsage: `DELETE FROM ${s}.rm_usage AS u USING unnest($1::text[], $2::bigint[]) AS d(id, ps)
                   WHERE u.space_id = d.id AND u.period_start = d.ps`,
+    deleteThresholds: `DELETE FROM ${s}.rm_thresholds AS t USING unnest($1::text[], $2::bigint[]) AS d(id, ps)
+                  WHERE t.space_id = d.id AND t.period_start = d.ps`,
     putSpaces: `
       INSERT INTO ${s}.rm_spaces (space_id, timeline, last_reset_at, next_reset_at, revision)
       SELECT id, tl::json, lr, nr, rev FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, tl, lr, nr, rev)

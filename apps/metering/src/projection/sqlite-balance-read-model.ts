@@ -134,6 +134,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       idsAfter: db.prepare('SELECT space_id FROM rm_spaces WHERE space_id > ? ORDER BY space_id LIMIT CAST(? AS INTEGER)'),
       due: db.prepare('SELECT space_id FROM rm_spaces WHERE next_reset_at IS NOT NULL AND next_reset_at <= ? ORDER BY next_reset_at, space_id LIMIT CAST(? AS INTEGER)'),
       deleteUsage: db.prepare('DELETE FROM rm_usage WHERE space_id = ? AND period_start = ?'),
+      deleteThresholds: db.prepare('DELETE FROM rm_thresholds WHERE space_id = ? AND period_start = ?'),
       getCheckpoint: db.prepare('SELECT position FROM rm_checkpoints WHERE name = ?'),
       setCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = excluded.position'),
       advanceCheckpoint: db.prepare('INSERT INTO rm_checkpoints (name, position) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET position = CASE WHEN CAST(excluded.position AS INTEGER) > CAST(position AS INTEGER) THEN excluded.position ELSE position END'),
@@ -180,6 +181,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       if (st.updateRevision.run(sp.revision, sp.spaceId).changes !== 1) throw new Error(`read model: the row of Space ${sp.spaceId} went away during the batch`);
     for (const u of usage.put)
       st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
+    for (const c of rows.clearedThresholds) st.deleteThresholds.run(c.spaceId, c.periodStart);
     for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
     st.setCheckpoint.run(CHECKPOINT, position.toString());
   }

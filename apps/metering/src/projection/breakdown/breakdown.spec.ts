@@ -10,8 +10,10 @@ function applyOneByOne(table: Table, changes: readonly WatchChange[]): void {
     if (c.kind === 'set') {
       const kept = table.get(keyOf(c.row));
       if (kept === undefined || watchSetReplaces(c.row, kept)) table.set(keyOf(c.row), c.row);
-    } else {
+    } else if (c.kind === 'reset') {
       for (const [k, r] of table) if (r.spaceId === c.spaceId && r.periodStart < c.periodStart) table.delete(k);
+    } else {
+      for (const [k, r] of table) if (r.spaceId === c.spaceId && r.periodStart === c.periodStart) table.delete(k);
     }
   }
 }
@@ -27,8 +29,10 @@ function applyRuns(table: Table, changes: readonly WatchChange[]): number {
         const kept = table.get(keyOf(r));
         if (kept === undefined || watchSetReplaces(r, kept)) table.set(keyOf(r), r);
       }
-    } else {
+    } else if (run.kind === 'reset') {
       for (const [k, r] of table) if (run.resets.some((x) => x.spaceId === r.spaceId && r.periodStart < x.periodStart)) table.delete(k);
+    } else {
+      for (const [k, r] of table) if (run.resets.some((x) => x.spaceId === r.spaceId && r.periodStart === x.periodStart)) table.delete(k);
     }
   }
   return runs.length;
@@ -48,6 +52,7 @@ const arbRow = fc.record({
 const arbChange: fc.Arbitrary<WatchChange> = fc.oneof(
   { weight: 4, arbitrary: arbRow.map((row) => ({ kind: 'set' as const, row })) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reset' as const), spaceId: fc.constantFrom('a', 'b'), periodStart: fc.integer({ min: 0, max: 4 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const), spaceId: fc.constantFrom('a', 'b'), periodStart: fc.integer({ min: 0, max: 3 }) }) },
 );
 
 describe('watchRuns', () => {
@@ -71,8 +76,9 @@ describe('watchRuns', () => {
       kind: 'set',
       row: { spaceId, pool: 'ai_image_credits', threshold: 80, periodStart, state: 'fired', used: 80, limit: 100, position: '1', recordedAt: 'x' },
     });
-    const runs = watchRuns([set('a', 1), set('b', 1), set('a', 2), set('a', 1), { kind: 'reset', spaceId: 'a', periodStart: 3 }, { kind: 'reset', spaceId: 'b', periodStart: 3 }, set('a', 3)]);
-    expect(runs.map((r) => r.kind)).toEqual(['set', 'reset', 'set']);
+    const runs = watchRuns([set('a', 1), set('b', 1), set('a', 2), set('a', 1), { kind: 'reset', spaceId: 'a', periodStart: 3 }, { kind: 'reset', spaceId: 'b', periodStart: 3 }, { kind: 'clear', spaceId: 'a', periodStart: 3 }, { kind: 'clear', spaceId: 'b', periodStart: 3 }, set('a', 3)]);
+    expect(runs.map((r) => r.kind)).toEqual(['set', 'reset', 'clear', 'set']);
+    expect(runs[2]).toEqual({ kind: 'clear', resets: [{ spaceId: 'a', periodStart: 3 }, { spaceId: 'b', periodStart: 3 }] });
     // a's second period wins over its first, set before and after it.
     expect(runs[0]).toEqual({ kind: 'set', rows: [set('a', 2), set('b', 1)].map((c) => (c as { row: WatchRow }).row) });
     expect(watchRuns([])).toEqual([]);

@@ -77,7 +77,10 @@ const zero = emptyLimits;
 /** A change to write, in event order (sums are merged; watch changes keep their order). */
 export type WatchChange =
   | { kind: 'set'; row: WatchRow }
-  | { kind: 'reset'; spaceId: string; periodStart: number };
+  /** Drops the Space's rows of periods before `periodStart` (a reset). */
+  | { kind: 'reset'; spaceId: string; periodStart: number }
+  /** Drops the Space's rows of the period that starts at `periodStart` (a subscription change's `clearsPeriod`). */
+  | { kind: 'clear'; spaceId: string; periodStart: number };
 
 /** Whether a set replaces the watch row kept for its key: a row of the same or an earlier period (the one rule both adapters' SQL states). */
 export const watchSetReplaces = (set: Pick<WatchRow, 'periodStart'>, kept: Pick<WatchRow, 'periodStart'>): boolean => set.periodStart >= kept.periodStart;
@@ -85,7 +88,7 @@ export const watchSetReplaces = (set: Pick<WatchRow, 'periodStart'>, kept: Pick<
 /** Consecutive watch changes of one kind, written by one statement. */
 export type WatchRun =
   | { kind: 'set'; rows: WatchRow[] }
-  | { kind: 'reset'; resets: { spaceId: string; periodStart: number }[] };
+  | { kind: 'reset' | 'clear'; resets: { spaceId: string; periodStart: number }[] };
 
 /**
  * A batch's watch changes as few statements, with the effect of applying them one by one: a run
@@ -96,7 +99,7 @@ export type WatchRun =
  */
 export function watchRuns(changes: readonly WatchChange[]): WatchRun[] {
   // A run of sets is built as a map by key (a later set that replaces keeps the key's place).
-  type Building = { kind: 'set'; byKey: Map<string, WatchRow> } | Extract<WatchRun, { kind: 'reset' }>;
+  type Building = { kind: 'set'; byKey: Map<string, WatchRow> } | Exclude<WatchRun, { kind: 'set' }>;
   const runs: Building[] = [];
   for (const c of changes) {
     const last = runs.at(-1);
@@ -108,8 +111,8 @@ export function watchRuns(changes: readonly WatchChange[]): WatchRun[] {
       if (kept === undefined || watchSetReplaces(c.row, kept)) byKey.set(key, c.row);
     } else {
       const reset = { spaceId: c.spaceId, periodStart: c.periodStart };
-      if (last?.kind === 'reset') last.resets.push(reset);
-      else runs.push({ kind: 'reset', resets: [reset] });
+      if (last !== undefined && last.kind === c.kind) last.resets.push(reset);
+      else runs.push({ kind: c.kind, resets: [reset] });
     }
   }
   return runs.map((r) => (r.kind === 'set' ? { kind: 'set', rows: [...r.byKey.values()] } : r));
@@ -119,6 +122,8 @@ export function watchRuns(changes: readonly WatchChange[]): WatchRun[] {
 export class BreakdownBatch {
   readonly sums = new Map<string, BreakdownRow>();
   readonly watch: WatchChange[] = [];
+  /** (Space, period) pairs whose stored rows go away (`clearsPeriod`): adapters delete them before adding `sums`. */
+  readonly cleared: { spaceId: string; periodStart: number }[] = [];
   position = 0n;
 
   constructor(from: bigint) {
@@ -168,6 +173,8 @@ export class BreakdownBatch {
         break;
       }
       case 'SubscriptionChanged': {
+        // What was recorded under this start belongs to something else: cleared before the moves.
+        if (ev.data.clearsPeriod !== undefined) this.clear(spaceId, Date.parse(ev.data.clearsPeriod));
         for (const m of ev.data.memberMoves ?? []) {
           this.move(spaceId, Date.parse(m.from), m.userId, m.feature, m.used, m.usageEvents, -1);
           this.move(spaceId, Date.parse(m.to), m.userId, m.feature, m.used, m.usageEvents, 1);
@@ -177,6 +184,13 @@ export class BreakdownBatch {
       default:
         break;
     }
+  }
+
+  /** The Space's rows and watch rows of one period go away; sums of this batch before it go with them. */
+  private clear(spaceId: string, periodStart: number): void {
+    for (const [k, r] of this.sums) if (r.spaceId === spaceId && r.periodStart === periodStart) this.sums.delete(k);
+    this.cleared.push({ spaceId, periodStart });
+    this.watch.push({ kind: 'clear', spaceId, periodStart });
   }
 
   private row(spaceId: string, periodStart: number, userId: string, feature: string): BreakdownRow {

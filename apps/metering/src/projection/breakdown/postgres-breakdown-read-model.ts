@@ -78,6 +78,12 @@ export class PostgresBreakdownReadModel implements BreakdownReadModel {
       const batch = new BreakdownBatch(from);
       for (const e of events) batch.add(e);
       if (batch.position === from) return;
+      if (batch.cleared.length)
+        await c.query(
+          `DELETE FROM ${q}.rm_breakdown AS b USING unnest($1::text[], $2::bigint[]) AS r(space_id, period_start)
+            WHERE b.space_id = r.space_id AND b.period_start = r.period_start`,
+          [batch.cleared.map((r) => r.spaceId), batch.cleared.map((r) => r.periodStart)],
+        );
       const sums = [...batch.sums.values()];
       if (sums.length)
         await c.query(
@@ -109,10 +115,10 @@ export class PostgresBreakdownReadModel implements BreakdownReadModel {
         );
       // One statement per run of watch changes (not one per change): see watchRuns.
       for (const run of watchRuns(batch.watch)) {
-        if (run.kind === 'reset')
+        if (run.kind !== 'set')
           await c.query(
             `DELETE FROM ${q}.rm_breakdown_watch AS w USING unnest($1::text[], $2::bigint[]) AS r(space_id, period_start)
-              WHERE w.space_id = r.space_id AND w.period_start < r.period_start`,
+              WHERE w.space_id = r.space_id AND ${run.kind === 'reset' ? 'w.period_start < r.period_start' : 'w.period_start = r.period_start'}`,
             [run.resets.map((r) => r.spaceId), run.resets.map((r) => r.periodStart)],
           );
         else {

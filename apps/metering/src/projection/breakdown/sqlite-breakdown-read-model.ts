@@ -92,6 +92,8 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
          WHERE excluded.period_start >= rm_breakdown_watch.period_start`,
       ),
       resetWatch: db.prepare('DELETE FROM rm_breakdown_watch WHERE space_id = ? AND period_start < ?'),
+      clearWatch: db.prepare('DELETE FROM rm_breakdown_watch WHERE space_id = ? AND period_start = ?'),
+      clearRows: db.prepare('DELETE FROM rm_breakdown WHERE space_id = ? AND period_start = ?'),
       dropEmpty: db.prepare('DELETE FROM rm_breakdown WHERE space_id = ? AND period_start = ? AND user_id = ? AND feature = ? AND events <= 0'),
       forPeriod: db.prepare('SELECT * FROM rm_breakdown WHERE space_id = ? AND period_start = ?'),
       watchList: db.prepare("SELECT * FROM rm_breakdown_watch WHERE state = 'fired' ORDER BY threshold DESC, CAST(position AS INTEGER) DESC LIMIT CAST(? AS INTEGER)"),
@@ -121,12 +123,14 @@ export class SqliteBreakdownReadModel implements BreakdownReadModel {
           const batch = new BreakdownBatch(from);
           for (const e of events) batch.add(e);
           if (batch.position === from) return;
+          for (const c of batch.cleared) st.clearRows.run(c.spaceId, c.periodStart);
           for (const r of batch.sums.values())
             st.addRow.run(r.spaceId, r.periodStart, r.userId, r.feature, r.used.ai_image_credits, r.used.ai_video_credits, r.used.batch_exports, r.events);
           // A member move took usage out of these rows: one left with no usage event goes away.
           for (const r of batch.emptied()) st.dropEmpty.run(r.spaceId, r.periodStart, r.userId, r.feature);
           for (const c of batch.watch) {
             if (c.kind === 'reset') st.resetWatch.run(c.spaceId, c.periodStart);
+            else if (c.kind === 'clear') st.clearWatch.run(c.spaceId, c.periodStart);
             else {
               const w = c.row;
               st.setWatch.run({ space_id: w.spaceId, pool: w.pool, threshold: w.threshold, period_start: w.periodStart, state: w.state, used: w.used, limit_: w.limit, position: w.position, recorded_at: w.recordedAt });

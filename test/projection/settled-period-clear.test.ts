@@ -1,0 +1,126 @@
+/**
+ * A subscription change back-dated beyond the corrections window to the very start of a settled
+ * period (`SubscriptionChanged.clearsPeriod`), on SQLite and PostgreSQL. Enterprise weekly from
+ * Wed Jan 1; ann uses 20 video credits on Jan 23 (the period Jan 22 - Jan 29: 80 % and 100 % of 10
+ * fire). On Mar 5 (window from Jan 29) billing says: free from Jan 22. The free period starts at
+ * the settled period's own start, so both have one key; the settled period's usage, thresholds and
+ * breakdown rows do not count in the free period. Bob then uses 2 image credits. Every read model
+ * holds what the domain's fold holds (the free period: bob's use alone, no threshold fired), with
+ * projection pages of one event and of 1,000, and again after a rebuild.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type SpaceEvent, foldSpace, spaceStreamName } from '@metering/domain';
+import { type EventStore, PostgresEventStore, SqliteEventStore } from '@metering/event-store';
+import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
+import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
+import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
+import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
+import type { BalanceReadModel } from '../../apps/metering/src/projection/balance-read-model';
+import type { BreakdownReadModel } from '../../apps/metering/src/projection/breakdown/breakdown';
+import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/postgres-breakdown-read-model';
+import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
+import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
+import { Projector } from '../../apps/metering/src/projection/projector';
+import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { generationPerformed, subscriptionChanged } from '../support/workload/events';
+import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
+
+jest.setTimeout(60_000);
+const quiet = { error: (obj: unknown) => console.error('projector error', obj), info: () => undefined };
+const SPACE = 'space-settled-1';
+const at = (iso: string) => Date.parse(iso);
+const JAN22 = at('2025-01-22T00:00:00Z');
+
+async function scenario(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number) {
+  let now = at('2025-01-01T00:00:00Z');
+  const clock: Clock = { now: () => now };
+  const catalog = new CatalogService(store, systemIds, null);
+  await catalog.init();
+  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
+  const send = async (when: string, events: Parameters<IngestService['ingest']>[0]) => {
+    now = at(when);
+    const outcomes = await ingest.ingest(events);
+    expect(outcomes.map((o) => o.outcome)).toEqual(events.map(() => 'accepted'));
+  };
+  const limits = { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 };
+  await send('2025-01-01T00:00:00Z', [subscriptionChanged({ eventId: 'ent', spaceId: SPACE, plan: 'enterprise', cycle: 'weekly', effectiveAt: '2025-01-01T00:00:00Z', customLimits: limits })]);
+  await send('2025-01-23T00:00:00Z', [generationPerformed({ eventId: 'ann-video', spaceId: SPACE, userId: 'ann', occurredAt: '2025-01-23T00:00:00Z' }, { feature: 'ai_video', medium: 'video', generations: 4 })]);
+  await send('2025-03-05T00:00:00Z', [subscriptionChanged({ eventId: 'free', spaceId: SPACE, plan: 'free', cycle: 'weekly', effectiveAt: '2025-01-22T00:00:00Z' })]);
+  await send('2025-03-05T00:00:00Z', [generationPerformed({ eventId: 'bob-image', spaceId: SPACE, userId: 'bob', occurredAt: '2025-03-05T00:00:00Z' }, { feature: 'ai_backgrounds', medium: 'image', generations: 1 })]);
+  await new Projector(store, balances, quiet, 10, pageSize, [breakdown]).catchUp();
+  const stream = await store.readStream(spaceStreamName(SPACE));
+  return {
+    stream,
+    state: foldSpace(SPACE, stream.map((e) => ({ type: e.type, data: e.data }) as unknown as SpaceEvent)),
+    usage: await balances.usage(SPACE),
+    balances: await balances.dump(),
+    freePeriod: await breakdown.forPeriod(SPACE, JAN22),
+    watch: await breakdown.watchList(100),
+    breakdown: await breakdown.dump(),
+  };
+}
+
+function expectCleared(r: Awaited<ReturnType<typeof scenario>>): void {
+  const change = r.stream.find((e) => e.type === 'SubscriptionChanged' && (e.data as { plan: string }).plan === 'free')!;
+  expect(change.data).toMatchObject({ effectiveAt: '2025-01-22T00:00:00.000Z', clearsPeriod: '2025-01-22T00:00:00.000Z' });
+  // the settled period's thresholds fired (and stay in the stream)
+  expect(r.stream.filter((e) => e.type === 'ThresholdCrossed').map((e) => (e.data as { threshold: number }).threshold)).toEqual([80, 100]);
+  // the domain: the free period holds bob's use alone, and no threshold is fired in it
+  const free = r.state.periods.get(JAN22)!;
+  expect(free).toMatchObject({ end: null, used: { ai_image_credits: 2, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 });
+  expect([...r.state.fired]).toEqual([]);
+  // the balances: the same
+  expect(r.usage.filter((u) => u.periodStart === JAN22)).toEqual([{ spaceId: SPACE, periodStart: JAN22, periodEnd: null, used: free.used, usageEvents: 1 }]);
+  expect(r.balances.thresholds.filter((t) => t.spaceId === SPACE && t.state === 'fired')).toEqual([]);
+  // the breakdown: bob's row alone in the free period, and the Space is not on the watch list
+  expect(r.freePeriod.map((b) => [b.userId, b.feature, b.used, b.events])).toEqual([['bob', 'ai_backgrounds', free.used, 1]]);
+  expect(r.watch.filter((w) => w.spaceId === SPACE)).toEqual([]);
+}
+
+async function liveThenRebuild(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number): Promise<void> {
+  await balances.init();
+  await breakdown.init();
+  const live = await scenario(store, balances, breakdown, pageSize);
+  expectCleared(live);
+  await balances.clear();
+  await breakdown.clear();
+  await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
+  expect(await balances.dump()).toEqual(live.balances);
+  expect(await breakdown.dump()).toEqual(live.breakdown);
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-settled-clear-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe.each([1, 1000])('a change back-dated to the start of a settled period clears its record in every read model (projection pages of %i events)', (pageSize) => {
+  test('SQLite', async () => {
+    const store = new SqliteEventStore(path.join(dir, `metering-${pageSize}.db`));
+    const balances = new SqliteBalanceReadModel(store.db);
+    const breakdown = new SqliteBreakdownReadModel(store.db);
+    try {
+      await liveThenRebuild(store, balances, breakdown, pageSize);
+    } finally {
+      await balances.close();
+      await store.close();
+    }
+  });
+
+  test('PostgreSQL (throw-away schema)', async () => {
+    const schema = freshSchemaName('settled');
+    const store = new PostgresEventStore({ url: PG_URL, schema });
+    const balances = new PostgresBalanceReadModel({ pool: store.pool, schema });
+    const breakdown = new PostgresBreakdownReadModel(store.pool, schema);
+    try {
+      await store.migrate();
+      await liveThenRebuild(store, balances, breakdown, pageSize);
+    } finally {
+      await store.close();
+      await dropSchema(schema);
+    }
+  });
+});
