@@ -8,10 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { Client } from 'pg';
 import type { Messaging } from '@metering/messaging';
 import { type RunningApp, api, startApp, tempDir } from '../support/app-process';
 import { kafkaEnv, testMessaging, testTopics, until } from '../support/kafka-app';
+import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 
 jest.setTimeout(300_000);
 const now = Date.now();
@@ -127,10 +127,9 @@ describe('crashes and consumer groups', () => {
   });
 
   it('two processes in one group share the partitions and the totals are exact (PostgreSQL store)', async () => {
-    const pgUrl = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const schema = `kgroup_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const schema = freshSchemaName('kgroup');
     const topics = testTopics();
-    const env = { ...kafkaEnv(topics, `group-${randomUUID().slice(0, 8)}`, 4), EVENT_STORE: 'postgres', DATABASE_URL: pgUrl, PG_SCHEMA: schema };
+    const env = { ...kafkaEnv(topics, `group-${randomUUID().slice(0, 8)}`, 4), EVENT_STORE: 'postgres', DATABASE_URL: PG_URL, PG_SCHEMA: schema };
     const { ids, messages, expected } = workload(40, 50); // 2,000 messages over 4 partitions
     const a = await startApp(env);
     const b = await startApp(env);
@@ -152,10 +151,7 @@ describe('crashes and consumer groups', () => {
       await b.stop();
       fs.rmSync(a.dataDir, { recursive: true, force: true });
       fs.rmSync(b.dataDir, { recursive: true, force: true });
-      const c = new Client({ connectionString: pgUrl });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
+      await dropSchema(schema);
     }
   });
 });

@@ -5,10 +5,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Client } from 'pg';
 import { MAIN, ROOT, startApp, tempDir } from '../support/app-process';
+import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 
-const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const INGEST_KEY = `ik-${randomUUID()}`;
 const ADMIN_KEY = `ak-${randomUUID()}`;
 const DB_PASSWORD = `pw-${randomUUID().slice(0, 18)}`;
@@ -21,13 +20,8 @@ function withPassword(url: string, password: string): string {
 }
 
 describe('the built service', () => {
-  const schema = `prodlog_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-  afterAll(async () => {
-    const c = new Client({ connectionString: PG_URL });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await c.end();
-  });
+  const schema = freshSchemaName('prodlog');
+  afterAll(() => dropSchema(schema));
 
   it('never logs a secret from its environment', async () => {
     const app = await startApp({
@@ -51,10 +45,7 @@ describe('the built service', () => {
       expect((await fetch(`${app.url}/v1/admin/spaces/logs-a/audit`, { headers: h(ADMIN_KEY) })).status).toBe(200);
       expect((await fetch(`${app.url}/metrics`)).status).toBe(200);
       // A store error: drop the schema under the running service, then ask it something.
-      const c = new Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await c.end();
+      await dropSchema(schema);
       await fetch(`${app.url}/v1/spaces/logs-a/events`, { headers: h(INGEST_KEY) });
       await fetch(`${app.url}/health/ready`);
       await new Promise((r) => setTimeout(r, 500));
