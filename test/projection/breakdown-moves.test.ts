@@ -7,43 +7,22 @@
  * in a page of its own: a row left empty is deleted) and of 1,000 (uses and move in one page: their
  * sums merge), and rebuilt: the same rows each time.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { type EventStore, PostgresEventStore, SqliteEventStore } from '@metering/event-store';
-import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
-import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
-import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
-import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
+import type { EventStore } from '@metering/event-store';
 import type { BalanceReadModel } from '../../apps/metering/src/projection/balance-read-model';
 import type { BreakdownReadModel, BreakdownRow } from '../../apps/metering/src/projection/breakdown/breakdown';
-import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/postgres-breakdown-read-model';
-import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
-import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
-import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { clockedIngest, describeOnBothStores, liveThenRebuilt, quietProjectorLog } from '../support/read-model-stores';
 import { expectBreakdownAddsUpToBalances } from '../support/breakdown-sums';
 import { batchExported, generationPerformed, subscriptionChanged } from '../support/workload/events';
-import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 
 jest.setTimeout(60_000);
-const quiet = { error: (obj: unknown) => console.error('projector error', obj), info: () => undefined };
 const SPACE = 'space-moves-1';
 const at = (iso: string) => Date.parse(iso);
 
 /** Ingests the scenario at its own instants (an injected clock) and returns what to compare. */
 async function scenario(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number) {
-  let now = at('2025-01-01T00:00:00Z');
-  const clock: Clock = { now: () => now };
-  const catalog = new CatalogService(store, systemIds, null);
-  await catalog.init();
-  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
-  const projector = new Projector(store, balances, quiet, 10, pageSize, [breakdown]);
-  const send = async (when: string, events: Parameters<IngestService['ingest']>[0]) => {
-    now = at(when);
-    const outcomes = await ingest.ingest(events);
-    expect(outcomes.map((o) => o.outcome)).toEqual(events.map(() => 'accepted'));
-  };
+  const { send } = await clockedIngest(store);
+  const projector = new Projector(store, balances, quietProjectorLog, 10, pageSize, [breakdown]);
   await send('2025-01-01T00:00:00Z', [subscriptionChanged({ eventId: 'sub-monthly', spaceId: SPACE, plan: 'pro', cycle: 'monthly', effectiveAt: '2025-01-01T00:00:00Z' })]);
   await send('2025-02-04T12:00:00Z', [
     generationPerformed({ eventId: 'u1', spaceId: SPACE, userId: 'ann', occurredAt: '2025-01-10T00:00:00Z' }, { feature: 'ai_shadows', medium: 'image', generations: 2 }),
@@ -80,48 +59,6 @@ function expectFollowed(r: Awaited<ReturnType<typeof scenario>>): void {
   expect(expectBreakdownAddsUpToBalances(r.dump.filter((x) => x.spaceId === SPACE), r.usage)).toBe(3);
 }
 
-/** The scenario projected live with pages of `pageSize`, checked, then rebuilt from the store: the same rows. */
-async function followThenRebuild(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number): Promise<void> {
-  await balances.init();
-  await breakdown.init();
-  const live = await scenario(store, balances, breakdown, pageSize);
-  expectFollowed(live);
-  await balances.clear();
-  await breakdown.clear();
-  await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
-  expect((await breakdown.dump()).rows).toEqual(live.dump);
-}
-
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-breakdown-moves-'));
-});
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-describe.each([1, 1000])('the breakdown follows usage moves (projection pages of %i events)', (pageSize) => {
-  test('SQLite', async () => {
-    const store = new SqliteEventStore(path.join(dir, `metering-${pageSize}.db`));
-    const balances = new SqliteBalanceReadModel(store.db);
-    const breakdown = new SqliteBreakdownReadModel(store.db);
-    try {
-      await followThenRebuild(store, balances, breakdown, pageSize);
-    } finally {
-      await balances.close();
-      await store.close();
-    }
-  });
-
-  test('PostgreSQL (throw-away schema)', async () => {
-    const schema = freshSchemaName('bdmoves');
-    const store = new PostgresEventStore({ url: PG_URL, schema });
-    const balances = new PostgresBalanceReadModel({ pool: store.pool, schema });
-    const breakdown = new PostgresBreakdownReadModel(store.pool, schema);
-    try {
-      await store.migrate();
-      await followThenRebuild(store, balances, breakdown, pageSize);
-    } finally {
-      await store.close();
-      await dropSchema(schema);
-    }
-  });
-});
+describeOnBothStores('the breakdown follows usage moves', 'bdmoves', (store, balances, breakdown, pageSize) =>
+  liveThenRebuilt(store, balances, breakdown, () => scenario(store, balances, breakdown, pageSize), expectFollowed),
+);

@@ -8,48 +8,27 @@
  * holds what the domain's fold holds (the free period: bob's use alone, no threshold fired), with
  * projection pages of one event and of 1,000, and again after a rebuild.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { type SpaceEvent, foldSpace, spaceStreamName } from '@metering/domain';
-import { type EventStore, PostgresEventStore, SqliteEventStore } from '@metering/event-store';
-import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
-import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
-import { IngestService } from '../../apps/metering/src/ingest/ingest.service';
-import { SpaceRepository } from '../../apps/metering/src/ingest/space-repository';
+import type { EventStore } from '@metering/event-store';
 import type { BalanceReadModel } from '../../apps/metering/src/projection/balance-read-model';
 import type { BreakdownReadModel } from '../../apps/metering/src/projection/breakdown/breakdown';
-import { PostgresBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/postgres-breakdown-read-model';
-import { SqliteBreakdownReadModel } from '../../apps/metering/src/projection/breakdown/sqlite-breakdown-read-model';
-import { PostgresBalanceReadModel } from '../../apps/metering/src/projection/postgres-balance-read-model';
 import { Projector } from '../../apps/metering/src/projection/projector';
-import { SqliteBalanceReadModel } from '../../apps/metering/src/projection/sqlite-balance-read-model';
+import { clockedIngest, describeOnBothStores, liveThenRebuilt, quietProjectorLog } from '../support/read-model-stores';
 import { generationPerformed, subscriptionChanged } from '../support/workload/events';
-import { PG_URL, dropSchema, freshSchemaName } from '../event-store/pg-test-db';
 
 jest.setTimeout(60_000);
-const quiet = { error: (obj: unknown) => console.error('projector error', obj), info: () => undefined };
 const SPACE = 'space-settled-1';
 const at = (iso: string) => Date.parse(iso);
 const JAN22 = at('2025-01-22T00:00:00Z');
 
 async function scenario(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number) {
-  let now = at('2025-01-01T00:00:00Z');
-  const clock: Clock = { now: () => now };
-  const catalog = new CatalogService(store, systemIds, null);
-  await catalog.init();
-  const ingest = new IngestService(store, new SpaceRepository(store), catalog, clock, systemIds);
-  const send = async (when: string, events: Parameters<IngestService['ingest']>[0]) => {
-    now = at(when);
-    const outcomes = await ingest.ingest(events);
-    expect(outcomes.map((o) => o.outcome)).toEqual(events.map(() => 'accepted'));
-  };
+  const { send } = await clockedIngest(store);
   const limits = { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 };
   await send('2025-01-01T00:00:00Z', [subscriptionChanged({ eventId: 'ent', spaceId: SPACE, plan: 'enterprise', cycle: 'weekly', effectiveAt: '2025-01-01T00:00:00Z', customLimits: limits })]);
   await send('2025-01-23T00:00:00Z', [generationPerformed({ eventId: 'ann-video', spaceId: SPACE, userId: 'ann', occurredAt: '2025-01-23T00:00:00Z' }, { feature: 'ai_video', medium: 'video', generations: 4 })]);
   await send('2025-03-05T00:00:00Z', [subscriptionChanged({ eventId: 'free', spaceId: SPACE, plan: 'free', cycle: 'weekly', effectiveAt: '2025-01-22T00:00:00Z' })]);
   await send('2025-03-05T00:00:00Z', [generationPerformed({ eventId: 'bob-image', spaceId: SPACE, userId: 'bob', occurredAt: '2025-03-05T00:00:00Z' }, { feature: 'ai_backgrounds', medium: 'image', generations: 1 })]);
-  await new Projector(store, balances, quiet, 10, pageSize, [breakdown]).catchUp();
+  await new Projector(store, balances, quietProjectorLog, 10, pageSize, [breakdown]).catchUp();
   const stream = await store.readStream(spaceStreamName(SPACE));
   return {
     stream,
@@ -79,48 +58,6 @@ function expectCleared(r: Awaited<ReturnType<typeof scenario>>): void {
   expect(r.watch.filter((w) => w.spaceId === SPACE)).toEqual([]);
 }
 
-async function liveThenRebuild(store: EventStore, balances: BalanceReadModel, breakdown: BreakdownReadModel, pageSize: number): Promise<void> {
-  await balances.init();
-  await breakdown.init();
-  const live = await scenario(store, balances, breakdown, pageSize);
-  expectCleared(live);
-  await balances.clear();
-  await breakdown.clear();
-  await new Projector(store, balances, quiet, 10, 1000, [breakdown]).catchUp();
-  expect(await balances.dump()).toEqual(live.balances);
-  expect(await breakdown.dump()).toEqual(live.breakdown);
-}
-
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metering-settled-clear-'));
-});
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-describe.each([1, 1000])('a change back-dated to the start of a settled period clears its record in every read model (projection pages of %i events)', (pageSize) => {
-  test('SQLite', async () => {
-    const store = new SqliteEventStore(path.join(dir, `metering-${pageSize}.db`));
-    const balances = new SqliteBalanceReadModel(store.db);
-    const breakdown = new SqliteBreakdownReadModel(store.db);
-    try {
-      await liveThenRebuild(store, balances, breakdown, pageSize);
-    } finally {
-      await balances.close();
-      await store.close();
-    }
-  });
-
-  test('PostgreSQL (throw-away schema)', async () => {
-    const schema = freshSchemaName('settled');
-    const store = new PostgresEventStore({ url: PG_URL, schema });
-    const balances = new PostgresBalanceReadModel({ pool: store.pool, schema });
-    const breakdown = new PostgresBreakdownReadModel(store.pool, schema);
-    try {
-      await store.migrate();
-      await liveThenRebuild(store, balances, breakdown, pageSize);
-    } finally {
-      await store.close();
-      await dropSchema(schema);
-    }
-  });
-});
+describeOnBothStores('a change back-dated to the start of a settled period clears its record in every read model', 'settled', (store, balances, breakdown, pageSize) =>
+  liveThenRebuilt(store, balances, breakdown, () => scenario(store, balances, breakdown, pageSize), expectCleared),
+);

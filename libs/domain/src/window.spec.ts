@@ -179,6 +179,23 @@ describe('compaction and snapshots change no decision (properties)', () => {
   const usageStep = (over: Parameters<typeof generate>[0], now: string): Step => ({ command: generate(over), now: at(now) });
   const changeStep = (cmd: ReturnType<typeof subscribe>, now: string): Step => ({ command: cmd, now: at(now) });
   const limits = { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 };
+  /** Decides the steps twice, with the state as folded and with it compacted and reloaded before every step: the same decisions and events. Returns the first. */
+  const decidedAlike = (steps: Step[]) => {
+    const plain = run(steps, false);
+    const compacted = run(steps, true);
+    expect(compacted.decisions).toEqual(plain.decisions);
+    expect(compacted.events).toEqual(plain.events);
+    return plain;
+  };
+  /** Enterprise weekly from Wed Jan 1 (10 video credits a week), then `generations` video generations (5 credits each) at `occurredAt`, decided then. */
+  const enterpriseThenVideo = (generations: number, occurredAt: string): Step[] => [
+    changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
+    usageStep({ feature: 'ai_video', medium: 'video', generations, occurredAt, eventId: 'video' }, occurredAt),
+  ];
+  /** Decided on Mar 5 (the window starts Jan 29): a change to `plan` weekly from `effectiveAt`. */
+  const onMarch5 = (plan: 'free' | 'pro', effectiveAt: string): Step => changeStep(subscribe(plan, 'weekly', effectiveAt, { eventId: plan }), '2025-03-05T00:00:00Z');
+  /** One video generation (5 credits) on Mar 5. */
+  const marchVideo = usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-03-05T00:00:00Z', eventId: 'march' }, '2025-03-05T00:00:00Z');
 
   it('a change inside the window that joins free keeps the interrupted period’s usage, also once that period’s old end has left the window', () => {
     // enterprise weekly from Wed Jan 1; 16 image credits on Jan 2 (period Jan 1 - Jan 8)
@@ -191,26 +208,21 @@ describe('compaction and snapshots change no decision (properties)', () => {
       // on Feb 20 the window starts Jan 16, after the period's old end (Jan 8): 6 more credits make 22 of 25
       usageStep({ feature: 'ai_backgrounds', generations: 3, occurredAt: '2025-02-20T00:00:00Z', eventId: 'feb20' }, '2025-02-20T00:00:00Z'),
     ];
-    const plain = run(steps, false);
-    const compacted = run(steps, true);
+    const plain = decidedAlike(steps);
     expect(plain.events.filter((e) => e.type === 'ThresholdCrossed').map((e) => [e.data.periodStart, e.data.pool, e.data.threshold, e.data.used])).toEqual([
       ['2025-01-01T00:00:00.000Z', 'ai_image_credits', 80, 22],
     ]);
-    expect(compacted.decisions).toEqual(plain.decisions);
-    expect(compacted.events).toEqual(plain.events);
   });
 
   it('a change back-dated into a period that had ended by the window’s start carries none of its usage: a fresh period at effectiveAt', () => {
     // enterprise weekly from Wed Jan 1; 5 video credits on Jan 28 (period Jan 22 - Jan 29)
     const steps: Step[] = [
-      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
-      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-01-28T23:00:00Z', eventId: 'video' }, '2025-01-28T23:00:00Z'),
+      ...enterpriseThenVideo(1, '2025-01-28T23:00:00Z'),
       // on Mar 5 (window from Jan 29, the settled period's end) billing says: free from Jan 28 23:30
-      changeStep(subscribe('free', 'weekly', '2025-01-28T23:30:00Z', { eventId: 'free' }), '2025-03-05T00:00:00Z'),
-      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-03-05T00:00:00Z', eventId: 'march' }, '2025-03-05T00:00:00Z'),
+      onMarch5('free', '2025-01-28T23:30:00Z'),
+      marchVideo,
     ];
-    const plain = run(steps, false);
-    const compacted = run(steps, true);
+    const plain = decidedAlike(steps);
     const [enterprise, free] = plain.events.filter((e) => e.type === 'SubscriptionChanged');
     expect(free.data).toMatchObject({ reanchored: true, anchorAt: '2025-01-28T23:30:00.000Z' });
     expect(free.data).not.toHaveProperty('keepsUsage');
@@ -220,23 +232,20 @@ describe('compaction and snapshots change no decision (properties)', () => {
       ['2025-01-28T23:30:00.000Z', 80, 5],
       ['2025-01-28T23:30:00.000Z', 100, 5],
     ]);
-    expect(compacted.decisions).toEqual(plain.decisions);
-    expect(compacted.events).toEqual(plain.events);
   });
 
   it('a change back-dated to the very start of a settled period clears that period’s record: its usage and thresholds do not count in the period that now starts there', () => {
     // enterprise weekly from Wed Jan 1; 20 video credits on Jan 23 (period Jan 22 - Jan 29): 80 % and 100 % fire
     const steps: Step[] = [
-      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
-      usageStep({ feature: 'ai_video', medium: 'video', generations: 4, occurredAt: '2025-01-23T00:00:00Z', eventId: 'video' }, '2025-01-23T00:00:00Z'),
+      ...enterpriseThenVideo(4, '2025-01-23T00:00:00Z'),
       // on Mar 5 (window from Jan 29, the settled period's end) billing says: free from Jan 22, the
       // settled period's own start. The free period starts at that same instant.
-      changeStep(subscribe('free', 'weekly', '2025-01-22T00:00:00Z', { eventId: 'free' }), '2025-03-05T00:00:00Z'),
+      onMarch5('free', '2025-01-22T00:00:00Z'),
       // 5 video credits: all of the free plan's 5
-      usageStep({ feature: 'ai_video', medium: 'video', generations: 1, occurredAt: '2025-03-05T00:00:00Z', eventId: 'march' }, '2025-03-05T00:00:00Z'),
+      marchVideo,
     ];
-    const plain = run(steps, false);
-    const compacted = run(steps, true);
+    // the same whether the state was compacted before the change (its record of Jan 22 already gone) or not
+    const plain = decidedAlike(steps);
     const free = plain.events.filter((e) => e.type === 'SubscriptionChanged')[1];
     expect(free.data).toMatchObject({ effectiveAt: '2025-01-22T00:00:00.000Z', clearsPeriod: '2025-01-22T00:00:00.000Z' });
     expect(free.data).not.toHaveProperty('keepsUsage');
@@ -248,17 +257,13 @@ describe('compaction and snapshots change no decision (properties)', () => {
       ['2025-01-22T00:00:00.000Z', null, 100, 5],
     ]);
     expect(plain.state.periods.get(at('2025-01-22T00:00:00Z'))?.used.ai_video_credits).toBe(5);
-    // the same whether the state was compacted before the change (its record of Jan 22 already gone) or not
-    expect(compacted.decisions).toEqual(plain.decisions);
-    expect(compacted.events).toEqual(plain.events);
   });
 
   it('a change back-dated into a settled period clears nothing when the period containing the window’s start keeps its start', () => {
     const steps: Step[] = [
-      changeStep(subscribe('enterprise', 'weekly', '2025-01-01T00:00:00Z', { eventId: 'ent', customLimits: limits }), '2025-01-01T00:00:00Z'),
-      usageStep({ feature: 'ai_video', medium: 'video', generations: 4, occurredAt: '2025-01-23T00:00:00Z', eventId: 'video' }, '2025-01-23T00:00:00Z'),
+      ...enterpriseThenVideo(4, '2025-01-23T00:00:00Z'),
       // weekly again from Jan 22: the window (from Jan 29) starts in the period Jan 29 - Feb 5 before and after
-      changeStep(subscribe('pro', 'weekly', '2025-01-22T00:00:00Z', { eventId: 'pro' }), '2025-03-05T00:00:00Z'),
+      onMarch5('pro', '2025-01-22T00:00:00Z'),
     ];
     const pro = run(steps, false).events.filter((e) => e.type === 'SubscriptionChanged')[1];
     expect(pro.data).toMatchObject({ effectiveAt: '2025-01-22T00:00:00.000Z' });
