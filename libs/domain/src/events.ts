@@ -54,8 +54,9 @@ export interface SubscriptionChangedData {
    * that start before the change belongs to something else: a settled period that began at the same
    * instant, or thresholds of a period an earlier change re-keyed (periods are kept by start). Every
    * reader clears that record (usage, thresholds fired, breakdown rows) before the change's moves
-   * (`clearsSettledPeriod` in decide-subscription.ts). Absent when there is nothing to clear, and on
-   * events written before the rule.
+   * (`clearsSettledPeriod` in decide-subscription.ts). Absent when that period starts where the one
+   * containing the window's start began before the change (nothing to clear), on changes inside the
+   * window, and on events written before the rule.
    */
   clearsPeriod?: string;
 }
