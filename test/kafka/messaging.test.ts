@@ -2,7 +2,7 @@
  * The messaging port on kafkajs against a real broker (started once per run by the jest global
  * setup). Each test uses its own topics and consumer groups.
  */
-import type { BatchConsumerOptions, ConsumedMessage, HandlerFailure, MessageBatch, OutgoingMessage } from '../../libs/messaging/src';
+import { type BatchConsumerOptions, type ConsumedMessage, type HandlerFailure, type MessageBatch, type OutgoingMessage, RetryLater } from '../../libs/messaging/src';
 import { captureLogs, messagingFor, offsets, Resources, sleep, uniqueName, waitFor } from './support';
 
 /** Consumer settings that keep the tests quick: short fetch waits and frequent heartbeats. */
@@ -155,6 +155,53 @@ describe('messaging port on kafkajs (real broker)', () => {
       expect(Math.min(...otherDone)).toBeLessThan(onFailing[2].at);
     }
     expect(logs.records.some((r) => r.level === 'warn' && r.message.includes('handler failed'))).toBe(true);
+  });
+
+  it('hands a batch back with RetryLater: delivered again after its delay from the same offset, not a failure, other partitions moving meanwhile', async () => {
+    const logs = captureLogs();
+    const messaging = messagingFor(logs);
+    const topic = uniqueName('later');
+    const groupId = uniqueName('group');
+    await messaging.ensureTopics([{ name: topic, partitions: 2 }]);
+    const producer = resources.producer(messaging.producer());
+    await producer.send(topic, range(0, 20).map((i) => ({ key: `k${i}`, value: `v-${i}` })));
+    const delayMs = 300;
+    const deliveries: Delivery[] = [];
+    const handled: Delivery[] = [];
+    const failures: HandlerFailure[] = [];
+    let held: { partition: number; offset: string } | null = null;
+    let handedBack = 0;
+    const consumer = resources.consumer(
+      messaging.batchConsumer({ groupId, topics: [topic], ...FAST, retry: { initialDelayMs: 20_000 }, onHandlerError: (_e, info) => failures.push(info) }),
+    );
+    await consumer.run(async (batch) => {
+      const delivery = { at: Date.now(), batch };
+      deliveries.push(delivery);
+      held ??= { partition: batch.partition, offset: batch.messages[0].offset };
+      if (batch.partition === held.partition && batch.messages[0].offset === held.offset && handedBack < 2) {
+        handedBack++;
+        throw new RetryLater(delayMs, 'not ready');
+      }
+      handled.push(delivery);
+    });
+    await waitFor(() => handled.flatMap((d) => d.batch.messages).length >= 20, 'all 20 messages handled', 30_000);
+    await expectAllCommitted(topic, groupId);
+    const h = held!;
+    const onHeld = deliveries.filter((d) => d.batch.partition === h.partition && d.batch.messages[0].offset === h.offset);
+    expect(onHeld).toHaveLength(3);
+    // after its own delay each time (not the 20 s failure backoff), and not a failure
+    for (let i = 1; i < 3; i++) {
+      expect(onHeld[i].at - onHeld[i - 1].at).toBeGreaterThanOrEqual(delayMs * 0.8 - 20);
+      expect(onHeld[i].at - onHeld[i - 1].at).toBeLessThan(10_000);
+    }
+    expect(failures).toEqual([]);
+    expect(logs.records.filter((r) => r.level === 'warn' || r.level === 'error')).toEqual([]);
+    // the other partition (20 keys reach both) was handled while the held one waited
+    const other = handled.filter((d) => d.batch.partition !== h.partition);
+    expect(other.length).toBeGreaterThan(0);
+    expect(Math.min(...other.map((d) => d.at))).toBeLessThan(onHeld[2].at);
+    // each message handled once
+    expect(valuesOf(handled.flatMap((d) => d.batch.messages)).sort()).toEqual(range(0, 20).map((i) => `v-${i}`).sort());
   });
 
   it('commits only after the handler resolved: a member that dies mid-batch leaves its batch to the next one', async () => {

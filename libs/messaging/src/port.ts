@@ -49,6 +49,22 @@ export interface MessageBatch {
  */
 export type BatchHandler = (batch: MessageBatch) => Promise<void>;
 
+/**
+ * Thrown by a handler that is not ready for its batch yet (e.g. it waits for another topic): like
+ * any throw, nothing of the batch counts and it is delivered again, but after `delayMs` exactly,
+ * without counting as a failure (no warning, no growing backoff, `onHandlerError` not told). The
+ * other partitions go on meanwhile.
+ */
+export class RetryLater extends Error {
+  constructor(
+    readonly delayMs: number,
+    reason: string,
+  ) {
+    super(reason);
+    this.name = 'RetryLater';
+  }
+}
+
 export interface BatchConsumer {
   /**
    * Joins the consumer group, subscribes and starts handing batches to `handler`; resolves once

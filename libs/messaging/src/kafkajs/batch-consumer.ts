@@ -1,12 +1,13 @@
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { backoffDelay } from '../backoff';
-import type {
-  BatchConsumer,
-  BatchConsumerOptions,
-  BatchHandler,
-  ConsumedMessage,
-  HandlerFailure,
-  MessagingLogger,
+import {
+  type BatchConsumer,
+  type BatchConsumerOptions,
+  type BatchHandler,
+  type ConsumedMessage,
+  type HandlerFailure,
+  type MessagingLogger,
+  RetryLater,
 } from '../port';
 
 type State = 'idle' | 'running' | 'stopping' | 'stopped';
@@ -195,7 +196,10 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
       outcome = await Promise.race([work.then(() => 'done' as const), this.abandoned]);
     } catch (error) {
       stopHeartbeats();
-      this.onHandlerFailure(error, topic, partition, firstOffset, lastOffset);
+      if (error instanceof RetryLater) {
+        this.info('debug', `handler on ${topic}[${partition}] offsets ${firstOffset}..${lastOffset} not ready (${error.message}); redelivery in ${error.delayMs} ms`, { topic, partition });
+        this.pauseFor(topic, partition, error.delayMs);
+      } else this.onHandlerFailure(error, topic, partition, firstOffset, lastOffset);
       return;
     }
     stopHeartbeats();
@@ -255,9 +259,16 @@ export class KafkaJsBatchConsumer implements BatchConsumer {
     } catch (callbackError) {
       this.info('error', 'onHandlerError threw', { error: callbackError });
     }
+    this.pauseFor(topic, partition, retryInMs);
+  }
+
+  /**
+   * Pauses only this partition; the others go on. Nothing was resolved, so after the resume the
+   * partition is fetched again from its committed offset.
+   */
+  private pauseFor(topic: string, partition: number, retryInMs: number): void {
     if (this.state !== 'running') return;
-    // Pause only this partition; the others go on. Nothing was resolved, so after the resume the
-    // partition is fetched again from its committed offset.
+    const key = keyOf(topic, partition);
     this.consumer.pause([{ topic, partitions: [partition] }]);
     const previous = this.resumeTimers.get(key);
     if (previous) clearTimeout(previous);
