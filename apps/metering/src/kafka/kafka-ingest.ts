@@ -6,12 +6,13 @@
  * partition is delivered again after a backoff; redelivered events are recognised by eventId.
  */
 import type { InboundEvent, Rejection } from '@metering/domain';
-import type { BatchConsumer, ConsumedMessage, MessageBatch, Messaging } from '@metering/messaging';
+import { type BatchConsumer, type ConsumedMessage, type MessageBatch, type Messaging, RetryLater } from '@metering/messaging';
 import type { InboundType } from '@metering/domain';
 import { echoableId, parseInbound, safeField } from '../ingest/inbound.dto';
 import type { IngestService } from '../ingest/ingest.service';
 import type { DeadLetterData, DeadLetterRecorder } from './dead-letters';
 import { type KafkaSettings, inboundTypeOfTopic } from './kafka-settings';
+import { SubscriptionsFirst } from './subscriptions-first';
 
 export interface IngestLogger {
   info(obj: unknown, msg?: string): void;
@@ -21,15 +22,22 @@ export interface IngestLogger {
 
 export interface IngestCounters {
   consumed: (topic: string, n: number) => void;
+  /** A usage batch's wait for the subscription topic ended (subscriptions-first.ts). */
+  subscriptionsFirst?: (outcome: 'caught-up' | 'expired') => void;
   appended: (type: string, n: number) => void;
   rejected: (topic: string, n: number) => void;
   duplicates: (n: number) => void;
 }
 
+/** How soon a usage batch handed back for the subscription topic is delivered again. */
+const SUBSCRIPTIONS_RETRY_MS = 200;
+
 const noCounters: IngestCounters = { consumed: () => undefined, appended: () => undefined, rejected: () => undefined, duplicates: () => undefined };
 
 export class KafkaIngest {
   private consumer: BatchConsumer | null = null;
+  /** Usage waits for the subscription topic (off when the bound is 0 or the group's lag cannot be asked). */
+  readonly subscriptionsFirst: SubscriptionsFirst;
 
   constructor(
     private readonly messaging: Messaging,
@@ -38,7 +46,17 @@ export class KafkaIngest {
     private readonly deadLetters: DeadLetterRecorder,
     private readonly logger: IngestLogger,
     private readonly counters: IngestCounters = noCounters,
-  ) {}
+  ) {
+    const lagOf = messaging.consumerLag?.bind(messaging);
+    this.subscriptionsFirst = new SubscriptionsFirst({
+      maxWaitMs: lagOf ? settings.subscriptionsFirstMs : 0,
+      now: () => Date.now(),
+      lag: async () => {
+        const lags = await lagOf!(settings.groupId, [settings.topics.subscriptionChanged]);
+        return lags.reduce((sum, l) => sum + l.lag, 0);
+      },
+    });
+  }
 
   get topics(): string[] {
     const t = this.settings.topics;
@@ -75,6 +93,8 @@ export class KafkaIngest {
       ids.set(letter, idsOf(raw));
       dead.push(letter);
     };
+    // Usage is handed back (delivered again shortly) until the subscriptions produced before it are decided.
+    if (type !== null && type !== 'subscription-changed') await this.subscriptionsBefore(batch);
     this.counters.consumed(batch.topic, batch.messages.length);
     for (const msg of batch.messages) {
       if (!type) {
@@ -113,6 +133,28 @@ export class KafkaIngest {
         this.logger.warn({ topic: d.topic, partition: d.partition, offset: d.offset, deadLetterId: d.deadLetterId, ...ids.get(d), reason: d.reason }, 'message dead-lettered');
     }
     if (duplicates) this.counters.duplicates(duplicates);
+  }
+
+  /**
+   * Throws `RetryLater` while the subscription changes produced before the batch's newest message
+   * are not all decided, for at most KAFKA_SUBSCRIPTIONS_FIRST_MS from the batch's first delivery.
+   */
+  private async subscriptionsBefore(batch: MessageBatch): Promise<void> {
+    if (batch.messages.length === 0) return;
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const m of batch.messages) {
+      const t = Number(m.timestamp);
+      if (t > newest) newest = t;
+    }
+    const outcome = await this.subscriptionsFirst.check(`${batch.topic}|${batch.partition}|${batch.messages[0].offset}`, Number.isFinite(newest) ? newest : Date.now());
+    if (outcome === 'off') return;
+    if (outcome === 'not-yet') throw new RetryLater(SUBSCRIPTIONS_RETRY_MS, 'subscription changes produced before this batch are not all decided yet');
+    this.counters.subscriptionsFirst?.(outcome);
+    if (outcome === 'expired')
+      this.logger.warn(
+        { topic: batch.topic, partition: batch.partition, firstOffset: batch.messages[0].offset, heldBackMs: this.settings.subscriptionsFirstMs },
+        'the subscription topic still had lag after KAFKA_SUBSCRIPTIONS_FIRST_MS: usage decided without waiting longer',
+      );
   }
 
   async stop(): Promise<void> {

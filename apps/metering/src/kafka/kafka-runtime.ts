@@ -108,6 +108,7 @@ export function createKafkaRuntime({ config, store, readModel, ingest, clock, id
         metrics.rejected.inc({ type: typeOf(t), source: 'kafka' }, n);
         metrics.deadLetters.inc({ topic: t }, n);
       },
+      subscriptionsFirst: (outcome) => metrics.subscriptionsFirst.inc({ outcome: outcome === 'caught-up' ? 'caught_up' : 'expired' }),
       duplicates: (n) => {
         stats.duplicates += n;
         metrics.duplicates.inc({ source: 'kafka' }, n);

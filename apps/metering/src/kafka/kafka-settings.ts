@@ -11,6 +11,11 @@ export interface KafkaSettings {
   /** Group session timeout: how long a dead member holds its partitions. */
   sessionTimeoutMs: number;
   replicationFactor: number | undefined;
+  /**
+   * Longest a usage batch waits for the group to have no lag on the subscription topic (the
+   * best-effort order across topics: subscriptions-first.ts); 0 turns it off.
+   */
+  subscriptionsFirstMs: number;
   topics: {
     generationPerformed: string;
     batchExported: string;
@@ -69,6 +74,7 @@ export function kafkaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Kafk
     partitions: int('KAFKA_TOPIC_PARTITIONS', 4, 1, 1000),
     sessionTimeoutMs: int('KAFKA_SESSION_TIMEOUT_MS', 30_000, 6_000, 300_000),
     replicationFactor: env.KAFKA_REPLICATION_FACTOR ? int('KAFKA_REPLICATION_FACTOR', 1, 1, 10) : undefined,
+    subscriptionsFirstMs: int('KAFKA_SUBSCRIPTIONS_FIRST_MS', 5000, 0, 600_000),
     topics: {
       generationPerformed: topic('KAFKA_TOPIC_GENERATION_PERFORMED', INBOUND_TOPICS.generationPerformed),
       batchExported: topic('KAFKA_TOPIC_BATCH_EXPORTED', INBOUND_TOPICS.batchExported),

@@ -16,6 +16,7 @@ export class Metrics {
   readonly rejected: Counter<'type' | 'source'>;
   readonly duplicates: Counter<'source'>;
   readonly deadLetters: Counter<'topic'>;
+  readonly subscriptionsFirst: Counter<'outcome'>;
   readonly relayed: Counter<'type'>;
   readonly appendLatency: Histogram<'op' | 'outcome'>;
   readonly coldLoadEvents: Histogram<'snapshot'>;
@@ -58,6 +59,12 @@ export class Metrics {
       name: 'metering_dead_letters_total',
       help: 'Dead letters recorded in the store since start (relayed to the dead-letter topic), by source topic',
       labelNames: ['topic'],
+      registers,
+    });
+    this.subscriptionsFirst = new Counter({
+      name: 'metering_kafka_subscriptions_first_total',
+      help: 'Usage batches that waited for the subscription topic to have no lag, by how the wait ended (caught_up, expired: KAFKA_SUBSCRIPTIONS_FIRST_MS reached)',
+      labelNames: ['outcome'],
       registers,
     });
     this.relayed = new Counter({
