@@ -49,7 +49,8 @@ it('a usage message waits for the subscription change produced before it on the 
     await until(types, (t) => t.includes('BatchExportRecorded'), 'the export recorded', 120_000);
     // The subscription first, then the export, decided on pro (10 of 500 images): no threshold.
     expect(await types()).toEqual(['SubscriptionChanged', 'BatchExportRecorded']);
-    const usage = (await api(url, 'GET', `/v1/spaces/${space}/usage`)).body;
+    // The usage view reads the balance read model, which may still be projecting the backlog.
+    const usage = await until(async () => (await api(url, 'GET', `/v1/spaces/${space}/usage`)).body, (u) => u.pools.batch_exports.used > 0, 'the export projected', 60_000);
     expect(usage.plan).toBe('pro');
     expect(usage.pools.batch_exports).toMatchObject({ used: 10, over: false });
     const metrics = await (await fetch(`${url}/metrics`)).text();
