@@ -20,7 +20,7 @@ export {
   addUse,
   applyPeriodMove,
   attributionMoves,
-  clearPeriod,
+  applyChangeToPeriods,
   changeMoves,
   BATCH_EXPORT_FEATURE,
   evolve,

@@ -9,7 +9,7 @@ import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segment
 import { type DecideContext, type Decision, reaches, reject } from './commands';
 import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
 import { emptyLimits } from '../catalog/pricing';
-import { type SpaceState, applyMoves, changeMoves, clearPeriod, evolve, firedKey, usesSince } from './state';
+import { type SpaceState, applyChangeToPeriods, changeMoves, evolve, firedKey, usesSince } from './state';
 
 const isLimits = (v: unknown): v is Limits =>
   typeof v === 'object' &&
@@ -82,9 +82,8 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   if (effectiveAt <= ctx.now) {
     // The state after the change, without touching `state`: moves replace period entries, never mutate them.
     const periods = new Map(state.periods);
-    const fired = cleared === null ? state.fired : new Set(state.fired);
-    if (cleared !== null) clearPeriod(periods, fired, cleared);
-    applyMoves(periods, data.moves);
+    const fired = data.clearsPeriod === undefined ? state.fired : new Set(state.fired);
+    applyChangeToPeriods(periods, fired, data.clearsPeriod, data.moves);
     const after: SpaceState = { ...state, timeline, periods, fired };
     const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
     if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)

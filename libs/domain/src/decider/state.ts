@@ -276,13 +276,18 @@ export function applyMoves(periods: Map<number, PeriodUsage>, moves: readonly Pe
 }
 
 /**
- * Clears the record of the period that starts at `start`: its usage and the thresholds fired in it
- * (a subscription change's `clearsPeriod`, applied before its moves).
+ * What a subscription change does to the periods' usage and the thresholds fired, in place: the
+ * record under its `clearsPeriod` cleared (usage and thresholds), then its `moves` applied. The one
+ * place both the fold (`evolve`) and the decision's look at the state after the change apply it.
  */
-export function clearPeriod(periods: Map<number, PeriodUsage>, fired: Set<string>, start: number): void {
-  periods.delete(start);
-  const prefix = `${start}|`;
-  for (const key of fired) if (key.startsWith(prefix)) fired.delete(key);
+export function applyChangeToPeriods(periods: Map<number, PeriodUsage>, fired: Set<string>, clearsPeriod: string | undefined, moves: readonly PeriodMove[]): void {
+  if (clearsPeriod !== undefined) {
+    const start = Date.parse(clearsPeriod);
+    periods.delete(start);
+    const prefix = `${start}|`;
+    for (const key of fired) if (key.startsWith(prefix)) fired.delete(key);
+  }
+  applyMoves(periods, moves);
 }
 
 /**
@@ -297,9 +302,8 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
       state.subscriptionIds.set(d.sourceEventId, recordedFingerprint(event));
       const before = state.timeline;
       state.timeline = withSubscriptionChange(state.timeline, d);
-      if (d.clearsPeriod !== undefined) clearPeriod(state.periods, state.fired, Date.parse(d.clearsPeriod));
       // Written before moves were recorded (schema 1): attribute the uses this state still has.
-      applyMoves(state.periods, d.moves ?? attributionMoves(before, state.timeline, state.recent.values()));
+      applyChangeToPeriods(state.periods, state.fired, d.clearsPeriod, d.moves ?? attributionMoves(before, state.timeline, state.recent.values()));
       return state;
     }
     case 'SubscriptionActivated': {
