@@ -22,7 +22,7 @@ export interface IngestLogger {
 
 export interface IngestCounters {
   consumed: (topic: string, n: number) => void;
-  /** A usage batch's wait for the subscription topic ended (subscriptions-first.ts). */
+  /** A usage batch was let through by the subscriptions-first rule, and why (subscriptions-first.ts). */
   subscriptionsFirst?: (outcome: 'caught-up' | 'expired') => void;
   appended: (type: string, n: number) => void;
   rejected: (topic: string, n: number) => void;
@@ -37,7 +37,7 @@ const noCounters: IngestCounters = { consumed: () => undefined, appended: () => 
 export class KafkaIngest {
   private consumer: BatchConsumer | null = null;
   /** Usage waits for the subscription topic (off when the bound is 0 or the group's lag cannot be asked). */
-  readonly subscriptionsFirst: SubscriptionsFirst;
+  private readonly subscriptionsFirst: SubscriptionsFirst;
 
   constructor(
     private readonly messaging: Messaging,
@@ -146,7 +146,8 @@ export class KafkaIngest {
       const t = Number(m.timestamp);
       if (t > newest) newest = t;
     }
-    const outcome = await this.subscriptionsFirst.check(`${batch.topic}|${batch.partition}|${batch.messages[0].offset}`, Number.isFinite(newest) ? newest : Date.now());
+    // No readable timestamp: +Infinity, which the check caps at the batch's arrival.
+    const outcome = await this.subscriptionsFirst.check(`${batch.topic}|${batch.partition}|${batch.messages[0].offset}`, Number.isFinite(newest) ? newest : Number.POSITIVE_INFINITY);
     if (outcome === 'off') return;
     if (outcome === 'not-yet') throw new RetryLater(SUBSCRIPTIONS_RETRY_MS, 'subscription changes produced before this batch are not all decided yet');
     this.counters.subscriptionsFirst?.(outcome);

@@ -63,7 +63,7 @@ export class Metrics {
     });
     this.subscriptionsFirst = new Counter({
       name: 'metering_kafka_subscriptions_first_total',
-      help: 'Usage batches that waited for the subscription topic to have no lag, by how the wait ended (caught_up, expired: KAFKA_SUBSCRIPTIONS_FIRST_MS reached)',
+      help: 'Usage batches let through by the subscriptions-first rule, by why: caught_up (no lag on the subscription topic as of the batch), expired (held back KAFKA_SUBSCRIPTIONS_FIRST_MS)',
       labelNames: ['outcome'],
       registers,
     });
