@@ -16,6 +16,8 @@ interface Delivery {
 const valuesOf = (messages: ConsumedMessage[]): string[] => messages.map((m) => m.value.toString('utf8'));
 const offsetsOf = (messages: ConsumedMessage[]): number[] => messages.map((m) => Number(m.offset));
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+/** 20 messages over 20 keys (so over every partition of a small topic), valued `${name}-0` to `${name}-19`. */
+const wave = (name: string): OutgoingMessage[] => range(0, 20).map((i) => ({ key: `k${i}`, value: `${name}-${i}` }));
 
 async function expectAllCommitted(topic: string, groupId: string): Promise<void> {
   await waitFor(async () => [...(await offsets(topic, groupId)).values()].every((o) => o.committed === o.end), `${groupId} to commit everything`);
@@ -24,6 +26,16 @@ async function expectAllCommitted(topic: string, groupId: string): Promise<void>
 describe('messaging port on kafkajs (real broker)', () => {
   const resources = new Resources();
   afterEach(() => resources.closeAll());
+
+  /** A new topic of `partitions` and a group of its own, a messaging instance whose logs are captured, and a producer. */
+  async function freshTopic(tag: string, partitions: number) {
+    const logs = captureLogs();
+    const messaging = messagingFor(logs);
+    const topic = uniqueName(tag);
+    const groupId = uniqueName('group');
+    await messaging.ensureTopics([{ name: topic, partitions }]);
+    return { logs, messaging, topic, groupId, producer: resources.producer(messaging.producer()) };
+  }
 
   it('round-trips keyed messages with headers, in order per key, and commits what was handled', async () => {
     const logs = captureLogs();
@@ -84,13 +96,7 @@ describe('messaging port on kafkajs (real broker)', () => {
   });
 
   it('re-delivers a failed batch from the last committed offset after a backoff, skips nothing, and keeps other partitions moving', async () => {
-    const logs = captureLogs();
-    const messaging = messagingFor(logs);
-    const topic = uniqueName('redeliver');
-    const groupId = uniqueName('group');
-    await messaging.ensureTopics([{ name: topic, partitions: 2 }]);
-    const producer = resources.producer(messaging.producer());
-    const wave = (name: string): OutgoingMessage[] => range(0, 20).map((i) => ({ key: `k${i}`, value: `${name}-${i}` }));
+    const { logs, messaging, topic, groupId, producer } = await freshTopic('redeliver', 2);
     await producer.send(topic, wave('w1'));
 
     const initialDelayMs = 400;
@@ -158,13 +164,8 @@ describe('messaging port on kafkajs (real broker)', () => {
   });
 
   it('hands a batch back with RetryLater: delivered again after its delay from the same offset, not a failure, other partitions moving meanwhile', async () => {
-    const logs = captureLogs();
-    const messaging = messagingFor(logs);
-    const topic = uniqueName('later');
-    const groupId = uniqueName('group');
-    await messaging.ensureTopics([{ name: topic, partitions: 2 }]);
-    const producer = resources.producer(messaging.producer());
-    await producer.send(topic, range(0, 20).map((i) => ({ key: `k${i}`, value: `v-${i}` })));
+    const { logs, messaging, topic, groupId, producer } = await freshTopic('later', 2);
+    await producer.send(topic, wave('v'));
     const delayMs = 300;
     const deliveries: Delivery[] = [];
     const handled: Delivery[] = [];
@@ -201,16 +202,11 @@ describe('messaging port on kafkajs (real broker)', () => {
     expect(other.length).toBeGreaterThan(0);
     expect(Math.min(...other.map((d) => d.at))).toBeLessThan(onHeld[2].at);
     // each message handled once
-    expect(valuesOf(handled.flatMap((d) => d.batch.messages)).sort()).toEqual(range(0, 20).map((i) => `v-${i}`).sort());
+    expect(valuesOf(handled.flatMap((d) => d.batch.messages)).sort()).toEqual(wave('v').map((m) => String(m.value)).sort());
   });
 
   it('commits only after the handler resolved: a member that dies mid-batch leaves its batch to the next one', async () => {
-    const logs = captureLogs();
-    const messaging = messagingFor(logs);
-    const topic = uniqueName('crash');
-    const groupId = uniqueName('group');
-    await messaging.ensureTopics([{ name: topic, partitions: 1 }]);
-    const producer = resources.producer(messaging.producer());
+    const { logs, messaging, topic, groupId, producer } = await freshTopic('crash', 1);
     await producer.send(topic, range(0, 10).map((i) => ({ key: 'space-1', value: `m${i}` })));
 
     // member A handles the first 10, then hangs on the next batch and "crashes"
@@ -282,11 +278,7 @@ describe('messaging port on kafkajs (real broker)', () => {
   });
 
   it('keeps the group session alive while a handler runs longer than the session timeout', async () => {
-    const messaging = messagingFor();
-    const topic = uniqueName('long');
-    const groupId = uniqueName('group');
-    await messaging.ensureTopics([{ name: topic, partitions: 1 }]);
-    const producer = resources.producer(messaging.producer());
+    const { messaging, topic, groupId, producer } = await freshTopic('long', 1);
     await producer.send(topic, [{ key: 'space-1', value: 'slow' }]);
 
     const calls: number[] = [];

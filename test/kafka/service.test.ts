@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Messaging } from '@metering/messaging';
-import { type RunningApp, api, startApp } from '../support/app-process';
+import { type RunningApp, api, eventTypesOf, startApp } from '../support/app-process';
 import { TopicCollector, type TestTopics, kafkaEnv, testMessaging, testTopics, until } from '../support/kafka-app';
 
 jest.setTimeout(180_000);
@@ -40,8 +40,7 @@ describe('metering on Kafka', () => {
   });
 
   const usage = async (spaceId: string) => (await api(app.url, 'GET', `/v1/spaces/${spaceId}/usage`)).body;
-  const streamTypes = async (spaceId: string) =>
-    ((await api(app.url, 'GET', `/v1/spaces/${spaceId}/events?limit=1000`)).body.events as { type: string }[]).map((e) => e.type);
+  const streamTypes = (spaceId: string) => eventTypesOf(app.url, spaceId);
 
   it('consumes usage end to end, ignores every message produced twice, and relays the 80 % threshold', async () => {
     const space = `a-${randomUUID().slice(0, 8)}`;

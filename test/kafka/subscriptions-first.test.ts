@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { type RunningApp, api, startApp } from '../support/app-process';
+import { type RunningApp, api, eventTypesOf, startApp } from '../support/app-process';
 import { kafkaEnv, testMessaging, testTopics, until } from '../support/kafka-app';
 
 jest.setTimeout(180_000);
@@ -45,7 +45,7 @@ it('a usage message waits for the subscription change produced before it on the 
 
     app = await startApp({ ...kafkaEnv(topics, `sf-${tag}`, 1), KAFKA_SUBSCRIPTIONS_FIRST_MS: '120000' });
     const url = app.url;
-    const types = async () => ((await api(url, 'GET', `/v1/spaces/${space}/events?limit=100`)).body.events as { type: string }[]).map((e) => e.type);
+    const types = () => eventTypesOf(url, space);
     await until(types, (t) => t.includes('BatchExportRecorded'), 'the export recorded', 120_000);
     // The subscription first, then the export, decided on pro (10 of 500 images): no threshold.
     expect(await types()).toEqual(['SubscriptionChanged', 'BatchExportRecorded']);

@@ -114,6 +114,11 @@ export async function api<T = any>(base: string, method: string, p: string, body
   return { status: r.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** The types of a Space's stored events, in stream order (GET /v1/spaces/:id/events, up to 1,000). */
+export async function eventTypesOf(base: string, spaceId: string): Promise<string[]> {
+  return ((await api(base, 'GET', `/v1/spaces/${spaceId}/events?limit=1000`)).body.events as { type: string }[]).map((e) => e.type);
+}
+
 export async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T = await probe();
