@@ -3,6 +3,7 @@
  * them rots. No timing is asserted here (timings belong to bench/RESULTS.md); what is asserted is
  * that each one measured something and stood it next to its baseline.
  */
+import { USES_KEPT_MAX } from '@metering/domain';
 import { runHistoryBench } from '../../bench/history.bench';
 import { runIngestBench } from '../../bench/ingest.bench';
 import { runPgVsSqliteBench } from '../../bench/pg-vs-sqlite.bench';
@@ -57,4 +58,8 @@ test('history: a Space with a long history next to a fresh one; after a restart 
   expect(t).toContain('snapshot used');
   // the tail after the snapshot is bounded (snapshots every max(1000, window) events), not the 20,000 of the history
   expect(r.coldSnapshotEvents).toBeLessThanOrEqual(1001);
+  // 20,000 uses inside the window (30 days), of which the state keeps a bounded tail
+  expect(r.usesKept).toBeGreaterThan(0);
+  expect(r.usesKept).toBeLessThanOrEqual(USES_KEPT_MAX + 1);
+  expect(t).toContain('a subscription change back-dated 15 days');
 });

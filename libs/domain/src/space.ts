@@ -29,15 +29,17 @@ export {
 export {
   DEFAULT_CORRECTION_WINDOW_MS,
   COMPACTION_STEP_MS,
+  USES_KEPT_MAX,
   usageCutoff,
   compactSpace,
+  trimUses,
   SPACE_SNAPSHOT_SCHEMA,
   snapshotOfSpace,
   spaceFromSnapshot,
 } from './decider/window';
-export { type SpaceCommand, type DecideContext, type Decision, inboundEventIdOf, DEFAULT_MAX_CLOCK_SKEW_MS, reaches } from './decider/commands';
+export { type SpaceCommand, type DecideContext, type OlderUse, type Decision, inboundEventIdOf, DEFAULT_MAX_CLOCK_SKEW_MS, reaches } from './decider/commands';
 export { recordedIdOf, recordedIdsToLookUp } from './decider/decide-usage';
-export { lastResetBoundary, MEMBER_MOVES_MAX } from './decider/decide-subscription';
+export { lastResetBoundary, MEMBER_MOVES_MAX, type OlderUsesWanted, olderUsesWanted, olderUseOf } from './decider/decide-subscription';
 export { canonicalPayload, canonicalRecorded, inboundFingerprint, recordedFingerprint, payloadDifferences } from './decider/fingerprint';
 
 export function decide(state: SpaceState, command: SpaceCommand, ctx: DecideContext): Decision {

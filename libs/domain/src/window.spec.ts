@@ -5,13 +5,19 @@ import { DAY_MS } from './period';
 import {
   DEFAULT_CORRECTION_WINDOW_MS,
   SPACE_SNAPSHOT_SCHEMA,
+  USES_KEPT_MAX,
+  type DecideContext,
   type Decision,
+  type SpaceCommand,
   type SpaceState,
+  type OlderUse,
   compactSpace,
   decideAll,
   foldSpace,
   inboundFingerprint,
   initialSpaceState,
+  olderUseOf,
+  olderUsesWanted,
   recordedFingerprint,
   recordedIdsToLookUp,
   snapshotOfSpace,
@@ -23,6 +29,18 @@ import { SPACE_ID, at, canonicalState, defaultCatalog, generate, given, history,
 
 const catalog: Catalog = defaultCatalog();
 const W = DEFAULT_CORRECTION_WINDOW_MS;
+
+/** What `olderUsesWanted` asks for, read from the recorded events (a model of the stream: revision = index). */
+function olderUsesIn(state: SpaceState, commands: SpaceCommand[], ctx: DecideContext, recorded: readonly IdentifiedSpaceEvent[]): OlderUse[] {
+  const wanted = olderUsesWanted(state, commands, ctx);
+  if (wanted === null) return [];
+  const out: OlderUse[] = [];
+  for (let rev = wanted.fromRevision; rev < recorded.length; rev++) {
+    const use = olderUseOf(state, wanted, recorded[rev]);
+    if (use) out.push(use);
+  }
+  return out;
+}
 
 describe('the corrections window', () => {
   const h = () => history([subscribe('pro', 'monthly', '2025-01-15T00:00:00Z')]);
@@ -105,11 +123,55 @@ describe('bounded state', () => {
     expect(state.periods.size).toBeLessThanOrEqual(3);
     expect(state.version).toBe(1 + 400 * 24);
   });
+  it('a Space with more uses inside the window than USES_KEPT_MAX keeps a bounded tail; the store answers for the rest (dedupe, a back-dated change)', () => {
+    const start = at('2025-01-01T00:00:00Z');
+    const every = 240_000; // a use every 4 minutes: 12,600 inside the 35-day window
+    const steps = 50 * 360;
+    const recorded: IdentifiedSpaceEvent[] = [];
+    let bounded = foldSpace(SPACE_ID, history([subscribe('pro', 'monthly', '2025-01-01T00:00:00Z')]));
+    let whole = foldSpace(SPACE_ID, history([subscribe('pro', 'monthly', '2025-01-01T00:00:00Z')]));
+    recorded.push(...history([subscribe('pro', 'monthly', '2025-01-01T00:00:00Z')]).map((e, i) => ({ ...e, id: `sub-${i}` })));
+    let maxKept = 0;
+    let maxBody = 0;
+    for (let i = 0; i < steps; i++) {
+      const now = start + i * every;
+      const command = generate({ feature: 'templates', generations: 1, occurredAt: new Date(now).toISOString(), eventId: `u${i}` });
+      const r = decideAll(bounded, [command], { now, catalog, eventId: nameAsEventId });
+      recorded.push(...r.events);
+      bounded = compactSpace(r.state, now, W);
+      whole = compactSpace(decideAll(whole, [command], { now, catalog, eventId: nameAsEventId }).state, now, W, false, Number.POSITIVE_INFINITY);
+      maxKept = Math.max(maxKept, bounded.recent.size);
+      if (i % 5_000 === 0) maxBody = Math.max(maxBody, snapshotOfSpace(bounded, W).length);
+    }
+    const now = start + steps * every;
+    expect(whole.recent.size).toBeGreaterThan(12_000);
+    expect(maxKept).toBeLessThanOrEqual(USES_KEPT_MAX + 1);
+    expect(bounded.droppedRevs.size).toBeLessThanOrEqual(36);
+    expect(maxBody).toBeLessThan(960 * 1024);
+    // A redelivery of a dropped use inside the window: the state asks the store for its id.
+    const old = generate({ feature: 'templates', generations: 1, occurredAt: new Date(start + 30 * DAY_MS).toISOString(), eventId: `u${30 * 360}` });
+    const ctx = { now, catalog, eventId: nameAsEventId };
+    expect([...recordedIdsToLookUp(whole, [old], ctx).values()]).toEqual([]);
+    expect([...recordedIdsToLookUp(bounded, [old], ctx).values()]).toEqual([`u${30 * 360}`]);
+    // A change back-dated 20 days: the same event from the bounded state with the uses read back, and from the whole one.
+    const change = subscribe('enterprise', 'weekly', new Date(now - 20 * DAY_MS).toISOString(), { eventId: 'late-weekly', customLimits: { ai_image_credits: 100, ai_video_credits: 10, batch_exports: 10 } });
+    expect(() => decideAll(bounded, [change], ctx)).toThrow(/olderUses/);
+    const wanted = olderUsesWanted(bounded, [change], ctx);
+    expect(wanted).not.toBeNull();
+    const fromWhole = decideAll(whole, [change], { ...ctx, olderUses: [] });
+    const fromBounded = decideAll(bounded, [change], { ...ctx, olderUses: olderUsesIn(bounded, [change], ctx, recorded) });
+    expect(fromBounded.events).toEqual(fromWhole.events);
+    expect((fromWhole.events[0].data as { moves: unknown[] }).moves.length).toBeGreaterThan(0);
+  });
 });
 
 describe('compaction and snapshots change no decision (properties)', () => {
-  /** Decides each step at its clock; `compact` compacts before every decision and asks a model of the store for old ids. */
-  function run(steps: Step[], compact: boolean) {
+  /**
+   * Decides each step at its clock. `compact` compacts before every decision (and `trimmed` also
+   * keeps at most 2 uses: every other use is dropped from the tail), and asks a model of the store
+   * for old ids and for the uses dropped from the tail (the stream as recorded: revision = index).
+   */
+  function run(steps: Step[], compact: boolean | 'trimmed') {
     let state: SpaceState = initialSpaceState(SPACE_ID);
     const stored = new Map<string, number>();
     const decisions: Decision[] = [];
@@ -117,13 +179,13 @@ describe('compaction and snapshots change no decision (properties)', () => {
     for (const s of steps) {
       const ctx = { now: s.now, catalog, eventId: nameAsEventId };
       if (compact) {
-        compactSpace(state, s.now, W, true);
+        compactSpace(state, s.now, W, true, compact === 'trimmed' ? 2 : undefined);
         // and through a snapshot: what a cold load gives
         state = spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, snapshotOfSpace(state, W), W)!;
       }
       const ask = recordedIdsToLookUp(state, [s.command], ctx);
       const alreadyRecorded = new Map([...ask].filter(([id]) => stored.has(id)).map(([id, inbound]) => [inbound, stored.get(id)!] as [string, number]));
-      const r = decideAll(state, [s.command], { ...ctx, alreadyRecorded });
+      const r = decideAll(state, [s.command], { ...ctx, alreadyRecorded, olderUses: olderUsesIn(state, [s.command], ctx, events) });
       state = r.state;
       decisions.push(...r.decisions);
       for (const e of r.events) stored.set(e.id, recordedFingerprint(e));
@@ -141,9 +203,10 @@ describe('compaction and snapshots change no decision (properties)', () => {
         const again = inbound.length ? picks.map((p, i) => ({ command: inbound[p % inbound.length].command, now: last + i * 40 * DAY_MS })) : [];
         const steps = [...life, ...again];
         const plain = run(steps, false);
-        const compacted = run(steps, true);
-        expect(compacted.decisions).toEqual(plain.decisions);
-        expect(compacted.events).toEqual(plain.events);
+        for (const compacted of [run(steps, true), run(steps, 'trimmed')]) {
+          expect(compacted.decisions).toEqual(plain.decisions);
+          expect(compacted.events).toEqual(plain.events);
+        }
       }),
       { numRuns: 150 },
     );
@@ -167,9 +230,10 @@ describe('compaction and snapshots change no decision (properties)', () => {
             ...usage.map((u, i) => ({ command: usageCommand(u, `after-${i}`, now), now })),
           ];
           const plain = run(steps, false);
-          const compacted = run(steps, true);
-          expect(compacted.decisions).toEqual(plain.decisions);
-          expect(compacted.events).toEqual(plain.events);
+          for (const compacted of [run(steps, true), run(steps, 'trimmed')]) {
+            expect(compacted.decisions).toEqual(plain.decisions);
+            expect(compacted.events).toEqual(plain.events);
+          }
         },
       ),
       { numRuns: 400 },
@@ -182,9 +246,10 @@ describe('compaction and snapshots change no decision (properties)', () => {
   /** Decides the steps twice, with the state as folded and with it compacted and reloaded before every step: the same decisions and events. Returns the first. */
   const decidedAlike = (steps: Step[]) => {
     const plain = run(steps, false);
-    const compacted = run(steps, true);
-    expect(compacted.decisions).toEqual(plain.decisions);
-    expect(compacted.events).toEqual(plain.events);
+    for (const compacted of [run(steps, true), run(steps, 'trimmed')]) {
+      expect(compacted.decisions).toEqual(plain.decisions);
+      expect(compacted.events).toEqual(plain.events);
+    }
     return plain;
   };
   /** Enterprise weekly from Wed Jan 1 (10 video credits a week), then `generations` video generations (5 credits each) at `occurredAt`, decided then. */
@@ -273,8 +338,8 @@ describe('compaction and snapshots change no decision (properties)', () => {
 
   it('a snapshot round-trips the state; another schema, Space or a narrower window is not trusted', () => {
     fc.assert(
-      fc.property(lifeArb(25), (life) => {
-        const { state } = run(life, false);
+      fc.property(lifeArb(25), fc.boolean(), (life, trimmed) => {
+        const { state } = run(life, trimmed ? 'trimmed' : false);
         const json = snapshotOfSpace(state, W);
         expect(canonicalState(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA, json, W)!)).toEqual(canonicalState(state));
         expect(spaceFromSnapshot(SPACE_ID, SPACE_SNAPSHOT_SCHEMA + 1, json, W)).toBeNull();
@@ -288,21 +353,23 @@ describe('compaction and snapshots change no decision (properties)', () => {
 });
 
 describe('one eventId, one fact (properties)', () => {
-  it('any altered resend of an accepted input is a conflict and records nothing; an identical one a duplicate, at any age', () => {
+  it('any altered resend of an accepted input is a conflict and records nothing; an identical one a duplicate, at any age, with the tail of uses trimmed or not', () => {
     fc.assert(
-      fc.property(lifeArb(25), fc.nat(), fc.integer({ min: 0, max: 400 }), (life, pick, laterDays) => {
+      fc.property(lifeArb(25), fc.nat(), fc.integer({ min: 0, max: 400 }), fc.constantFrom(2, 5_000), (life, pick, laterDays, usesKept) => {
         let state = initialSpaceState(SPACE_ID);
         const stored = new Map<string, number>();
+        const recorded: IdentifiedSpaceEvent[] = [];
         const accepted: Step[] = [];
         const decideAt = (st: SpaceState, step: Step) => {
           const ctx = { now: step.now, catalog, eventId: nameAsEventId };
           const ask = recordedIdsToLookUp(st, [step.command], ctx);
           const alreadyRecorded = new Map([...ask].filter(([id]) => stored.has(id)).map(([id, inbound]) => [inbound, stored.get(id)!] as [string, number]));
-          return decideAll(st, [step.command], { ...ctx, alreadyRecorded });
+          return decideAll(st, [step.command], { ...ctx, alreadyRecorded, olderUses: olderUsesIn(st, [step.command], ctx, recorded) });
         };
         for (const s of life) {
           const r = decideAt(state, s);
-          state = compactSpace(r.state, s.now, W);
+          state = compactSpace(r.state, s.now, W, false, usesKept);
+          recorded.push(...r.events);
           for (const e of r.events) stored.set(e.id, recordedFingerprint(e));
           if (r.decisions[0].outcome === 'accepted' && s.command.type !== 'ResetDuePeriods') accepted.push(s);
         }
@@ -314,7 +381,7 @@ describe('one eventId, one fact (properties)', () => {
         else if (altered.type === 'RecordBatchExport') altered.input.userId += '-x';
         else if (altered.type === 'ChangeSubscription') altered.input.effectiveAt = new Date(Date.parse(altered.input.effectiveAt) + 1).toISOString();
         const version = state.version;
-        const a = decideAt(compactSpace(state, now, W), { command: altered, now });
+        const a = decideAt(compactSpace(state, now, W, false, usesKept), { command: altered, now });
         expect(a.decisions[0].outcome).toBe('conflict');
         expect(a.events).toEqual([]);
         const same = decideAt(state, { command: original.command, now });

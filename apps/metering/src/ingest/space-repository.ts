@@ -4,6 +4,7 @@ import {
   type SpaceEvent,
   type SpaceState,
   compactSpace,
+  USES_KEPT_MAX,
   decodeSpaceEvent,
   evolve,
   initialSpaceState,
@@ -31,6 +32,11 @@ export interface SpaceRepositoryOptions {
   maxCompactChars?: number;
   /** The corrections window the decisions use (compaction keeps what it can still change). */
   correctionWindowMs?: number;
+  /**
+   * At most about this many uses kept per state (`trimUses`); default USES_KEPT_MAX. On a store
+   * without `readEventsById` none are dropped: the dedupe of a dropped use asks the store by id.
+   */
+  usesKeptMax?: number;
   /**
    * A snapshot is written once at least this many events were folded since the last one, and at
    * least as many as the uses the state holds (so writing snapshots costs O(1) per event, amortised).
@@ -70,7 +76,7 @@ export const DEFAULT_MAX_CACHED_BYTES = 160 * 2 ** 20;
  * a small state (a subscription, 3 uses) about 2 KB, each use in the window about 180 bytes more.
  */
 export function estimatedStateBytes(s: SpaceState): number {
-  return 900 + 180 * s.recent.size + 110 * s.subscriptionIds.size + 220 * s.timeline.length + 240 * s.periods.size + 85 * s.fired.size;
+  return 900 + 180 * s.recent.size + 110 * s.subscriptionIds.size + 220 * s.timeline.length + 240 * s.periods.size + 85 * s.fired.size + 40 * s.droppedRevs.size;
 }
 
 const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
@@ -114,6 +120,7 @@ export class SpaceRepository {
   private readonly windowMs: number;
   private readonly snapshotEvery: number;
   private readonly prefetchEvents: number;
+  private readonly usesKeptMax: number;
 
   constructor(private readonly store: EventStore, private readonly options: SpaceRepositoryOptions = {}) {
     this.maxCached = options.maxCached ?? DEFAULT_MAX_CACHED;
@@ -121,6 +128,8 @@ export class SpaceRepository {
     this.maxCompactChars = options.maxCompactChars ?? 48 * 2 ** 20;
     this.windowMs = options.correctionWindowMs ?? DEFAULT_CORRECTION_WINDOW_MS;
     this.snapshotEvery = options.snapshotEvery ?? 1000;
+    this.usesKeptMax = store.readEventsById ? (options.usesKeptMax ?? USES_KEPT_MAX) : Number.POSITIVE_INFINITY;
+    if (!(this.usesKeptMax >= 2)) throw new TypeError('SpaceRepository: usesKeptMax must be a number >= 2');
     this.prefetchEvents = options.prefetchEvents ?? DEFAULT_PREFETCH_EVENTS;
     if (!Number.isSafeInteger(this.prefetchEvents) || this.prefetchEvents < 1) throw new TypeError('SpaceRepository: prefetchEvents must be an integer >= 1');
   }
@@ -145,7 +154,7 @@ export class SpaceRepository {
     const start = state.version;
     this.snapshotAt.set(state, start);
     await this.foldTail(state, now);
-    compactSpace(state, now, this.windowMs, true);
+    compactSpace(state, now, this.windowMs, true, this.usesKeptMax);
     this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms: performance.now() - started });
     this.maybeSnapshot(state);
     this.remember(state);
@@ -191,11 +200,11 @@ export class SpaceRepository {
         this.snapshotAt.set(state, start);
         for (const e of events) evolve(state, asSpaceEvent(e));
         if (events.length === share) {
-          compactSpace(state, now, this.windowMs);
+          compactSpace(state, now, this.windowMs, false, Number.POSITIVE_INFINITY);
           await this.foldTail(state, now);
           if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
         }
-        compactSpace(state, now, this.windowMs, true);
+        compactSpace(state, now, this.windowMs, true, this.usesKeptMax);
         this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms: readMs + (performance.now() - foldStarted) });
         this.maybeSnapshot(state);
         this.remember(state);
@@ -213,7 +222,7 @@ export class SpaceRepository {
 
   /** After an append of the state's own decisions: compacts as the clock moves, snapshots now and then. */
   appended(state: SpaceState, now: number): void {
-    compactSpace(state, now, this.windowMs);
+    compactSpace(state, now, this.windowMs, false, this.usesKeptMax);
     this.maybeSnapshot(state);
     this.remember(state);
   }
@@ -311,7 +320,9 @@ export class SpaceRepository {
       const page = await this.store.readStream(stream, { fromRevision: state.version, maxCount: LOAD_PAGE });
       for (const e of page) evolve(state, asSpaceEvent(e));
       if (page.length < LOAD_PAGE) return;
-      compactSpace(state, now, this.windowMs);
+      // Not trimmed between pages: a SubscriptionChanged written before moves were recorded is
+      // given its moves from the uses the state holds (`evolve`); the load's last compaction trims.
+      compactSpace(state, now, this.windowMs, false, Number.POSITIVE_INFINITY);
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * What the Space decider is asked (commands), what it needs (context) and what it answers (decisions).
  */
-import { type Catalog } from '../catalog/catalog';
+import { type Catalog, type Pool } from '../catalog/catalog';
 import type { BatchExportedV1, GenerationPerformedV1, Rejection, SubscriptionChangedV1 } from '../contracts';
 import type { IdentifiedSpaceEvent } from '../events';
 
@@ -36,6 +36,22 @@ export interface DecideContext {
    * than the window, whose ids the state no longer keeps).
    */
   alreadyRecorded?: ReadonlyMap<string, number>;
+  /**
+   * The uses `olderUsesWanted` asked for, read from the stream (`olderUseOf`): empty when it asked
+   * for none. Required to decide a subscription change once the state dropped uses inside the window.
+   */
+  olderUses?: readonly OlderUse[];
+}
+
+/** A use dropped from the state's tail, read back from the stream (`olderUseOf`). */
+export interface OlderUse {
+  /** The inbound eventId that recorded it. */
+  id: string;
+  at: number;
+  pool: Pool;
+  amount: number;
+  userId?: string;
+  feature?: string;
 }
 
 export type Decision =

@@ -3,13 +3,13 @@
  */
 import { type Cycle, CYCLES, type Limits, type Plan, PLANS, POOLS, catalogVersionAt, effectiveFromMs, resetFamilyOf } from '../catalog/catalog';
 import type { SubscriptionChangedV1 } from '../contracts';
-import type { IdentifiedSpaceEvent, SubscriptionChangedData } from '../events';
-import { iso, parseInstant } from '../period';
+import type { IdentifiedSpaceEvent, SpaceEvent, SubscriptionChangedData } from '../events';
+import { DAY_MS, iso, parseInstant } from '../period';
 import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withSubscriptionChange } from '../timeline';
-import { type DecideContext, type Decision, reaches, reject } from './commands';
+import { type DecideContext, type Decision, type OlderUse, type SpaceCommand, reaches, reject } from './commands';
 import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
 import { emptyLimits } from '../catalog/pricing';
-import { type SpaceState, applyChangeToPeriods, changeMoves, evolve, firedKey, usesSince } from './state';
+import { type SpaceState, applyChangeToPeriods, changeMoves, evolve, firedKey, usageItemOf, usesSince } from './state';
 
 const isLimits = (v: unknown): v is Limits =>
   typeof v === 'object' &&
@@ -70,7 +70,9 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
   const cleared = settled ? clearsSettledPeriod(state.timeline, timeline, cutoff) : null;
   if (cleared !== null) data.clearsPeriod = iso(cleared);
-  const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff));
+  if (ctx.olderUses === undefined && olderUsesWantedFor(state, [effectiveAt], cutoff) !== null)
+    throw new Error(`Space ${state.spaceId}: deciding a subscription change needs the uses dropped from the state's tail (olderUsesWanted, then DecideContext.olderUses)`);
+  const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff, ctx.olderUses));
   data.moves = moves;
   // Bounded, so that the event stays well inside every store's append budget (KurrentDB's 960 KiB):
   // past the bound the balances still move (`moves`) and the breakdown keeps the recorded periods.
@@ -90,6 +92,46 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
       events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
   }
   return { outcome: 'accepted', events };
+}
+
+/** The uses a decision needs read back from the stream: those that occurred in [from, to), from this revision on. */
+export interface OlderUsesWanted {
+  fromRevision: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * What the commands need read back from the Space's stream before they are decided: the uses a
+ * subscription change may move that the state dropped from its tail (`trimUses`), or null. A
+ * change moves only uses from the start of the period containing its effectiveAt (as the state's
+ * timeline has it) and inside the window; the read starts at the lowest revision of a use dropped
+ * from that day on. The caller reads, keeps what `olderUseOf` gives, and passes it as
+ * `DecideContext.olderUses` (an empty list when this is null).
+ */
+export function olderUsesWanted(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): OlderUsesWanted | null {
+  const effectiveAts: number[] = [];
+  for (const c of commands) if (c.type === 'ChangeSubscription') effectiveAts.push(parseInstant(c.input.effectiveAt));
+  return olderUsesWantedFor(state, effectiveAts, cutoffFor(state, ctx));
+}
+
+function olderUsesWantedFor(state: SpaceState, effectiveAts: readonly number[], cutoff: number): OlderUsesWanted | null {
+  if (!(state.keptFrom > cutoff) || state.droppedRevs.size === 0) return null;
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const at of effectiveAts) if (!Number.isNaN(at)) earliest = Math.min(earliest, at, periodAt(state.timeline, at).start);
+  const from = Math.max(cutoff, earliest);
+  if (!(from < state.keptFrom)) return null;
+  const fromDay = Math.floor(from / DAY_MS);
+  let fromRevision = Number.POSITIVE_INFINITY;
+  for (const [day, rev] of state.droppedRevs) if (day >= fromDay && rev < fromRevision) fromRevision = rev;
+  return Number.isFinite(fromRevision) ? { fromRevision, from, to: state.keptFrom } : null;
+}
+
+/** The use a stored event records, if it is one that `wanted` asks for and the state does not hold. */
+export function olderUseOf(state: SpaceState, wanted: OlderUsesWanted, event: SpaceEvent): OlderUse | null {
+  if (event.type !== 'GenerationRecorded' && event.type !== 'BatchExportRecorded') return null;
+  const use = usageItemOf(event);
+  return use.at < wanted.from || use.at >= wanted.to || state.recent.has(use.id) ? null : use;
 }
 
 /**

@@ -205,18 +205,19 @@ export function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (n
 }
 
 /**
- * Usage commands the state cannot dedupe on its own: they occurred before the cutoff, so their
- * ids, if ever recorded, were compacted away. Returns stored-event id -> inbound eventId; the
+ * Usage commands the state cannot dedupe on its own: they occurred before the cutoff or before the
+ * tail of uses kept (`keptFrom`), so their ids, if ever recorded, were compacted or trimmed away. Returns stored-event id -> inbound eventId; the
  * caller looks the ids up in the store and passes the inbound ids found as `alreadyRecorded`.
  */
 export function recordedIdsToLookUp(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): Map<string, string> {
   const out = new Map<string, string>();
-  const cutoff = cutoffFor(state, ctx);
+  // Every use at or after this is in the state; older ones may have been dropped (or compacted).
+  const keptFrom = Math.max(cutoffFor(state, ctx), state.keptFrom);
   for (const c of commands) {
     if (c.type !== 'RecordGeneration' && c.type !== 'RecordBatchExport') continue;
     if (typeof c.input.eventId !== 'string' || isKnown(state, c.input.eventId)) continue;
     const at = parseInstant(c.input.occurredAt);
-    if (Number.isNaN(at) || at >= cutoff) continue;
+    if (Number.isNaN(at) || at >= keptFrom) continue;
     const id = recordedIdOf(state.spaceId, c, ctx.eventId);
     if (id) out.set(id, c.input.eventId);
   }

@@ -3,6 +3,7 @@
  */
 import { type Limits, type Pool } from '../catalog/catalog';
 import type { MemberMove, PeriodMove, SpaceEvent } from '../events';
+import type { OlderUse } from './commands';
 import { type Period, iso, parseStoredInstant } from '../period';
 import { type Segment, type Timeline, periodAt, withActivation, withSubscriptionChange } from '../timeline';
 import { emptyLimits } from '../catalog/pricing';
@@ -36,6 +37,11 @@ export interface UsageItem {
   /** Fingerprint of the recorded payload (`recordedFingerprint`): a resend with another one is a conflict. */
   fp: number;
   /**
+   * The stream revision of the event that recorded it (0 on a use restored from a snapshot written
+   * before revisions were kept: a read of the uses dropped from the tail then starts at the stream's start).
+   */
+  rev: number;
+  /**
    * The member and feature it counted under in the usage breakdown (`memberMoves`). Absent on a
    * use restored from a snapshot written before members were kept.
    */
@@ -66,8 +72,23 @@ export interface SpaceState {
   /** Number of events folded: the stream's revision + 1. */
   version: number;
   timeline: Segment[];
-  /** Uses whose occurredAt is at or after `horizon`, by inbound eventId, in stream order. */
+  /**
+   * Uses by inbound eventId, in stream order: every use whose occurredAt is at or after
+   * max(`horizon`, `keptFrom`), and maybe some older ones recorded since the tail was last trimmed.
+   */
   recent: Map<string, UsageItem>;
+  /**
+   * The tail of uses kept: uses that occurred before this instant (and after `horizon`) may have
+   * been dropped from `recent` to bound it (`trimUses`); the store answers for them (dedupe by
+   * `recordedIdsToLookUp`, a subscription change's moves by `olderUsesWanted`). -Infinity: none dropped.
+   */
+  keptFrom: number;
+  /**
+   * For the uses dropped from `recent` (by the UTC day of their occurredAt, as whole days since the
+   * epoch), the lowest stream revision that recorded one: where a read of them starts. Days before
+   * the horizon's are dropped by compaction, so at most the window's days.
+   */
+  droppedRevs: Map<number, number>;
   /** Inbound eventIds of subscription changes, with their payload fingerprints (one per change: bounded by the changes, not the usage). */
   subscriptionIds: Map<string, number>;
   /**
@@ -92,6 +113,8 @@ export function initialSpaceState(spaceId: string): SpaceState {
     version: 0,
     timeline: [],
     recent: new Map(),
+    keptFrom: Number.NEGATIVE_INFINITY,
+    droppedRevs: new Map(),
     subscriptionIds: new Map(),
     periods: new Map(),
     fired: new Set(),
@@ -109,6 +132,8 @@ export function cloneSpaceState(s: SpaceState): SpaceState {
     version: s.version,
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
     recent: new Map(s.recent),
+    keptFrom: s.keptFrom,
+    droppedRevs: new Map(s.droppedRevs),
     subscriptionIds: new Map(s.subscriptionIds),
     periods,
     fired: new Set(s.fired),
@@ -122,7 +147,7 @@ export const firedKey = (periodStart: number, pool: Pool, threshold: number): st
 /** The use a usage event records: credits of its pool, or exported images. */
 export function usageItemOf(
   event: Extract<SpaceEvent, { type: 'GenerationRecorded' | 'BatchExportRecorded' }>,
-): Omit<UsageItem, 'fp'> {
+): Omit<UsageItem, 'fp' | 'rev'> {
   const d = event.data;
   const at = parseStoredInstant(d.occurredAt);
   const userId = sharedText(d.userId);
@@ -256,12 +281,16 @@ function memberMovesOf(moved: Iterable<MovedUse<{ pool: Pool; amount: number; us
     .map((m) => ({ from: iso(m.from), to: iso(m.to), userId: m.userId, feature: m.feature, used: m.used, usageEvents: m.usageEvents }));
 }
 
-/** The uses kept that occurred at or after `cutoff`. */
-export function* usesSince(state: SpaceState, cutoff: number): Iterable<UsageItem> {
+/**
+ * The uses that occurred at or after `cutoff`: those kept, then `older` (uses dropped from the tail,
+ * read back from the stream: `olderUsesWanted`) that the state does not hold.
+ */
+export function* usesSince(state: SpaceState, cutoff: number, older: Iterable<OlderUse> = []): Iterable<OlderUse> {
   for (const u of state.recent.values()) if (u.at >= cutoff) yield u;
+  for (const u of older) if (u.at >= cutoff && !state.recent.has(u.id)) yield u;
 }
 
-function countItem(state: SpaceState, item: Omit<UsageItem, 'fp'>): void {
+function countItem(state: SpaceState, item: Omit<UsageItem, 'fp' | 'rev'>): void {
   const period = periodAt(state.timeline, item.at);
   state.periods.set(period.start, addUse(state.periods.get(period.start) ?? null, period, item.pool, item.amount));
 }
@@ -315,7 +344,16 @@ export function evolve(state: SpaceState, event: SpaceEvent): SpaceState {
       const item = usageItemOf(event);
       // One literal with every field (a spread then `fp` would put `fp` in a separate property array).
       if (item.at >= state.horizon)
-        state.recent.set(item.id, { id: item.id, at: item.at, pool: item.pool, amount: item.amount, userId: item.userId, feature: item.feature, fp: recordedFingerprint(event) });
+        state.recent.set(item.id, {
+          id: item.id,
+          at: item.at,
+          pool: item.pool,
+          amount: item.amount,
+          userId: item.userId,
+          feature: item.feature,
+          fp: recordedFingerprint(event),
+          rev: state.version - 1,
+        });
       countItem(state, item);
       return state;
     }

@@ -152,6 +152,8 @@ export function canonicalState(s: SpaceState): unknown {
     seen: [...s.recent.keys(), ...s.subscriptionIds].sort(),
     recent: [...s.recent.values()].map((u) => ({ ...u })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
     horizon: s.horizon,
+    keptFrom: s.keptFrom,
+    droppedRevs: [...s.droppedRevs].sort((a, b) => a[0] - b[0]),
     timeline: s.timeline.map((seg) => ({ ...seg, limits: { ...seg.limits } })),
     periods: [...s.periods.values()]
       .map((p) => ({ start: p.start, end: p.end, used: { ...p.used }, usageEvents: p.usageEvents }))
