@@ -5,7 +5,20 @@
  * subscription change back-dated over dropped uses records the same moves and thresholds as a Space
  * whose state kept every use.
  */
-import type { InboundEvent, SpaceEvent } from '@metering/domain';
+import {
+  type InboundEvent,
+  type SpaceCommand,
+  type SpaceEvent,
+  SPACE_SNAPSHOT_SCHEMA,
+  cloneSpaceState,
+  compactSpace,
+  decideAll,
+  decodeSpaceEvents,
+  encodeSpaceEvent,
+  foldSpace,
+  initialSpaceState,
+  snapshotOfSpace,
+} from '@metering/domain';
 import { type EventStore } from '@metering/event-store';
 import { CatalogService } from '../../apps/metering/src/catalog/catalog.service';
 import { type Clock, systemIds } from '../../apps/metering/src/infra/clock';
@@ -81,6 +94,44 @@ async function scenario(store: EventStore): Promise<void> {
   expect(tailEvents.filter((e) => e.includes('"ThresholdCrossed"')).length).toBeGreaterThan(0);
 }
 
+/**
+ * A stream written before moves were recorded: a SubscriptionChanged without `moves` after more
+ * uses than a state keeps, and a snapshot of a trimmed state before it. `evolve` gives such a change
+ * its moves from the uses the state holds, so the load folds the stream again from its start.
+ */
+async function legacyScenario(store: EventStore): Promise<void> {
+  const catalog = new CatalogService(store, systemIds, null);
+  await catalog.init();
+  const WINDOW = 35 * 24 * HOUR;
+  const ctx = { now: NOW, catalog: catalog.catalog, eventId: (n: string) => systemIds.deterministic(n), correctionWindowMs: WINDOW };
+  let state = initialSpaceState('legacy');
+  const append = async (commands: SpaceCommand[], strip = false) => {
+    const version = state.version;
+    const r = decideAll(state, commands, { ...ctx, olderUses: [] });
+    expect(r.decisions.map((d) => d.outcome)).toEqual(commands.map(() => 'accepted'));
+    const events = r.events.map((e) => (strip && e.type === 'SubscriptionChanged' ? { ...e, data: { ...e.data, moves: undefined, memberMoves: undefined } } : e));
+    await store.append('space-legacy', events.map(encodeSpaceEvent), version === 0 ? 'no_stream' : version - 1);
+    state = r.state;
+  };
+  await append([{ type: 'ChangeSubscription', input: { eventId: 'pro', spaceId: 'legacy', plan: 'pro', cycle: 'monthly', effectiveAt: '2026-10-01T00:00:00Z' } }]);
+  for (let i = 0; i < 30; i++) await append([{ type: 'RecordGeneration', input: use('legacy', i) as never }]);
+  const trimmed = compactSpace(cloneSpaceState(state), NOW, WINDOW, true, KEPT);
+  expect(trimmed.droppedRevs.size).toBeGreaterThan(0);
+  await store.writeSnapshot({ streamName: 'space-legacy', revision: trimmed.version - 1, schema: SPACE_SNAPSHOT_SCHEMA, data: snapshotOfSpace(trimmed, WINDOW) });
+  const limits = { ai_image_credits: 30, ai_video_credits: 10, batch_exports: 10 };
+  await append([{ type: 'ChangeSubscription', input: { eventId: 'ent', spaceId: 'legacy', plan: 'enterprise', cycle: 'weekly', effectiveAt: new Date(NOW - 15 * 24 * HOUR).toISOString(), customLimits: limits } }], true);
+  const stored = await store.readStream('space-legacy');
+  expect((stored.at(-1)?.data as { moves?: unknown }).moves).toBeUndefined();
+
+  const whole = compactSpace(foldSpace('legacy', decodeSpaceEvents(stored)), NOW, WINDOW, true, Number.POSITIVE_INFINITY);
+  let loads = 0;
+  const loaded = await new SpaceRepository(store, { usesKeptMax: KEPT, correctionWindowMs: WINDOW, onLoad: (l) => (loads += l.fromSnapshot ? 100 : 1) }).load('legacy', NOW);
+  expect(loads).toBe(1); // folded from the stream's start, not from the trimmed snapshot
+  expect(whole.periods.size).toBeGreaterThan(1);
+  expect([...loaded.periods.entries()].sort((a, b) => a[0] - b[0])).toEqual([...whole.periods.entries()].sort((a, b) => a[0] - b[0]));
+  expect(loaded.recent.size).toBeLessThanOrEqual(KEPT);
+}
+
 describe('a bounded tail of uses per Space state: the store answers for the uses dropped', () => {
   let dir: string;
   beforeAll(() => {
@@ -89,4 +140,5 @@ describe('a bounded tail of uses per Space state: the store answers for the uses
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
   test('SQLite', () => onSqliteReadModels(path.join(dir, 'metering.db'), (store) => scenario(store)));
   test('PostgreSQL (throw-away schema)', () => onPostgresReadModels('usestail', (store) => scenario(store)));
+  test('a legacy change after a trimmed snapshot: the load folds the stream again (SQLite)', () => onSqliteReadModels(path.join(dir, 'legacy.db'), (store) => legacyScenario(store)));
 });

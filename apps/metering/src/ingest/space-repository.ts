@@ -85,6 +85,24 @@ const asSpaceEvent = (e: StoredEvent): SpaceEvent => {
   return event;
 };
 
+/**
+ * A SubscriptionChanged written before moves were recorded, met by a state that dropped uses
+ * inside the window from its tail: `evolve` gives such a change its moves from the uses the state
+ * holds, so that state cannot fold it. The load folds the stream again from its start, nothing
+ * dropped until the end (legacy streams only: every change written since records its moves).
+ */
+class LegacyChangeAfterTrim extends Error {}
+
+/** Folds stored events into the state, in place (throws LegacyChangeAfterTrim, above). */
+function foldInto(state: SpaceState, events: readonly StoredEvent[]): void {
+  for (const e of events) {
+    const event = asSpaceEvent(e);
+    if (event.type === 'SubscriptionChanged' && event.data.moves === undefined && state.droppedRevs.size > 0)
+      throw new LegacyChangeAfterTrim(`${e.streamName}@${e.revision}: a SubscriptionChanged without moves after uses were dropped`);
+    evolve(state, event);
+  }
+}
+
 /** A first-tier entry: the state and its `estimatedStateBytes` when it was last weighed. */
 interface Cached {
   state: SpaceState;
@@ -149,11 +167,20 @@ export class SpaceRepository {
     const snapshot = await this.store.readSnapshot(stream);
     let state = snapshot ? spaceFromSnapshot(spaceId, snapshot.schema, snapshot.data, this.windowMs) : null;
     if (state && snapshot && state.version !== snapshot.revision + 1) state = null;
-    const fromSnapshot = state !== null;
+    let fromSnapshot = state !== null;
     state ??= initialSpaceState(spaceId);
-    const start = state.version;
+    let start = state.version;
     this.snapshotAt.set(state, start);
-    await this.foldTail(state, now);
+    try {
+      await this.foldTail(state, now, this.usesKeptMax);
+    } catch (err) {
+      if (!(err instanceof LegacyChangeAfterTrim)) throw err;
+      state = initialSpaceState(spaceId);
+      fromSnapshot = false;
+      start = 0;
+      this.snapshotAt.set(state, 0);
+      await this.foldTail(state, now, Number.POSITIVE_INFINITY);
+    }
     compactSpace(state, now, this.windowMs, true, this.usesKeptMax);
     this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms: performance.now() - started });
     this.maybeSnapshot(state);
@@ -198,11 +225,16 @@ export class SpaceRepository {
         const start = state.version;
         if (events.length && events[0].revision !== start) continue;
         this.snapshotAt.set(state, start);
-        for (const e of events) evolve(state, asSpaceEvent(e));
-        if (events.length === share) {
-          compactSpace(state, now, this.windowMs, false, Number.POSITIVE_INFINITY);
-          await this.foldTail(state, now);
-          if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
+        try {
+          foldInto(state, events);
+          if (events.length === share) {
+            compactSpace(state, now, this.windowMs, false, this.usesKeptMax);
+            await this.foldTail(state, now, this.usesKeptMax);
+            if (this.cache.has(spaceId) || this.compact.has(spaceId)) continue;
+          }
+        } catch (err) {
+          if (err instanceof LegacyChangeAfterTrim) continue; // `load` folds it
+          throw err;
         }
         compactSpace(state, now, this.windowMs, true, this.usesKeptMax);
         this.options.onLoad?.({ spaceId, eventsRead: state.version - start, fromSnapshot, ms: readMs + (performance.now() - foldStarted) });
@@ -216,7 +248,13 @@ export class SpaceRepository {
   async refresh(spaceId: string, now: number): Promise<SpaceState> {
     const cached = this.cache.get(spaceId)?.state ?? this.restore(spaceId);
     if (!cached) return this.load(spaceId, now);
-    await this.foldTail(cached, now);
+    try {
+      await this.foldTail(cached, now, this.usesKeptMax);
+    } catch (err) {
+      if (!(err instanceof LegacyChangeAfterTrim)) throw err;
+      this.invalidate(spaceId);
+      return this.load(spaceId, now);
+    }
     return cached;
   }
 
@@ -313,16 +351,14 @@ export class SpaceRepository {
     return state;
   }
 
-  /** Folds the events after the state's version, page by page, compacting between pages. */
-  private async foldTail(state: SpaceState, now: number): Promise<void> {
+  /** Folds the events after the state's version, page by page, compacting between pages (at most `usesKeptMax` uses kept). */
+  private async foldTail(state: SpaceState, now: number, usesKeptMax: number): Promise<void> {
     const stream = spaceStreamName(state.spaceId);
     for (;;) {
       const page = await this.store.readStream(stream, { fromRevision: state.version, maxCount: LOAD_PAGE });
-      for (const e of page) evolve(state, asSpaceEvent(e));
+      foldInto(state, page);
       if (page.length < LOAD_PAGE) return;
-      // Not trimmed between pages: a SubscriptionChanged written before moves were recorded is
-      // given its moves from the uses the state holds (`evolve`); the load's last compaction trims.
-      compactSpace(state, now, this.windowMs, false, Number.POSITIVE_INFINITY);
+      compactSpace(state, now, this.windowMs, false, usesKeptMax);
     }
   }
 

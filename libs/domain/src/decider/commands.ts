@@ -43,10 +43,8 @@ export interface DecideContext {
   olderUses?: readonly OlderUse[];
 }
 
-/** A use dropped from the state's tail, read back from the stream (`olderUseOf`). */
+/** A use dropped from the state's tail, read back from the stream (`olderUseOf`): what its moves need, no more. */
 export interface OlderUse {
-  /** The inbound eventId that recorded it. */
-  id: string;
   at: number;
   pool: Pool;
   amount: number;

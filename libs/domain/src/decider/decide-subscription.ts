@@ -131,7 +131,8 @@ function olderUsesWantedFor(state: SpaceState, effectiveAts: readonly number[], 
 export function olderUseOf(state: SpaceState, wanted: OlderUsesWanted, event: SpaceEvent): OlderUse | null {
   if (event.type !== 'GenerationRecorded' && event.type !== 'BatchExportRecorded') return null;
   const use = usageItemOf(event);
-  return use.at < wanted.from || use.at >= wanted.to || state.recent.has(use.id) ? null : use;
+  if (use.at < wanted.from || use.at >= wanted.to || state.recent.has(use.id)) return null;
+  return { at: use.at, pool: use.pool, amount: use.amount, userId: use.userId, feature: use.feature };
 }
 
 /**

@@ -219,75 +219,94 @@ function* movedUses<U extends { at: number }>(before: Timeline, after: Timeline,
  * result in the SubscriptionChanged event and every read model applies it.
  */
 export function attributionMoves(before: Timeline, after: Timeline, uses: Iterable<{ at: number; pool: Pool; amount: number }>): PeriodMove[] {
-  return periodMovesOf(movedUses(before, after, uses));
+  const periods = new PeriodMoves();
+  for (const m of movedUses(before, after, uses)) periods.add(m);
+  return periods.result();
 }
 
 /**
  * A subscription change's moves, per period (`attributionMoves`) and per member and feature (for
  * the usage breakdown: what each (period left, period joined, userId, feature) moved, over the uses
  * whose period start changed and whose member is known; a use restored from an older snapshot has
- * none and is left out), from one pass over the uses.
+ * none and is left out), from one pass over the uses: nothing is kept per use (a change back-dated
+ * over a heavy Space's window may move a million of them).
  */
 export function changeMoves(
   before: Timeline,
   after: Timeline,
   uses: Iterable<{ at: number; pool: Pool; amount: number; userId?: string; feature?: string }>,
 ): { moves: PeriodMove[]; memberMoves: MemberMove[] } {
-  const moved = [...movedUses(before, after, uses)];
-  return { moves: periodMovesOf(moved), memberMoves: memberMovesOf(moved) };
+  const periods = new PeriodMoves();
+  const members = new MemberMoves();
+  for (const m of movedUses(before, after, uses)) {
+    periods.add(m);
+    members.add(m);
+  }
+  return { moves: periods.result(), memberMoves: members.result() };
 }
 
-function periodMovesOf(moved: Iterable<MovedUse<{ pool: Pool; amount: number }>>): PeriodMove[] {
-  const moves = new Map<number, { start: number; end?: number | null; used: Limits; usageEvents: number }>();
-  const entry = (start: number) => {
-    let m = moves.get(start);
-    if (!m) moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
-    return m;
-  };
-  for (const { use: u, from, to } of moved) {
-    const out = entry(from.start);
+/** Period moves summed per period start. */
+class PeriodMoves {
+  private readonly moves = new Map<number, { start: number; end?: number | null; used: Limits; usageEvents: number }>();
+
+  add({ use: u, from, to }: MovedUse<{ pool: Pool; amount: number }>): void {
+    const out = this.entry(from.start);
     out.used[u.pool] -= u.amount;
     out.usageEvents -= 1;
-    const into = entry(to.start);
+    const into = this.entry(to.start);
     into.used[u.pool] += u.amount;
     into.usageEvents += 1;
     into.end = to.end;
   }
-  return [...moves.values()]
-    .sort((a, b) => a.start - b.start)
-    .map((m) => ({
-      periodStart: iso(m.start),
-      ...(m.end !== undefined ? { periodEnd: m.end === null ? null : iso(m.end) } : {}),
-      used: m.used,
-      usageEvents: m.usageEvents,
-    }));
+
+  result(): PeriodMove[] {
+    return [...this.moves.values()]
+      .sort((a, b) => a.start - b.start)
+      .map((m) => ({
+        periodStart: iso(m.start),
+        ...(m.end !== undefined ? { periodEnd: m.end === null ? null : iso(m.end) } : {}),
+        used: m.used,
+        usageEvents: m.usageEvents,
+      }));
+  }
+
+  private entry(start: number) {
+    let m = this.moves.get(start);
+    if (!m) this.moves.set(start, (m = { start, used: emptyLimits(), usageEvents: 0 }));
+    return m;
+  }
 }
 
-/** Member moves sorted by period left, period joined, userId, feature. */
-function memberMovesOf(moved: Iterable<MovedUse<{ pool: Pool; amount: number; userId?: string; feature?: string }>>): MemberMove[] {
-  const moves = new Map<string, { from: number; to: number; userId: string; feature: string; used: Limits; usageEvents: number }>();
-  for (const { use: u, from, to } of moved) {
+/** Member moves summed per (period left, period joined, userId, feature), sorted by those. */
+class MemberMoves {
+  private readonly moves = new Map<string, { from: number; to: number; userId: string; feature: string; used: Limits; usageEvents: number }>();
+
+  add({ use: u, from, to }: MovedUse<{ pool: Pool; amount: number; userId?: string; feature?: string }>): void {
     // Rows are kept by period start: a use whose period only changed its end stays in its row.
-    if (from.start === to.start || u.userId === undefined || u.feature === undefined) continue;
+    if (from.start === to.start || u.userId === undefined || u.feature === undefined) return;
     const key = JSON.stringify([from.start, to.start, u.userId, u.feature]);
-    let m = moves.get(key);
-    if (!m) moves.set(key, (m = { from: from.start, to: to.start, userId: u.userId, feature: u.feature, used: emptyLimits(), usageEvents: 0 }));
+    let m = this.moves.get(key);
+    if (!m) this.moves.set(key, (m = { from: from.start, to: to.start, userId: u.userId, feature: u.feature, used: emptyLimits(), usageEvents: 0 }));
     m.used[u.pool] += u.amount;
     m.usageEvents += 1;
   }
-  const text = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  return [...moves.values()]
-    .sort((a, b) => a.from - b.from || a.to - b.to || text(a.userId, b.userId) || text(a.feature, b.feature))
-    .map((m) => ({ from: iso(m.from), to: iso(m.to), userId: m.userId, feature: m.feature, used: m.used, usageEvents: m.usageEvents }));
+
+  result(): MemberMove[] {
+    const text = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    return [...this.moves.values()]
+      .sort((a, b) => a.from - b.from || a.to - b.to || text(a.userId, b.userId) || text(a.feature, b.feature))
+      .map((m) => ({ from: iso(m.from), to: iso(m.to), userId: m.userId, feature: m.feature, used: m.used, usageEvents: m.usageEvents }));
+  }
 }
 
 /**
  * The uses that occurred at or after `cutoff`: those kept, then `older` (uses dropped from the tail,
- * read back from the stream: `olderUsesWanted`) that the state does not hold.
+ * read back from the stream: `olderUsesWanted`, `olderUseOf`).
  */
 export function* usesSince(state: SpaceState, cutoff: number, older: Iterable<OlderUse> = []): Iterable<OlderUse> {
   for (const u of state.recent.values()) if (u.at >= cutoff) yield u;
-  for (const u of older) if (u.at >= cutoff && !state.recent.has(u.id)) yield u;
+  // `olderUseOf` left out those the state holds; the state gains only new uses since.
+  for (const u of older) if (u.at >= cutoff) yield u;
 }
 
 function countItem(state: SpaceState, item: Omit<UsageItem, 'fp' | 'rev'>): void {
