@@ -65,6 +65,12 @@ describe('loadConfig: event store settings', () => {
     expect(problems({ SPACE_CACHE_SIZE: 'lots' })).toEqual(['SPACE_CACHE_SIZE="lots": must be an integer from 100 to 5000000']);
   });
 
+  test('SPACE_USES_KEPT: the uses a Space state keeps, USES_KEPT_MAX unless set, within its range', () => {
+    expect(loadConfig({}, '/srv/metering').spaceUsesKept).toBe(5_000);
+    expect(loadConfig({ SPACE_USES_KEPT: '50' }, '/srv/metering').spaceUsesKept).toBe(50);
+    expect(problems({ SPACE_USES_KEPT: '1' })).toEqual(['SPACE_USES_KEPT="1": must be an integer from 2 to 10000000']);
+  });
+
   test('SPACE_CACHE_MB: the heap the Space states may take, 160 MiB unless set, within its range', () => {
     expect(loadConfig({}, '/srv/metering').spaceCacheBytes).toBe(160 * 2 ** 20);
     expect(loadConfig({ SPACE_CACHE_MB: '64' }, '/srv/metering').spaceCacheBytes).toBe(64 * 2 ** 20);

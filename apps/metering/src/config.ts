@@ -3,6 +3,7 @@
  * naming the variable and the rule. Secrets only ever come from the environment.
  */
 import * as path from 'node:path';
+import { USES_KEPT_MAX } from '@metering/domain';
 import { MessagingConfigError } from '@metering/messaging';
 import { type KafkaSettings, kafkaSettingsFromEnv } from './kafka/kafka-settings';
 import { type ApiKey, isLoopbackHost, parseApiKeys } from './security/api-keys';
@@ -69,6 +70,8 @@ export interface AppConfig {
   spaceCacheSize: number;
   /** SPACE_CACHE_MB: and at most this much heap for them, in MiB (each state weighed by what it holds). */
   spaceCacheBytes: number;
+  /** SPACE_USES_KEPT: at most about this many uses per Space state (the newest; the store answers for the others). */
+  spaceUsesKept: number;
   /** Secret values (API keys, passwords) scrubbed from every log line. Never logged. */
   secrets: string[];
   /** issue-15: UI_LINK_SECRET, UI_LINK_TTL_SECONDS, UI_FRAME_ANCESTORS (ui/ui-settings.ts). */
@@ -144,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const correctionWindowDays = int('CORRECTION_WINDOW_DAYS', 35, 1, 3660);
   const spaceCacheSize = int('SPACE_CACHE_SIZE', DEFAULT_MAX_CACHED, 100, 5_000_000);
   const spaceCacheMb = int('SPACE_CACHE_MB', DEFAULT_MAX_CACHED_BYTES / 2 ** 20, 8, 65_536);
+  const spaceUsesKept = int('SPACE_USES_KEPT', USES_KEPT_MAX, 2, 10_000_000);
   const requestTimeoutMs = int('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
   const headersTimeoutMs = int('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000);
   if (headersTimeoutMs > requestTimeoutMs)
@@ -190,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     correctionWindowMs: correctionWindowDays * 86_400_000,
     spaceCacheSize,
     spaceCacheBytes: spaceCacheMb * 2 ** 20,
+    spaceUsesKept,
     kafka,
     roles,
     apiKeys: keys.keys,

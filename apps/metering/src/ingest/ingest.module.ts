@@ -22,6 +22,7 @@ import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
           correctionWindowMs: config.correctionWindowMs,
           maxCached: config.spaceCacheSize,
           maxCachedBytes: config.spaceCacheBytes,
+          usesKeptMax: config.spaceUsesKept,
           onLoad: (l) => {
             metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
             metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
