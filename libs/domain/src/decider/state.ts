@@ -16,8 +16,10 @@ import { recordedFingerprint } from './fingerprint';
 // inside the window are kept (for dedupe and for re-attribution when a late subscription change
 // moves period boundaries). Older ones are compacted away (`compactSpace`): their totals stay in
 // `periods` while a period can still change, and the store's deterministic event ids answer for
-// their dedupe (`recordedIdsToLookUp`). Memory per Space is a constant plus what falls inside the
-// window, whatever the length of the stream.
+// their dedupe (`recordedIdsToLookUp`). Inside the window, at most a tail of the newest uses is
+// kept (`trimUses`, USES_KEPT_MAX); the store answers for the others the same way, and a
+// subscription change reads them back from the stream (`olderUsesWanted`). Memory per Space is a
+// constant plus that bounded tail, whatever the length of the stream or the usage in the window.
 
 export interface PeriodUsage {
   start: number;

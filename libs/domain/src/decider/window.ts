@@ -28,8 +28,10 @@ export function usageCutoff(state: SpaceState, now: number, windowMs = DEFAULT_C
 /**
  * Moves the horizon to `now - windowMs` and drops what nothing can change any more: uses that
  * occurred before it, periods that ended before it and their thresholds. In place; a no-op unless
- * the horizon would move by COMPACTION_STEP_MS (or `force`). Deciding any event that the window
- * accepts gives the same answer before and after.
+ * the horizon would move by COMPACTION_STEP_MS (or `force`). First it bounds the uses kept
+ * (`trimUses` with `usesKeptMax`: Infinity keeps every use inside the window). Deciding any event
+ * that the window accepts gives the same answer before and after, the store answering for what was
+ * dropped (`recordedIdsToLookUp`, `olderUsesWanted`).
  */
 export function compactSpace(state: SpaceState, now: number, windowMs = DEFAULT_CORRECTION_WINDOW_MS, force = false, usesKeptMax = USES_KEPT_MAX): SpaceState {
   trimUses(state, usesKeptMax);
