@@ -5,12 +5,10 @@ import {
   type DecideContext,
   type SpaceCommand,
   type SpaceState,
-  type OlderUse,
   decideAll,
   decodeSpaceEvent,
   encodeSpaceEvent,
   inboundEventIdOf,
-  olderUseOf,
   olderUsesWanted,
   payloadDifferences,
   recordedFingerprint,
@@ -44,8 +42,6 @@ export function commandOf(event: InboundEvent): SpaceCommand {
 }
 
 const MAX_ATTEMPTS = 20;
-/** Events per stream read when the uses dropped from a state's tail are read back. */
-const OLDER_USES_PAGE = 5_000;
 
 /**
  * Parse-validate-decide-append for Space commands. Per Space: load state, decide every command in
@@ -105,7 +101,7 @@ export class IngestService {
           correctionWindowMs: this.spaces.correctionWindowMs,
         };
         ctx.alreadyRecorded = await this.alreadyRecorded(spaceId, state, commands, ctx);
-        ctx.olderUses = await this.olderUses(spaceId, state, commands, ctx);
+        ctx.olderUses = await this.spaces.olderUses(state, olderUsesWanted(state, commands, ctx));
         const version = state.version;
         // Decided on the cached state, in place (no copy): if the append fails, the cache entry is
         // dropped and the next attempt reloads it.
@@ -160,30 +156,6 @@ export class IngestService {
     for (const e of found) {
       const recorded = e.streamName === stream && byLower.has(e.id.toLowerCase()) ? decodeSpaceEvent(e) : null;
       if (recorded) out.set(byLower.get(e.id.toLowerCase())!, recordedFingerprint(recorded));
-    }
-    return out;
-  }
-
-  /**
-   * The uses a subscription change may move that the state dropped from its tail (`trimUses`),
-   * read back from the stream from the first revision `olderUsesWanted` names: none unless a
-   * change comes for a Space with more uses inside its window than a state keeps (rare path; what
-   * it reads is bounded by the window, not by the stream's length).
-   */
-  private async olderUses(spaceId: string, state: SpaceState, commands: SpaceCommand[], ctx: DecideContext): Promise<OlderUse[]> {
-    const wanted = olderUsesWanted(state, commands, ctx);
-    if (wanted === null) return [];
-    const stream = spaceStreamName(spaceId);
-    const out: OlderUse[] = [];
-    for (let from = wanted.fromRevision; from < state.version; ) {
-      const page = await this.store.readStream(stream, { fromRevision: from, maxCount: Math.min(OLDER_USES_PAGE, state.version - from) });
-      if (page.length === 0) break;
-      for (const stored of page) {
-        const event = decodeSpaceEvent(stored);
-        const use = event ? olderUseOf(state, wanted, event) : null;
-        if (use) out.push(use);
-      }
-      from = page[page.length - 1].revision + 1;
     }
     return out;
   }

@@ -1,6 +1,8 @@
 import {
   DEFAULT_CORRECTION_WINDOW_MS,
   SPACE_SNAPSHOT_SCHEMA,
+  type OlderUse,
+  type OlderUsesWanted,
   type SpaceEvent,
   type SpaceState,
   compactSpace,
@@ -8,6 +10,7 @@ import {
   decodeSpaceEvent,
   evolve,
   initialSpaceState,
+  olderUseOf,
   snapshotOfSpace,
   spaceFromSnapshot,
   spaceStreamName,
@@ -351,14 +354,38 @@ export class SpaceRepository {
     return state;
   }
 
+  /**
+   * The uses `wanted` names (`olderUsesWanted`: uses the state dropped from its tail that a
+   * subscription change may move), read back from the Space's stream up to the state's version.
+   */
+  async olderUses(state: SpaceState, wanted: OlderUsesWanted | null): Promise<OlderUse[]> {
+    const out: OlderUse[] = [];
+    if (wanted === null) return out;
+    for await (const page of this.pages(state.spaceId, wanted.fromRevision, state.version))
+      for (const e of page) {
+        const use = olderUseOf(state, wanted, asSpaceEvent(e));
+        if (use) out.push(use);
+      }
+    return out;
+  }
+
   /** Folds the events after the state's version, page by page, compacting between pages (at most `usesKeptMax` uses kept). */
   private async foldTail(state: SpaceState, now: number, usesKeptMax: number): Promise<void> {
-    const stream = spaceStreamName(state.spaceId);
-    for (;;) {
-      const page = await this.store.readStream(stream, { fromRevision: state.version, maxCount: LOAD_PAGE });
+    for await (const page of this.pages(state.spaceId, state.version)) {
       foldInto(state, page);
-      if (page.length < LOAD_PAGE) return;
-      compactSpace(state, now, this.windowMs, false, usesKeptMax);
+      if (page.length === LOAD_PAGE) compactSpace(state, now, this.windowMs, false, usesKeptMax);
+    }
+  }
+
+  /** The Space's stream from `fromRevision` to `toRevision` (excluded; default: its end), in pages of at most LOAD_PAGE events. */
+  private async *pages(spaceId: string, fromRevision: number, toRevision = Number.POSITIVE_INFINITY): AsyncGenerator<StoredEvent[]> {
+    const stream = spaceStreamName(spaceId);
+    for (let from = fromRevision; from < toRevision; ) {
+      const maxCount = Math.min(LOAD_PAGE, toRevision - from);
+      const page = await this.store.readStream(stream, { fromRevision: from, maxCount });
+      if (page.length > 0) yield page;
+      if (page.length < maxCount) return;
+      from = page[page.length - 1].revision + 1;
     }
   }
 

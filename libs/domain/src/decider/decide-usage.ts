@@ -206,8 +206,9 @@ export function recordedIdOf(spaceId: string, command: SpaceCommand, eventId: (n
 
 /**
  * Usage commands the state cannot dedupe on its own: they occurred before the cutoff or before the
- * tail of uses kept (`keptFrom`), so their ids, if ever recorded, were compacted or trimmed away. Returns stored-event id -> inbound eventId; the
- * caller looks the ids up in the store and passes the inbound ids found as `alreadyRecorded`.
+ * tail of uses kept (`keptFrom`), so their ids, if ever recorded, were compacted or trimmed away.
+ * Returns stored-event id -> inbound eventId; the caller looks the ids up in the store and passes
+ * the inbound ids found as `alreadyRecorded`.
  */
 export function recordedIdsToLookUp(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): Map<string, string> {
   const out = new Map<string, string>();
