@@ -112,7 +112,7 @@ async function seedHeavySpace(file: string, spaceId: string, n: number, days: nu
   return { events: appended, ms: Date.now() - started, lastPosition };
 }
 
-export async function runHistoryBench(scale: Scale): Promise<BenchReport & { ratioP50: number; coldSnapshotEvents: number; usesKept: number; snapshotBytes: number }> {
+export async function runHistoryBench(scale: Scale): Promise<BenchReport & { ratioP50: number; coldSnapshotEvents: number; usesKept: number; snapshotBytes: number; nowChangeRead: { reads: number; events: number }; backChangeRead: { reads: number; events: number } }> {
   const smoke = scale === 'smoke';
   const n = Number(process.env.BENCH_HISTORY_EVENTS ?? (smoke ? 20_000 : 1_000_000));
   const days = Number(process.env.BENCH_HISTORY_DAYS ?? (smoke ? 30 : 730));
@@ -162,15 +162,31 @@ export async function runHistoryBench(scale: Scale): Promise<BenchReport & { rat
   const freshCold = await post(svc.base, gen(`fresh2-${now}`, 0));
   const rssRestart = rssOf(svc.proc.pid as number).current;
 
-  // 4. A subscription change back-dated over uses the state dropped from its tail: they are read
-  // back from the stream (from the first revision of a dropped use on or after the period's start).
+  // 4. Subscription changes on the heavy Space, whose state dropped uses from its tail. First one
+  // effective now (monthly to weekly: the running period keeps its uses until the first weekly
+  // boundary), which needs none of them; then one back-dated to weekly from before that, over them:
+  // the uses after its first weekly boundary move, so they are read back from the stream (from the
+  // first revision of a dropped use on or after the start of the period it interrupts).
+  const readBack = async () => ({
+    events: await metric(svc.base, 'metering_space_older_uses_read_events_sum'),
+    reads: await metric(svc.base, 'metering_space_older_uses_read_events_count'),
+  });
+  const read0 = await readBack();
+  const nowChangeMs = await post(svc.base, {
+    type: 'subscription-changed', eventId: `${heavy}-weekly-now-${now}`, spaceId: heavy, plan: 'enterprise', cycle: 'weekly',
+    effectiveAt: new Date().toISOString(), customLimits: HUGE,
+  });
+  const read1 = await readBack();
   const backDays = Math.min(20, Math.floor(days / 2));
   const changeMs = await post(svc.base, {
     type: 'subscription-changed', eventId: `${heavy}-weekly-${now}`, spaceId: heavy, plan: 'enterprise', cycle: 'weekly',
     effectiveAt: new Date(now - backDays * DAY).toISOString(), customLimits: HUGE,
   });
+  const read2 = await readBack();
   const afterChange = await post(svc.base, gen(heavy, samples + 2));
   const rssChange = rssOf(svc.proc.pid as number);
+  const nowChangeRead = { reads: read1.reads - read0.reads, events: read1.events - read0.events };
+  const backChangeRead = { reads: read2.reads - read1.reads, events: read2.events - read1.events };
   await svc.stop();
   const store = new SqliteEventStore(path.join(dataDir, 'metering.db'));
   const snapshot = await store.readSnapshot(spaceStreamName(heavy));
@@ -190,6 +206,8 @@ export async function runHistoryBench(scale: Scale): Promise<BenchReport & { rat
     ratioP50: p50h / p50f,
     coldSnapshotEvents,
     usesKept,
+    nowChangeRead,
+    backChangeRead,
     snapshotBytes,
     lines: [
       `One enterprise Space with ${fmt(n)} generations over ${fmt(days)} days (decided by the domain as if each arrived when it occurred, appended to the store before the service starts: ${fmt(seeded.events)} stored events), and a fresh Space. ${samples} single-event \`POST /v1/events\` to each, interleaved, one at a time, after the projection caught up. The fresh Space is the baseline measured in the same run.`,
@@ -201,7 +219,8 @@ export async function runHistoryBench(scale: Scale): Promise<BenchReport & { rat
       `| cold load, no snapshot yet (the first POST after the first start: one full fold, then a snapshot is written) | POST ${fmt(coldNoSnapshotMs, 1)} ms (load ${fmt(loadNoSnapshotS * 1000, 1)} ms), ${fmt(eventsNoSnapshot)} events read | | |`,
       `| cold load after a restart (first POST) | POST ${fmt(coldSnapshotMs, 1)} ms (load ${fmt(loadSnapshotS * 1000, 1)} ms), ${fmt(coldSnapshotEvents)} events read after the snapshot (${usedSnapshot >= 1 ? 'snapshot used' : '**no snapshot used**'}) | ${fmt(freshCold, 1)} ms (a new Space) | ${ratio(coldSnapshotMs, freshCold)} |`,
       `| service RSS: after start and the projection's catch-up of the seeded history / after the heavy Space was loaded and used / peak / after a restart and a cold load | ${mib(rssStart)} / ${mib(rssAfter.current)} / ${mib(rssAfter.peak)} / ${mib(rssRestart)} | | |`,
-      `| a subscription change back-dated ${backDays} days (after the restart): the uses dropped from the state's tail read back from the stream | POST ${fmt(changeMs, 1)} ms; the next usage POST ${fmt(afterChange, 2)} ms; RSS then ${mib(rssChange.current)}, peak since the restart ${mib(rssChange.peak)} | | |`,
+      `| a subscription change effective now (monthly to weekly, after the restart): the uses dropped from the state's tail keep their period, none is read back | POST ${fmt(nowChangeMs, 1)} ms; ${fmt(nowChangeRead.reads)} read-back(s), ${fmt(nowChangeRead.events)} events read | | |`,
+      `| then a subscription change to weekly back-dated ${backDays} days (its weekly periods start before the uses dropped end): the uses dropped from the state's tail read back from the stream | POST ${fmt(changeMs, 1)} ms; ${fmt(backChangeRead.reads)} read-back(s), ${fmt(backChangeRead.events)} events read; the next usage POST ${fmt(afterChange, 2)} ms; RSS then ${mib(rssChange.current)}, peak since the restart ${mib(rssChange.peak)} | | |`,
       `| the heavy Space's latest snapshot (the state: uses kept of about ${fmt(windowUses)} inside the window; at most about ${fmt(USES_KEPT_MAX)}) | ${fmt(snapshotBytes)} bytes, ${fmt(usesKept)} uses kept | | |`,
       '',
       'What bounds it: the decider state keeps only the uses inside the corrections window (35 days here: about ' +

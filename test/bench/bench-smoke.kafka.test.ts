@@ -61,5 +61,9 @@ test('history: a Space with a long history next to a fresh one; after a restart 
   // 20,000 uses inside the window (30 days), of which the state keeps a bounded tail
   expect(r.usesKept).toBeGreaterThan(0);
   expect(r.usesKept).toBeLessThanOrEqual(USES_KEPT_MAX + 1);
-  expect(t).toContain('a subscription change back-dated 15 days');
+  // a change effective now needs none of the uses dropped from the tail; one back-dated over them reads them back
+  expect(r.nowChangeRead).toEqual({ reads: 0, events: 0 });
+  expect(r.backChangeRead.reads).toBe(1);
+  expect(r.backChangeRead.events).toBeGreaterThan(1000);
+  expect(t).toContain('a subscription change to weekly back-dated 15 days');
 });

@@ -31,9 +31,9 @@ const catalog: Catalog = defaultCatalog();
 const W = DEFAULT_CORRECTION_WINDOW_MS;
 
 /** What `olderUsesWanted` asks for, read from the recorded events (a model of the stream: revision = index). */
-function olderUsesIn(state: SpaceState, commands: SpaceCommand[], ctx: DecideContext, recorded: readonly IdentifiedSpaceEvent[]): OlderUse[] {
+function olderUsesIn(state: SpaceState, commands: SpaceCommand[], ctx: DecideContext, recorded: readonly IdentifiedSpaceEvent[]): OlderUse[] | undefined {
   const wanted = olderUsesWanted(state, commands, ctx);
-  if (wanted === null) return [];
+  if (wanted === null) return undefined;
   const out: OlderUse[] = [];
   for (let rev = wanted.fromRevision; rev < recorded.length; rev++) {
     const use = olderUseOf(state, wanted, recorded[rev]);
@@ -162,6 +162,86 @@ describe('bounded state', () => {
     const fromBounded = decideAll(bounded, [change], { ...ctx, olderUses: olderUsesIn(bounded, [change], ctx, recorded) });
     expect(fromBounded.events).toEqual(fromWhole.events);
     expect((fromWhole.events[0].data as { moves: unknown[] }).moves.length).toBeGreaterThan(0);
+  });
+});
+
+describe('a subscription change on a state that dropped uses from its tail', () => {
+  const KEPT = 10;
+  /** Hourly uses from Jan 1 for 10 days, decided and trimmed to KEPT uses as they come, next to the same state untrimmed. */
+  function heavy() {
+    const recorded: IdentifiedSpaceEvent[] = history([subscribe('pro', 'monthly', '2025-01-01T00:00:00Z')]).map((e, i) => ({ ...e, id: `sub-${i}` }));
+    let bounded = foldSpace(SPACE_ID, recorded);
+    let whole = foldSpace(SPACE_ID, recorded);
+    const start = at('2025-01-01T00:00:00Z');
+    const step = (now: number, command: SpaceCommand) => {
+      const ctx = { now, catalog, eventId: nameAsEventId };
+      const r = decideAll(bounded, [command], { ...ctx, alreadyRecorded: new Map() });
+      expect(r.decisions[0].outcome).toBe('accepted');
+      recorded.push(...r.events);
+      bounded = compactSpace(r.state, now, W, false, KEPT);
+      whole = compactSpace(decideAll(whole, [command], ctx).state, now, W, false, Number.POSITIVE_INFINITY);
+    };
+    for (let i = 0; i < 240; i++) step(start + i * HOUR, generate({ feature: 'templates', generations: 1, occurredAt: new Date(start + i * HOUR).toISOString(), eventId: `u${i}` }));
+    return { recorded, step, state: () => ({ bounded, whole }) };
+  }
+  const HOUR = 3_600_000;
+  /** Enterprise weekly: another reset family, so the change re-anchors the periods at its effectiveAt. */
+  const weekly = (effectiveAt: string, eventId: string) =>
+    subscribe('enterprise', 'weekly', effectiveAt, { eventId, customLimits: { ai_image_credits: 1000, ai_video_credits: 100, batch_exports: 100 } });
+  const NOW = at('2025-01-11T00:00:00Z');
+  /** The change decided on both states (the bounded one with what it asks the stream for); its events, equal. */
+  function decideBoth(h: ReturnType<typeof heavy>, change: SpaceCommand) {
+    const { bounded, whole } = h.state();
+    const ctx = { now: NOW, catalog, eventId: nameAsEventId };
+    const wanted = olderUsesWanted(bounded, [change], ctx);
+    const fromWhole = decideAll(whole, [change], ctx);
+    const fromBounded = decideAll(bounded, [change], { ...ctx, olderUses: olderUsesIn(bounded, [change], ctx, h.recorded) });
+    expect(fromBounded.events).toEqual(fromWhole.events);
+    return { wanted, moves: (fromWhole.events[0].data as { moves: { periodStart: string; periodEnd?: string | null; usageEvents: number }[] }).moves };
+  }
+
+  it('effective now: nothing is read back (the interrupted period keeps its uses, its new end is recorded from the uses the state holds)', () => {
+    const h = heavy();
+    expect(h.state().bounded.recent.size).toBeLessThanOrEqual(KEPT);
+    expect(h.state().bounded.keptFrom).toBeGreaterThan(at('2025-01-10T00:00:00Z'));
+    const change = weekly('2025-01-11T00:00:00Z', 'now-weekly');
+    const { wanted, moves } = decideBoth(h, change);
+    expect(wanted).toBeNull();
+    expect(moves).toEqual([expect.objectContaining({ periodStart: '2025-01-01T00:00:00.000Z', periodEnd: '2025-01-18T00:00:00.000Z', usageEvents: 0 })]);
+  });
+
+  it('effective later this period: nothing is read back either', () => {
+    const { wanted } = decideBoth(heavy(), weekly('2025-01-20T00:00:00Z', 'later-weekly'));
+    expect(wanted).toBeNull();
+  });
+
+  it('back-dated into the dropped uses, less than a new period back: nothing is read back (the carry rule keeps them in their period)', () => {
+    const { wanted, moves } = decideBoth(heavy(), weekly('2025-01-05T00:00:00Z', 'back-weekly'));
+    expect(wanted).toBeNull();
+    expect(moves).toEqual([expect.objectContaining({ periodStart: '2025-01-01T00:00:00.000Z', periodEnd: '2025-01-12T00:00:00.000Z', usageEvents: 0 })]);
+  });
+
+  it('back-dated into the dropped uses, more than a new period back: they are read back and moved', () => {
+    const { wanted, moves } = decideBoth(heavy(), weekly('2025-01-02T00:00:00Z', 'back-weekly'));
+    expect(wanted).not.toBeNull();
+    expect(moves.find((m) => m.periodStart === '2025-01-09T00:00:00.000Z')?.usageEvents).toBe(48);
+  });
+
+  it('back-dated into the dropped uses, with a late use held from before the change: still read back', () => {
+    const h = heavy();
+    // A late use dated Jan 1, held by the state (newer than its trim): it is in the period both before and after the change.
+    h.step(NOW - HOUR, generate({ feature: 'templates', generations: 1, occurredAt: '2025-01-01T00:30:00Z', eventId: 'late' }));
+    expect(h.state().bounded.recent.has('late')).toBe(true);
+    const { wanted, moves } = decideBoth(h, weekly('2025-01-02T00:00:00Z', 'back-weekly'));
+    expect(wanted).not.toBeNull();
+    expect(moves.find((m) => m.periodStart === '2025-01-09T00:00:00.000Z')?.usageEvents).toBe(48);
+  });
+
+  it('a decision that needs the dropped uses and is not given them throws', () => {
+    const { bounded } = heavy().state();
+    const ctx = { now: NOW, catalog, eventId: nameAsEventId };
+    expect(() => decideAll(bounded, [weekly('2025-01-02T00:00:00Z', 'back-weekly')], ctx)).toThrow(/olderUses/);
+    expect(decideAll(bounded, [weekly('2025-01-11T00:00:00Z', 'now-weekly')], ctx).decisions[0].outcome).toBe('accepted');
   });
 });
 

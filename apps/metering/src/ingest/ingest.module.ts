@@ -27,6 +27,7 @@ import { APP_CONFIG, CLOCK, IDS, METRICS } from '../core/tokens';
             metrics.coldLoadEvents.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.eventsRead);
             metrics.coldLoadSeconds.observe({ snapshot: l.fromSnapshot ? 'yes' : 'no' }, l.ms / 1000);
           },
+          onOlderUses: (r) => metrics.olderUsesReadEvents.observe(r.eventsRead),
           onSnapshotError: () => metrics.snapshotErrors.inc(),
         }),
     },

@@ -101,7 +101,8 @@ export class IngestService {
           correctionWindowMs: this.spaces.correctionWindowMs,
         };
         ctx.alreadyRecorded = await this.alreadyRecorded(spaceId, state, commands, ctx);
-        ctx.olderUses = await this.spaces.olderUses(state, olderUsesWanted(state, commands, ctx));
+        const older = olderUsesWanted(state, commands, ctx);
+        if (older !== null) ctx.olderUses = await this.spaces.olderUses(state, older);
         const version = state.version;
         // Decided on the cached state, in place (no copy): if the append fails, the cache entry is
         // dropped and the next attempt reloads it.

@@ -55,6 +55,8 @@ export interface SpaceRepositoryOptions {
   prefetchEvents?: number;
   /** Told about each cold load: how many events it read and whether it started from a snapshot. */
   onLoad?: (load: { spaceId: string; eventsRead: number; fromSnapshot: boolean; ms: number }) => void;
+  /** Told about each read-back of uses dropped from a state's tail (`olderUses`): the events it read. */
+  onOlderUses?: (read: { spaceId: string; eventsRead: number }) => void;
   /** Snapshot writes are best effort (a cache): failures are reported here, never thrown. */
   onSnapshotError?: (err: unknown, spaceId: string) => void;
 }
@@ -358,14 +360,17 @@ export class SpaceRepository {
    * The uses `wanted` names (`olderUsesWanted`: uses the state dropped from its tail that a
    * subscription change may move), read back from the Space's stream up to the state's version.
    */
-  async olderUses(state: SpaceState, wanted: OlderUsesWanted | null): Promise<OlderUse[]> {
+  async olderUses(state: SpaceState, wanted: OlderUsesWanted): Promise<OlderUse[]> {
     const out: OlderUse[] = [];
-    if (wanted === null) return out;
-    for await (const page of this.pages(state.spaceId, wanted.fromRevision, state.version))
+    let eventsRead = 0;
+    for await (const page of this.pages(state.spaceId, wanted.fromRevision, state.version)) {
+      eventsRead += page.length;
       for (const e of page) {
         const use = olderUseOf(state, wanted, asSpaceEvent(e));
         if (use) out.push(use);
       }
+    }
+    this.options.onOlderUses?.({ spaceId: state.spaceId, eventsRead });
     return out;
   }
 

@@ -21,6 +21,7 @@ export class Metrics {
   readonly appendLatency: Histogram<'op' | 'outcome'>;
   readonly coldLoadEvents: Histogram<'snapshot'>;
   readonly coldLoadSeconds: Histogram<'snapshot'>;
+  readonly olderUsesReadEvents: Histogram<string>;
   readonly snapshotErrors: Counter;
   private projectionLag: LagSource = async () => null;
   /** issue-14: the entitlement view's figures (null: no view in this process). */
@@ -92,6 +93,12 @@ export class Metrics {
       help: 'Time to load a Space not in memory (snapshot read and events folded)',
       labelNames: ['snapshot'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 20],
+      registers,
+    });
+    this.olderUsesReadEvents = new Histogram({
+      name: 'metering_space_older_uses_read_events',
+      help: 'Events read back from a Space stream to decide a subscription change over uses dropped from the state tail (only when they can change its moves)',
+      buckets: [0, 10, 100, 1000, 10_000, 100_000, 1_000_000],
       registers,
     });
     this.snapshotErrors = new Counter({

@@ -37,8 +37,9 @@ export interface DecideContext {
    */
   alreadyRecorded?: ReadonlyMap<string, number>;
   /**
-   * The uses `olderUsesWanted` asked for, read from the stream (`olderUseOf`): empty when it asked
-   * for none. Required to decide a subscription change once the state dropped uses inside the window.
+   * The uses `olderUsesWanted` asked for, read from the stream (`olderUseOf`); absent when it asked
+   * for none. Required to decide a subscription change whose moves the uses the state dropped from
+   * its tail can change (`droppedUsesMove`): without them the decider throws.
    */
   olderUses?: readonly OlderUse[];
 }

@@ -5,7 +5,7 @@ import { type Cycle, CYCLES, type Limits, type Plan, PLANS, POOLS, catalogVersio
 import type { SubscriptionChangedV1 } from '../contracts';
 import type { IdentifiedSpaceEvent, SpaceEvent, SubscriptionChangedData } from '../events';
 import { DAY_MS, iso, parseInstant } from '../period';
-import { type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withSubscriptionChange } from '../timeline';
+import { type Segment, type Timeline, limitsFor, periodAt, resetBoundaries, segmentAt, segmentIndexAt, withSubscriptionChange } from '../timeline';
 import { type DecideContext, type Decision, type OlderUse, type SpaceCommand, reaches, reject } from './commands';
 import { crossedThresholds, cutoffFor, recordedIdOf } from './decide-usage';
 import { emptyLimits } from '../catalog/pricing';
@@ -16,7 +16,45 @@ const isLimits = (v: unknown): v is Limits =>
   v !== null &&
   POOLS.every((p) => Number.isInteger((v as Record<string, unknown>)[p]) && ((v as Record<string, number>)[p] ?? -1) >= 0);
 
+/** A change as `decideSubscription` makes it, before its moves: the event's data and the timeline after it. */
+interface PreparedChange {
+  effectiveAt: number;
+  cutoff: number;
+  data: SubscriptionChangedData;
+  timeline: Segment[];
+}
+
 export function decideSubscription(state: SpaceState, input: SubscriptionChangedV1, ctx: DecideContext): Decision {
+  const prepared = prepareChange(state, input, ctx);
+  if ('outcome' in prepared) return prepared;
+  const { effectiveAt, cutoff, data, timeline } = prepared;
+  const wanted = olderUsesWantedFor(state, [effectiveAt], cutoff);
+  if (ctx.olderUses === undefined && wanted !== null && droppedUsesMove(state, state.timeline, timeline, wanted, cutoff))
+    throw new Error(`Space ${state.spaceId}: deciding a subscription change needs the uses dropped from the state's tail (olderUsesWanted, then DecideContext.olderUses)`);
+  const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff, ctx.olderUses));
+  data.moves = moves;
+  // Bounded, so that the event stays well inside every store's append budget (KurrentDB's 960 KiB):
+  // past the bound the balances still move (`moves`) and the breakdown keeps the recorded periods.
+  if (memberMoves.length > 0 && memberMoves.length <= MEMBER_MOVES_MAX) data.memberMoves = memberMoves;
+  const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
+  const events: IdentifiedSpaceEvent[] = [changed];
+  // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
+  // A change dated in the future is re-evaluated when the scheduler activates it.
+  if (effectiveAt <= ctx.now) {
+    // The state after the change, without touching `state`: moves replace period entries, never mutate them.
+    const periods = new Map(state.periods);
+    const fired = data.clearsPeriod === undefined ? state.fired : new Set(state.fired);
+    applyChangeToPeriods(periods, fired, data.clearsPeriod, data.moves);
+    const after: SpaceState = { ...state, timeline, periods, fired };
+    const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
+    if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
+      events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
+  }
+  return { outcome: 'accepted', events };
+}
+
+/** The change a command asks for, checked (or its rejection): the event's data without its moves, and the timeline after it. */
+function prepareChange(state: SpaceState, input: SubscriptionChangedV1, ctx: DecideContext): PreparedChange | Decision {
   const effectiveAt = parseInstant(input.effectiveAt);
   if (Number.isNaN(effectiveAt)) return reject('effectiveAt', 'iso_instant', 'effectiveAt must be an ISO-8601 instant with a zone');
   if (!(PLANS as readonly string[]).includes(input.plan)) return reject('plan', 'known_plan', `plan must be one of ${PLANS.join(', ')}`);
@@ -70,28 +108,7 @@ export function decideSubscription(state: SpaceState, input: SubscriptionChanged
   data.anchorAt = iso(timeline[segmentIndexAt(timeline, effectiveAt)].anchorAt);
   const cleared = settled ? clearsSettledPeriod(state.timeline, timeline, cutoff) : null;
   if (cleared !== null) data.clearsPeriod = iso(cleared);
-  if (ctx.olderUses === undefined && olderUsesWantedFor(state, [effectiveAt], cutoff) !== null)
-    throw new Error(`Space ${state.spaceId}: deciding a subscription change needs the uses dropped from the state's tail (olderUsesWanted, then DecideContext.olderUses)`);
-  const { moves, memberMoves } = changeMoves(state.timeline, timeline, usesSince(state, cutoff, ctx.olderUses));
-  data.moves = moves;
-  // Bounded, so that the event stays well inside every store's append budget (KurrentDB's 960 KiB):
-  // past the bound the balances still move (`moves`) and the breakdown keeps the recorded periods.
-  if (memberMoves.length > 0 && memberMoves.length <= MEMBER_MOVES_MAX) data.memberMoves = memberMoves;
-  const changed: IdentifiedSpaceEvent = { id: recordedIdOf(state.spaceId, { type: 'ChangeSubscription', input }, ctx.eventId)!, type: 'SubscriptionChanged', data };
-  const events: IdentifiedSpaceEvent[] = [changed];
-  // Limits changed for the running period: re-arm thresholds now under, fire thresholds now reached.
-  // A change dated in the future is re-evaluated when the scheduler activates it.
-  if (effectiveAt <= ctx.now) {
-    // The state after the change, without touching `state`: moves replace period entries, never mutate them.
-    const periods = new Map(state.periods);
-    const fired = data.clearsPeriod === undefined ? state.fired : new Set(state.fired);
-    applyChangeToPeriods(periods, fired, data.clearsPeriod, data.moves);
-    const after: SpaceState = { ...state, timeline, periods, fired };
-    const inForce = limitsFor(after.timeline, periodAt(after.timeline, ctx.now), ctx.now, ctx.catalog);
-    if (inForce.effectiveAt === effectiveAt && inForce.plan === input.plan && inForce.cycle === input.cycle)
-      events.push(...reevaluateThresholds(after, input.eventId, iso(effectiveAt), ctx));
-  }
-  return { outcome: 'accepted', events };
+  return { effectiveAt, cutoff, data, timeline };
 }
 
 /** The uses a decision needs read back from the stream: those that occurred in [from, to), from this revision on. */
@@ -106,13 +123,59 @@ export interface OlderUsesWanted {
  * subscription change may move that the state dropped from its tail (`trimUses`), or null. A
  * change moves only uses from the start of the period containing its effectiveAt (as the state's
  * timeline has it) and inside the window; the read starts at the lowest revision of a use dropped
- * from that day on. The caller reads, keeps what `olderUseOf` gives, and passes it as
- * `DecideContext.olderUses` (an empty list when this is null).
+ * from that day on; none is made when the dropped uses cannot change the change's moves
+ * (`droppedUsesMove`). The caller reads, keeps what `olderUseOf` gives, and passes it as
+ * `DecideContext.olderUses` (nothing when this is null: the decider then checks that no change it
+ * decides needed them, and throws if one did).
  */
 export function olderUsesWanted(state: SpaceState, commands: readonly SpaceCommand[], ctx: DecideContext): OlderUsesWanted | null {
-  const effectiveAts: number[] = [];
-  for (const c of commands) if (c.type === 'ChangeSubscription') effectiveAts.push(parseInstant(c.input.effectiveAt));
-  return olderUsesWantedFor(state, effectiveAts, cutoffFor(state, ctx));
+  const changes: SubscriptionChangedV1[] = [];
+  for (const c of commands) if (c.type === 'ChangeSubscription') changes.push(c.input);
+  if (changes.length === 0) return null;
+  const cutoff = cutoffFor(state, ctx);
+  const wanted = olderUsesWantedFor(state, changes.map((c) => parseInstant(c.effectiveAt)), cutoff);
+  if (wanted === null) return null;
+  // One change among usage (which adds uses and moves no period boundary): the state it is decided
+  // on has this timeline and cutoff, so whether the dropped uses matter is known now. Otherwise
+  // (several changes, or scheduler commands) the read is made whenever a change may need it.
+  if (changes.length === 1 && commands.every((c) => c.type === 'ChangeSubscription' || c.type === 'RecordGeneration' || c.type === 'RecordBatchExport')) {
+    const prepared = prepareChange(state, changes[0], ctx);
+    if ('outcome' in prepared || !droppedUsesMove(state, state.timeline, prepared.timeline, wanted, cutoff)) return null;
+  }
+  return wanted;
+}
+
+/**
+ * Whether the uses dropped from a state's tail in `[wanted.from, wanted.to)` can change the moves of
+ * a change from timeline `before` to `after` (`changeMoves`), i.e. whether they must be read back.
+ * They cannot when every one of them keeps its period's start: a use whose period only changed its
+ * end leaves its period's entry and joins it again (a net move of nothing, no member move), and
+ * what it leaves is that entry's new end, which a use the state holds in the same period and the
+ * same new period records too. So, for each period of `before` over the range: the period of
+ * `after` there has the same start and covers the range's part of it, and either it is the same
+ * period or a use the state holds (inside the window) is in both. A change effective now or later
+ * (it cuts the running period, or changes nothing before it) mostly needs no read; one back-dated
+ * past a period boundary does. Conservative: true whenever this cannot be told from the state.
+ */
+export function droppedUsesMove(state: SpaceState, before: Timeline, after: Timeline, wanted: OlderUsesWanted, cutoff: number): boolean {
+  for (let t = wanted.from; t < wanted.to; ) {
+    const was = periodAt(before, t);
+    const is = periodAt(after, t);
+    if (is.start !== was.start) return true;
+    const upTo = Math.min(was.end ?? Number.POSITIVE_INFINITY, wanted.to);
+    if (is.end !== null && is.end < upTo) return true;
+    if (is.end !== was.end && !holdsUseIn(state, before, after, was.start, cutoff)) return true;
+    if (was.end === null) break;
+    t = was.end;
+  }
+  return false;
+}
+
+/** Whether the state holds a use inside the window whose period starts at `start` under both timelines. */
+function holdsUseIn(state: SpaceState, before: Timeline, after: Timeline, start: number, cutoff: number): boolean {
+  for (const u of state.recent.values())
+    if (u.at >= cutoff && periodAt(before, u.at).start === start && periodAt(after, u.at).start === start) return true;
+  return false;
 }
 
 function olderUsesWantedFor(state: SpaceState, effectiveAts: readonly number[], cutoff: number): OlderUsesWanted | null {
