@@ -157,24 +157,26 @@ export function olderUsesWanted(state: SpaceState, commands: readonly SpaceComma
  * (it cuts the running period, or changes nothing before it) mostly needs no read; one back-dated
  * past a period boundary does. Conservative: true whenever this cannot be told from the state.
  */
-export function droppedUsesMove(state: SpaceState, before: Timeline, after: Timeline, wanted: OlderUsesWanted, cutoff: number): boolean {
+function droppedUsesMove(state: SpaceState, before: Timeline, after: Timeline, wanted: OlderUsesWanted, cutoff: number): boolean {
   for (let t = wanted.from; t < wanted.to; ) {
     const was = periodAt(before, t);
     const is = periodAt(after, t);
     if (is.start !== was.start) return true;
     const upTo = Math.min(was.end ?? Number.POSITIVE_INFINITY, wanted.to);
     if (is.end !== null && is.end < upTo) return true;
-    if (is.end !== was.end && !holdsUseIn(state, before, after, was.start, cutoff)) return true;
+    if (is.end !== was.end && !holdsUseIn(state, was.start, Math.min(was.end ?? Number.POSITIVE_INFINITY, is.end ?? Number.POSITIVE_INFINITY), cutoff)) return true;
     if (was.end === null) break;
     t = was.end;
   }
   return false;
 }
 
-/** Whether the state holds a use inside the window whose period starts at `start` under both timelines. */
-function holdsUseIn(state: SpaceState, before: Timeline, after: Timeline, start: number, cutoff: number): boolean {
-  for (const u of state.recent.values())
-    if (u.at >= cutoff && periodAt(before, u.at).start === start && periodAt(after, u.at).start === start) return true;
+/**
+ * Whether the state holds a use inside the window in [from, to): with `from` the start of a period
+ * under both timelines and `to` the earlier of its two ends, such a use is in that period under both.
+ */
+function holdsUseIn(state: SpaceState, from: number, to: number, cutoff: number): boolean {
+  for (const u of state.recent.values()) if (u.at >= cutoff && u.at >= from && u.at < to) return true;
   return false;
 }
 
