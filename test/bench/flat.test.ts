@@ -3,13 +3,14 @@
  * same usage workload over few and over many Spaces (and the control: the longer run over few), on
  * SQLite and PostgreSQL, at a small size. No timing is asserted (timings belong to
  * bench/RESULTS.md): every figure is produced, and the totals are exact (every event accepted, each
- * counted once by the read model, each Space cold-loaded).
+ * counted once by the read model, each Space cold-loaded), and SQLite's raw limit is measured for
+ * each part (the same events written raw, in the store's shape and as rows only).
  */
 import { runFlatBench } from '../../bench/flat.bench';
 
 jest.setTimeout(120_000);
 
-test('flat: the baseline, the many-Spaces run and the control on both stores, exact totals, a ratio per store', async () => {
+test('flat: the baseline, the many-Spaces run and the control on both stores, exact totals, a ratio per store, and SQLite\'s raw limit', async () => {
   const r = await runFlatBench('smoke');
   expect(r.runs.map((x) => [x.store, x.part, x.spaces, x.events])).toEqual([
     ['sqlite', 'base', 20, 1_000],
@@ -40,6 +41,23 @@ test('flat: the baseline, the many-Spaces run and the control on both stores, ex
   // the control: the many-Spaces run's length over the baseline's Spaces, its ratio shown, not a target
   expect(table).toMatch(/\| SQLite .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
   expect(table).toMatch(/\| PostgreSQL .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
+  // SQLite's raw limit, in the same run: each part written raw in the store's shape and as rows only
+  expect(r.raws.map((x) => [x.part, x.shape, x.spaces, x.events])).toEqual([
+    ['base', 'store', 20, 1_000],
+    ['base', 'rows', 20, 1_000],
+    ['many', 'store', 500, 1_500],
+    ['many', 'rows', 500, 1_500],
+    ['control', 'store', 20, 1_500],
+    ['control', 'rows', 20, 1_500],
+  ]);
+  for (const raw of r.raws) {
+    expect(raw.rate).toBeGreaterThan(0);
+    expect(raw.cpuUsPerEvent).toBeGreaterThan(0);
+  }
+  expect(r.rawRatios.store).toBeGreaterThan(0);
+  expect(r.rawRatios.rows).toBeGreaterThan(0);
+  expect(table).toMatch(/\| the store's shape \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \| \d+\.\d\dx \|/);
+  expect(table).toMatch(/\| rows only \(no unique index\) \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \| \d+\.\d\dx \|/);
   expect(r.targets.map((t) => t.what)).toEqual([
     'SQLite: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
     'PostgreSQL: 1,500 events over 500 Spaces >= 0.8x the rate over 20 Spaces',
