@@ -13,12 +13,17 @@ interface UsageDb { space_id: string; period_start: number; period_end: number |
 interface ThresholdDb { space_id: string; period_start: number; pool: string; threshold: number; state: 'fired' | 'rearmed'; event_id: string }
 
 /**
- * A Space row: rm_spaces with its revision (rm_space_revisions, written with it in every
- * transaction). A correlated subquery rather than a JOIN: the JOIN statement cost about twice the
+ * A Space row: rm_spaces with its revision. The revision of the Space's last event applied is the
+ * higher of its rm_space_revisions row and the revisions its rm_usage rows carry: a batch whose
+ * events changed nothing of a Space's row but its revision, and wrote usage rows of it (usage
+ * events), writes the revision into those usage rows only, not into rm_space_revisions (see
+ * `writeRows`). Correlated subqueries rather than a JOIN: the JOIN statement cost about twice the
  * CPU per lookup (better-sqlite3 kept rebuilding its row shape) on the projector's hot path.
  */
-const SELECT_SPACES =
-  'SELECT s.space_id, s.timeline, s.last_reset_at, s.next_reset_at, (SELECT r.revision FROM rm_space_revisions r WHERE r.space_id = s.space_id) AS revision FROM rm_spaces s';
+const SELECT_SPACES = `SELECT s.space_id, s.timeline, s.last_reset_at, s.next_reset_at,
+  max(coalesce((SELECT r.revision FROM rm_space_revisions r WHERE r.space_id = s.space_id), -1),
+      coalesce((SELECT max(u.revision) FROM rm_usage u WHERE u.space_id = s.space_id), -1)) AS revision
+  FROM rm_spaces s`;
 
 const toSpace = (r: SpaceDb): SpaceRow => ({
   spaceId: r.space_id,
@@ -38,11 +43,16 @@ const toThreshold = (r: ThresholdDb): ThresholdRow => ({
   spaceId: r.space_id, periodStart: r.period_start, pool: r.pool, threshold: r.threshold, state: r.state, eventId: r.event_id,
 });
 
-/** rm_usage's columns and key, shared by its creation and its migration. */
+/**
+ * rm_usage's columns and key, shared by its creation and its migration. `revision`: the revision of
+ * its Space's last event applied when the row was last written (null in rows written before it was
+ * kept), one of the two places the Space's revision is read from (SELECT_SPACES).
+ */
 const USAGE_COLUMNS = `
   space_id TEXT NOT NULL, period_start INTEGER NOT NULL, period_end INTEGER,
   ai_image_credits INTEGER NOT NULL, ai_video_credits INTEGER NOT NULL, batch_exports INTEGER NOT NULL,
-  usage_events INTEGER NOT NULL, PRIMARY KEY (space_id, period_start)`;
+  usage_events INTEGER NOT NULL, revision INTEGER, PRIMARY KEY (space_id, period_start)`;
+/** The columns a migration copies (`revision` is absent from the tables of earlier versions). */
 const USAGE_COLUMN_NAMES = 'space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events';
 
 /** The balance read model in SQLite (the service keeps it in DATA_DIR/read-model.db: infra/read-model-file.ts). */
@@ -74,13 +84,17 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   /**
    * Brings a read model written by an earlier version to this layout, rows unchanged (one
    * transaction, checked again inside it, so two processes opening the file at once migrate once):
-   * rm_spaces.revision moves to rm_space_revisions, and rm_usage becomes a WITHOUT ROWID table.
+   * rm_spaces.revision moves to rm_space_revisions, rm_usage becomes a WITHOUT ROWID table, and
+   * rm_usage gains its revision column (null in the rows it held).
    */
   private migrate(): void {
     const db = this.db;
-    const hasRevisionColumn = () => (db.prepare("SELECT count(*) AS n FROM pragma_table_info('rm_spaces') WHERE name = 'revision'").get() as { n: number }).n > 0;
+    const hasColumn = (table: string, column: string) =>
+      (db.prepare('SELECT count(*) AS n FROM pragma_table_info(?) WHERE name = ?').get(table, column) as { n: number }).n > 0;
+    const hasRevisionColumn = () => hasColumn('rm_spaces', 'revision');
     const usageHasRowid = () => hasRowid(db, 'rm_usage');
-    if (!hasRevisionColumn() && !usageHasRowid()) return;
+    const usageLacksRevision = () => !hasColumn('rm_usage', 'revision');
+    if (!hasRevisionColumn() && !usageHasRowid() && !usageLacksRevision()) return;
     db.transaction(() => {
       if (hasRevisionColumn()) {
         db.exec(`
@@ -89,6 +103,7 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
         `);
       }
       if (usageHasRowid()) rebuildWithoutRowid(db, 'rm_usage', USAGE_COLUMNS, USAGE_COLUMN_NAMES);
+      if (usageLacksRevision()) db.exec('ALTER TABLE rm_usage ADD COLUMN revision INTEGER');
     }).immediate();
   }
 
@@ -106,7 +121,8 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
   private prepare() {
     const db = this.db;
     return {
-      getSpace: db.prepare(`${SELECT_SPACES} WHERE s.space_id = ?`),
+      // COLLATE BINARY (the column's own): SELECT_SPACES has a max() (see usageOf below).
+      getSpace: db.prepare(`${SELECT_SPACES} WHERE s.space_id = ? COLLATE BINARY`),
       putSpace: db.prepare(
         `INSERT INTO rm_spaces (space_id, timeline, last_reset_at, next_reset_at) VALUES (?, ?, ?, ?)
          ON CONFLICT(space_id) DO UPDATE SET timeline = excluded.timeline, last_reset_at = excluded.last_reset_at,
@@ -118,10 +134,11 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
       putRevision: db.prepare('INSERT INTO rm_space_revisions (space_id, revision) VALUES (?, ?) ON CONFLICT(space_id) DO UPDATE SET revision = excluded.revision'),
       getUsage: db.prepare('SELECT * FROM rm_usage WHERE space_id = ? AND period_start = ?'),
       putUsage: db.prepare(
-        `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events, revision)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end, ai_image_credits = excluded.ai_image_credits,
-           ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events`,
+           ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events,
+           revision = excluded.revision`,
       ),
       putThreshold: db.prepare(
         `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (?, ?, ?, ?, ?, ?)
@@ -165,22 +182,42 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     return r ? BigInt(r.position) : 0n;
   }
 
-  /** Writes a batch's rows and the checkpoint (inside the caller's transaction). */
+  /**
+   * Writes a batch's rows and the checkpoint (inside the caller's transaction). Each usage row
+   * written carries its Space's revision as of the batch's end. A Space whose row changed beyond its
+   * revision gets its rm_space_revisions row written too; one whose revision alone changed gets it
+   * only when the batch wrote no usage row of it (SELECT_SPACES reads the higher of the two): in a
+   * page of usage events over many Spaces that is one row per Space written instead of two. Rows
+   * of a Space are deleted only by a change of its timeline, so a Space that loses a usage row
+   * here gets its rm_space_revisions row written in the same batch.
+   */
   private writeRows(rows: BatchRows, position: bigint): void {
     const st = this.stmts;
     const { thresholds } = rows;
     const usage = rows.usageChanges();
     for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
     const spaces = rows.spaceChanges();
+    const revisionOf = new Map<string, number>();
     for (const sp of spaces.full) {
       st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt);
       st.putRevision.run(sp.spaceId, sp.revision);
+      revisionOf.set(sp.spaceId, sp.revision);
     }
-    // A stored row's revision alone (its Space row may not even have been read: see BatchRows).
-    for (const sp of spaces.revisionOnly)
+    for (const sp of spaces.revisionOnly) revisionOf.set(sp.spaceId, sp.revision);
+    const deletedFrom = new Set(usage.deleted.map((d) => d.spaceId));
+    const withUsage = new Set<string>();
+    for (const u of usage.put) {
+      const revision = revisionOf.get(u.spaceId);
+      if (revision === undefined) throw new Error(`read model: a usage row of Space ${u.spaceId} without its Space in the batch`);
+      st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents, revision);
+      withUsage.add(u.spaceId);
+    }
+    // A stored row's revision alone (its Space row may not even have been read: see BatchRows),
+    // where no usage row written above carries it.
+    for (const sp of spaces.revisionOnly) {
+      if (withUsage.has(sp.spaceId) && !deletedFrom.has(sp.spaceId)) continue;
       if (st.updateRevision.run(sp.revision, sp.spaceId).changes !== 1) throw new Error(`read model: the row of Space ${sp.spaceId} went away during the batch`);
-    for (const u of usage.put)
-      st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents);
+    }
     for (const c of rows.clearedThresholds) st.deleteThresholds.run(c.spaceId, c.periodStart);
     for (const t of thresholds.values()) st.putThreshold.run(t.spaceId, t.periodStart, t.pool, t.threshold, t.state, t.eventId);
     st.setCheckpoint.run(CHECKPOINT, position.toString());
