@@ -30,19 +30,20 @@ const reset = (revision: number, periodStart: number): FoldedEvent => ({
   data: { spaceId: SPACE, periodStart: iso(periodStart), periodEnd: null, previousPeriodStart: iso(periodStart - 1), plan: 'free', cycle: 'monthly', limits: {} },
 });
 
-/** Stored rows of one Space (row at `revision`, no usage), counting the reads of its Space row. */
-function storedRows(row: SpaceRow | null) {
+/** Stored rows of one Space (row at `revision`; `usage`: its one usage row, if any), counting the reads. */
+function storedRows(row: SpaceRow | null, usage: UsageRow | null = null, additive = false) {
   const reads = { space: 0, usage: 0 };
   return {
     reads,
     stored: {
+      additive,
       space: (id: string) => {
         reads.space++;
         return id === SPACE && row ? { ...row, timeline: [...row.timeline] } : null;
       },
-      usage: (): UsageRow | null => {
+      usage: (id: string, start: number): UsageRow | null => {
         reads.usage++;
-        return null;
+        return usage && id === usage.spaceId && start === usage.periodStart ? { ...usage, used: { ...usage.used } } : null;
       },
     },
   };
@@ -100,5 +101,67 @@ describe('BatchRows: the Space row is read only when the fold needs it', () => {
     expect(spaceRowNeeded({ type: 'SubscriptionChanged', revision: 3, data: {} })).toBe(true);
     expect(spaceRowNeeded({ type: 'SubscriptionActivated', revision: 3, data: {} })).toBe(true);
     expect(spaceRowNeeded({ type: 'ThresholdCrossed', revision: 3, data: {} })).toBe(false);
+  });
+});
+
+describe('BatchRows: uses added to a usage row the batch did not read (StoredRows.additive)', () => {
+  const storedRow: SpaceRow = { spaceId: SPACE, timeline: [], lastResetAt: null, nextResetAt: null, revision: 4 };
+  const storedUsage: UsageRow = { spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 10, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 5 };
+
+  it('additive: the uses are counted from zero, nothing read, written as counts to add', () => {
+    const { reads, stored } = storedRows(storedRow, storedUsage, true);
+    const rows = new BatchRows(stored);
+    applyEvent(rows, generation(5));
+    applyEvent(rows, generation(6));
+    expect(reads).toEqual({ space: 0, usage: 0 });
+    expect(rows.usageChanges()).toEqual({
+      put: [],
+      added: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 4, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 2 }],
+      deleted: [],
+    });
+  });
+
+  it('not additive: the stored row is read once and written whole', () => {
+    const { reads, stored } = storedRows(storedRow, storedUsage, false);
+    const rows = new BatchRows(stored);
+    applyEvent(rows, generation(5));
+    applyEvent(rows, generation(6));
+    expect(reads.usage).toBe(1);
+    expect(rows.usageChanges()).toEqual({
+      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
+      added: [],
+      deleted: [],
+    });
+  });
+
+  it('additive, then the whole usage asked for (a move): the stored row is read once and the counts added to it, written whole', () => {
+    const { reads, stored } = storedRows(storedRow, storedUsage, true);
+    const rows = new BatchRows(stored);
+    applyEvent(rows, generation(5));
+    const whole = rows.space(SPACE).usage(PERIOD.start);
+    expect(whole).toEqual({ start: PERIOD.start, end: PERIOD.end, used: { ai_image_credits: 12, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 6 });
+    applyEvent(rows, generation(6));
+    expect(reads.usage).toBe(1);
+    expect(rows.usageChanges()).toEqual({
+      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
+      added: [],
+      deleted: [],
+    });
+  });
+
+  it('additive, with no stored row: the counts are the whole usage', () => {
+    const { stored } = storedRows(storedRow, null, true);
+    const rows = new BatchRows(stored);
+    applyEvent(rows, generation(5));
+    expect(rows.space(SPACE).usage(PERIOD.start)).toEqual({ start: PERIOD.start, end: PERIOD.end, used: { ai_image_credits: 2, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 1 });
+    expect(rows.usageChanges().put).toEqual([expect.objectContaining({ usageEvents: 1 })]);
+  });
+
+  it('additive, then the period cleared: the row is deleted, nothing added', () => {
+    const { stored } = storedRows(storedRow, storedUsage, true);
+    const rows = new BatchRows(stored);
+    applyEvent(rows, generation(5));
+    rows.space(SPACE).setUsage(PERIOD.start, null);
+    expect(rows.usageChanges()).toEqual({ put: [], added: [], deleted: [{ spaceId: SPACE, periodStart: PERIOD.start }] });
   });
 });

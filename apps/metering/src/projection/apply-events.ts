@@ -6,6 +6,7 @@
 import {
   type PeriodUsage,
   addUse,
+  emptyLimits,
   applyPeriodMove,
   decodeSpaceEvent,
   parseStoredInstant,
@@ -56,6 +57,12 @@ export interface SpaceAccess {
    * The row is the batch's own (a stored one is kept in the batch once read): change it in place.
    */
   usage(periodStart: number): PeriodUsage | null;
+  /**
+   * The usage a use adds to (the domain's `addUse`, in place), null when none. Where the adapter
+   * writes uses additively (`StoredRows.additive`), a period not yet read in the batch is not read
+   * for it: the batch counts from zero and the adapter adds what it counted to the stored row.
+   */
+  usageToAdd(periodStart: number): PeriodUsage | null;
   /** Sets the period's usage; null: the period's row goes away (a move left it with no usage). */
   setUsage(periodStart: number, usage: PeriodUsage | null): void;
 }
@@ -72,6 +79,11 @@ export interface RowAccess {
 export interface StoredRows {
   space(spaceId: string): SpaceRow | null;
   usage(spaceId: string, periodStart: number): UsageRow | null;
+  /**
+   * True: the adapter writes `BatchRows.usageChanges().added` by adding them to the stored rows
+   * (an upsert that adds), so a use on a period not read in the batch does not read it.
+   */
+  additive?: boolean;
 }
 
 const fromRow = (r: UsageRow): PeriodUsage => ({ start: r.periodStart, end: r.periodEnd, used: r.used, usageEvents: r.usageEvents });
@@ -129,6 +141,12 @@ export function usagePeriodRead(event: Pick<FoldedEvent, 'type' | 'revision' | '
 class SpaceRows implements SpaceAccess {
   /** Usage by period start; null: delete the row. */
   readonly periods = new Map<number, PeriodUsage | null>();
+  /**
+   * Periods whose usage in `periods` counts from zero (uses added in this batch, the stored row not
+   * read: `usageToAdd`): written by adding them to the stored row. Read when something else than a
+   * use needs the period's whole usage (`usage`).
+   */
+  readonly added = new Set<number>();
   private finder: PeriodFinder | null = null;
   /** The period the finder last gave (periods of one timeline never overlap: it answers every instant inside it). */
   private period: Period | null = null;
@@ -186,6 +204,7 @@ class SpaceRows implements SpaceAccess {
   }
 
   usage(periodStart: number): PeriodUsage | null {
+    if (this.added.has(periodStart)) this.readAdded(periodStart);
     if (periodStart === this.lastStart) return this.lastUsage;
     let p = this.periods.get(periodStart);
     if (p === undefined) {
@@ -199,7 +218,33 @@ class SpaceRows implements SpaceAccess {
     return p;
   }
 
+  usageToAdd(periodStart: number): PeriodUsage | null {
+    if (periodStart === this.lastStart) return this.lastUsage;
+    if (!this.stored.additive || this.periods.has(periodStart)) return this.usage(periodStart);
+    // Not read: the batch counts from zero (addUse sets its end) and the adapter adds the counts.
+    const p: PeriodUsage = { start: periodStart, end: null, used: emptyLimits(), usageEvents: 0 };
+    this.put(periodStart, p);
+    this.added.add(periodStart);
+    this.lastStart = periodStart;
+    this.lastUsage = p;
+    return p;
+  }
+
+  /** The stored row of a period counted from zero so far, with this batch's uses added to it (then a row like any other). */
+  private readAdded(periodStart: number): void {
+    this.added.delete(periodStart);
+    const counted = this.periods.get(periodStart)!;
+    const r = this.stored.usage(this.spaceId, periodStart);
+    if (r === null) return; // no stored row: what the batch counted is the whole usage
+    const used = { ...r.used };
+    for (const pool of Object.keys(used) as (keyof typeof used)[]) used[pool] += counted.used[pool];
+    const whole: PeriodUsage = { start: periodStart, end: counted.usageEvents > 0 ? counted.end : r.periodEnd, used, usageEvents: r.usageEvents + counted.usageEvents };
+    this.periods.set(periodStart, whole);
+    if (periodStart === this.lastStart) this.lastUsage = whole;
+  }
+
   setUsage(periodStart: number, usage: PeriodUsage | null): void {
+    this.added.delete(periodStart);
     this.put(periodStart, usage);
     if (periodStart === this.lastStart) this.lastUsage = usage;
   }
@@ -275,16 +320,22 @@ export class BatchRows implements RowAccess {
     return { full, revisionOnly };
   }
 
-  /** Usage rows to write, and the (spaceId, periodStart) keys of rows to delete. */
-  usageChanges(): { put: UsageRow[]; deleted: { spaceId: string; periodStart: number }[] } {
+  /**
+   * Usage rows to write (`put`: whole rows; `added`: counts to add to the stored row, or the row
+   * when there is none: see `StoredRows.additive`), and the (spaceId, periodStart) keys of rows to
+   * delete.
+   */
+  usageChanges(): { put: UsageRow[]; added: UsageRow[]; deleted: { spaceId: string; periodStart: number }[] } {
     const put: UsageRow[] = [];
+    const added: UsageRow[] = [];
     const deleted: { spaceId: string; periodStart: number }[] = [];
     for (const [spaceId, s] of this.bySpace)
       for (const [periodStart, p] of s.periods) {
-        if (p) put.push(toRow(spaceId, p));
-        else deleted.push({ spaceId, periodStart });
+        if (!p) deleted.push({ spaceId, periodStart });
+        else if (s.added.has(periodStart)) added.push(toRow(spaceId, p));
+        else put.push(toRow(spaceId, p));
       }
-    return { put, deleted };
+    return { put, added, deleted };
   }
 
   putThreshold(row: ThresholdRow): void {
@@ -340,7 +391,7 @@ function fold(rows: RowAccess, event: Pick<FoldedEvent, 'id' | 'streamName' | 'r
       const { at, pool, amount } = usageItemOf(ev);
       const period = rs.periodOfUse(at, recordedPeriodOf(ev.data));
       // addUse changes the batch's own row in place, or makes the period's first one.
-      const current = rs.usage(period.start);
+      const current = rs.usageToAdd(period.start);
       const next = addUse(current, period, pool, amount);
       if (next !== current) rs.setUsage(period.start, next);
       break;

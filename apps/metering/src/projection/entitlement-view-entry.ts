@@ -72,6 +72,11 @@ export class Entry implements RowAccess, SpaceAccess, UsageSource {
   usage(periodStart: number): PeriodUsage | null {
     return this.find(periodStart) ?? null;
   }
+  /** The entry holds every usage of the Space: nothing to read. */
+  usageToAdd(periodStart: number): PeriodUsage | null {
+    return this.usage(periodStart);
+  }
+
   setUsage(periodStart: number, usage: PeriodUsage | null): void {
     // Periods before fromPeriod are not kept (never asked; a move into one changes nothing here).
     if (periodStart < this.fromPeriod) return;

@@ -257,6 +257,8 @@ export class PostgresBalanceReadModel implements BalanceReadModel {
 
       const { thresholds } = rows;
       const usage = rows.usageChanges();
+      // Its StoredRows reads every usage row a use adds to (no `additive`): whole rows only.
+      if (usage.added.length) throw new Error('read model: additive usage rows on PostgreSQL');
       if (usage.deleted.length)
         await client.query(this.sql.deleteUsage, [usage.deleted.map((d) => d.spaceId), usage.deleted.map((d) => d.periodStart)]);
       const spaces = rows.spaceChanges();

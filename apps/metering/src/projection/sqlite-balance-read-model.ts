@@ -140,6 +140,16 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
            ai_video_credits = excluded.ai_video_credits, batch_exports = excluded.batch_exports, usage_events = excluded.usage_events,
            revision = excluded.revision`,
       ),
+      // A period's uses counted in a batch that did not read its row: added to the stored row, or
+      // the row when there is none (the end and revision are the batch's, as in putUsage).
+      addUsage: db.prepare(
+        `INSERT INTO rm_usage (space_id, period_start, period_end, ai_image_credits, ai_video_credits, batch_exports, usage_events, revision)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(space_id, period_start) DO UPDATE SET period_end = excluded.period_end,
+           ai_image_credits = ai_image_credits + excluded.ai_image_credits, ai_video_credits = ai_video_credits + excluded.ai_video_credits,
+           batch_exports = batch_exports + excluded.batch_exports, usage_events = usage_events + excluded.usage_events,
+           revision = excluded.revision`,
+      ),
       putThreshold: db.prepare(
         `INSERT INTO rm_thresholds (space_id, period_start, pool, threshold, state, event_id) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(space_id, period_start, pool, threshold) DO UPDATE SET state = excluded.state, event_id = excluded.event_id`,
@@ -166,6 +176,8 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const st = this.stmts;
     if (empty) return new BatchRows({ space: () => null, usage: () => null });
     return new BatchRows({
+      // Uses on a period not read in the batch are added to the stored row (addUsage): not read.
+      additive: true,
       space: (id) => {
         const r = st.getSpace.get(id) as SpaceDb | undefined;
         return r ? toSpace(r) : null;
@@ -189,7 +201,9 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
    * only when the batch wrote no usage row of it (SELECT_SPACES reads the higher of the two): in a
    * page of usage events over many Spaces that is one row per Space written instead of two. Rows
    * of a Space are deleted only by a change of its timeline, so a Space that loses a usage row
-   * here gets its rm_space_revisions row written in the same batch.
+   * here gets its rm_space_revisions row written in the same batch. Usage rows come whole (`put`)
+   * or as counts added to the stored row (`added`: periods the batch did not read, see
+   * `StoredRows.additive`).
    */
   private writeRows(rows: BatchRows, position: bigint): void {
     const st = this.stmts;
@@ -206,12 +220,13 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     for (const sp of spaces.revisionOnly) revisionOf.set(sp.spaceId, sp.revision);
     const deletedFrom = new Set(usage.deleted.map((d) => d.spaceId));
     const withUsage = new Set<string>();
-    for (const u of usage.put) {
-      const revision = revisionOf.get(u.spaceId);
-      if (revision === undefined) throw new Error(`read model: a usage row of Space ${u.spaceId} without its Space in the batch`);
-      st.putUsage.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents, revision);
-      withUsage.add(u.spaceId);
-    }
+    for (const [statement, list] of [[st.putUsage, usage.put], [st.addUsage, usage.added]] as const)
+      for (const u of list) {
+        const revision = revisionOf.get(u.spaceId);
+        if (revision === undefined) throw new Error(`read model: a usage row of Space ${u.spaceId} without its Space in the batch`);
+        statement.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents, revision);
+        withUsage.add(u.spaceId);
+      }
     // A stored row's revision alone (its Space row may not even have been read: see BatchRows),
     // where no usage row written above carries it.
     for (const sp of spaces.revisionOnly) {
