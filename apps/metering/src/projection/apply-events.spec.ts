@@ -108,6 +108,14 @@ describe('BatchRows: uses added to a usage row the batch did not read (StoredRow
   const storedRow: SpaceRow = { spaceId: SPACE, timeline: [], lastResetAt: null, nextResetAt: null, revision: 4 };
   const storedUsage: UsageRow = { spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 10, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 5 };
 
+  /** The stored row (10 image credits, 5 events) with two uses of 2 credits, written whole. */
+  const expectStoredPlusTwoUsesWrittenWhole = (rows: BatchRows) =>
+    expect(rows.usageChanges()).toEqual({
+      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
+      added: [],
+      deleted: [],
+    });
+
   it('additive: the uses are counted from zero, nothing read, written as counts to add', () => {
     const { reads, stored } = storedRows(storedRow, storedUsage, true);
     const rows = new BatchRows(stored);
@@ -127,11 +135,7 @@ describe('BatchRows: uses added to a usage row the batch did not read (StoredRow
     applyEvent(rows, generation(5));
     applyEvent(rows, generation(6));
     expect(reads.usage).toBe(1);
-    expect(rows.usageChanges()).toEqual({
-      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
-      added: [],
-      deleted: [],
-    });
+    expectStoredPlusTwoUsesWrittenWhole(rows);
   });
 
   it('additive, then the whole usage asked for (a move): the stored row is read once and the counts added to it, written whole', () => {
@@ -142,11 +146,7 @@ describe('BatchRows: uses added to a usage row the batch did not read (StoredRow
     expect(whole).toEqual({ start: PERIOD.start, end: PERIOD.end, used: { ai_image_credits: 12, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 6 });
     applyEvent(rows, generation(6));
     expect(reads.usage).toBe(1);
-    expect(rows.usageChanges()).toEqual({
-      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
-      added: [],
-      deleted: [],
-    });
+    expectStoredPlusTwoUsesWrittenWhole(rows);
   });
 
   it('additive, with no stored row: the counts are the whole usage', () => {
