@@ -4,7 +4,7 @@
  * SQLite and PostgreSQL, at a small size. No timing is asserted (timings belong to
  * bench/RESULTS.md): every figure is produced, and the totals are exact (every event accepted, each
  * counted once by the read model, each Space cold-loaded), and SQLite's raw limit is measured for
- * each part (the same events written raw, in the store's shape and as rows only).
+ * each part (the same events written raw, in the store's shape, as rows only and in an experimental layout).
  */
 import { runFlatBench } from '../../bench/flat.bench';
 
@@ -41,21 +41,28 @@ test('flat: the baseline, the many-Spaces run and the control on both stores, ex
   // the control: the many-Spaces run's length over the baseline's Spaces, its ratio shown, not a target
   expect(table).toMatch(/\| SQLite .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
   expect(table).toMatch(/\| PostgreSQL .* \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \(not a target\) \|/);
-  // SQLite's raw limit, in the same run: each part written raw in the store's shape and as rows only
+  // SQLite's raw limit, in the same run: each part written raw in the store's shape, as rows only, and in the merged layout (an experiment)
   expect(r.raws.map((x) => [x.part, x.shape, x.spaces, x.events])).toEqual([
     ['base', 'store', 20, 1_000],
     ['base', 'rows', 20, 1_000],
+    ['base', 'merged', 20, 1_000],
     ['many', 'store', 500, 1_500],
     ['many', 'rows', 500, 1_500],
+    ['many', 'merged', 500, 1_500],
     ['control', 'store', 20, 1_500],
     ['control', 'rows', 20, 1_500],
+    ['control', 'merged', 20, 1_500],
   ]);
   for (const raw of r.raws) {
     expect(raw.rate).toBeGreaterThan(0);
     expect(raw.cpuUsPerEvent).toBeGreaterThan(0);
+    // the merged layout merged its small tables into the large ones during the timed part (at most every 500 rows here)
+    if (raw.shape === 'merged') expect(raw.merges).toBeGreaterThanOrEqual(1);
+    else expect(raw.merges).toBe(0);
   }
   expect(r.rawRatios.store).toBeGreaterThan(0);
   expect(r.rawRatios.rows).toBeGreaterThan(0);
+  expect(r.rawRatios.merged).toBeGreaterThan(0);
   expect(table).toMatch(/\| the store's shape \| many Spaces \| 1,500 over 500 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \| \d+\.\d\dx \|/);
   expect(table).toMatch(/\| rows only \(no unique index\) \| control: [^|]* \| 1,500 over 20 \| \*\*[\d,]+\*\* .* \| \d+\.\d\dx \| \d+\.\d\dx \|/);
   expect(r.targets.map((t) => t.what)).toEqual([
