@@ -63,6 +63,8 @@ type StoreKind = 'sqlite' | 'postgres';
 
 /** The baseline, the control (the many-Spaces run's length over the baseline's Spaces), the many-Spaces run. */
 type Part = 'base' | 'control' | 'many';
+/** Each part as the tables name it (the service's table and the raw limit's). */
+const PART_LABEL: Record<Part, string> = { base: 'baseline', many: 'many Spaces', control: "control: the many-Spaces run's length, the baseline's Spaces" };
 
 export interface FlatRun {
   store: StoreKind;
@@ -502,8 +504,8 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
       const every = (part: Part) => runs.filter((r) => r.store === kind && r.part === part).map((r) => fmt(r.rate)).join(' / ');
       const row = (r: FlatRun, tag: string, rt: string) =>
         `| ${label[kind]} | ${tag} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every(r.part)}) | ${fmt(r.seconds, 1)} (${fmt(r.ingestSeconds, 1)}) | ${fmt(r.stored)} | ${fmt(r.coldLoads)} (${fmt(r.touchedSpaces)} Spaces used) | ${fmt(r.heapMiB)} | ${fmt(r.cpuUsPerEvent)} | ${fmt(r.projection.pages)} of ${fmt(r.projection.eventsPerPage)}, ${fmt(r.projection.usPerEvent, 1)} µs | ${rt} |`;
-      rows.push(row(b, 'baseline', '1.00x'), row(m, 'many Spaces', `**${ratio(m.rate, b.rate)}**`));
-      if (c) rows.push(row(c, 'control: the many-Spaces run\'s length, the baseline\'s Spaces', `${ratio(c.rate, b.rate)} (not a target)`));
+      rows.push(row(b, PART_LABEL.base, '1.00x'), row(m, PART_LABEL.many, `**${ratio(m.rate, b.rate)}**`));
+      if (c) rows.push(row(c, PART_LABEL.control, `${ratio(c.rate, b.rate)} (not a target)`));
       targets.push({
         what: `${label[kind].split(' (')[0]}: ${fmt(many.events)} events over ${fmt(many.spaces)} Spaces >= ${TARGET}x the rate over ${fmt(base.spaces)} Spaces`,
         ok: m.rate >= TARGET * b.rate,
@@ -517,7 +519,7 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
     const rawRows: string[] = [];
     const rawRatios: Partial<Record<RawShape, number>> = {};
     const shapeLabel: Record<RawShape, string> = { store: "the store's shape", rows: 'rows only (no unique index)', merged: 'unique keys in small tables merged into large ones (experiment)' };
-    const tags: Record<Part, string> = { base: 'baseline', many: 'many Spaces', control: "control: the many-Spaces run's length, the baseline's Spaces" };
+    const svcBase = best('sqlite', 'base');
     for (const shape of ['store', 'rows', 'merged'] as const) {
       const rb = bestRaw('base', shape);
       if (!rb) continue;
@@ -525,11 +527,10 @@ export async function runFlatBench(scale: Scale): Promise<BenchReport & { runs: 
         const r = bestRaw(part, shape);
         if (!r) continue;
         const svc = best('sqlite', part);
-        const svcBase = best('sqlite', 'base');
         if (part === 'many') rawRatios[shape] = r.rate / rb.rate;
         const every = raws.filter((x) => x.part === part && x.shape === shape).map((x) => fmt(x.rate)).join(' / ');
         rawRows.push(
-          `| ${shapeLabel[shape]} | ${tags[part]} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every}) | ${fmt(r.cpuUsPerEvent, 1)} | ${r.kibWrittenPerEvent === null ? 'n/a' : fmt(r.kibWrittenPerEvent, 1)} | ${part === 'base' ? '1.00x' : ratio(r.rate, rb.rate)} | ${svc && svcBase ? (part === 'base' ? '1.00x' : ratio(svc.rate, svcBase.rate)) : 'n/a'} |`,
+          `| ${shapeLabel[shape]} | ${PART_LABEL[part]} | ${fmt(r.events)} over ${fmt(r.spaces)} | **${fmt(r.rate)}** (${every}) | ${fmt(r.cpuUsPerEvent, 1)} | ${r.kibWrittenPerEvent === null ? 'n/a' : fmt(r.kibWrittenPerEvent, 1)} | ${part === 'base' ? '1.00x' : ratio(r.rate, rb.rate)} | ${svc && svcBase ? (part === 'base' ? '1.00x' : ratio(svc.rate, svcBase.rate)) : 'n/a'} |`,
         );
       }
     }
