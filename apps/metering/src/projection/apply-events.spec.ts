@@ -60,7 +60,7 @@ describe('BatchRows: the Space row is read only when the fold needs it', () => {
     expect(reads.space).toBe(0);
     expect(rows.spaceChanges()).toEqual({ full: [], revisionOnly: [{ spaceId: SPACE, revision: 6 }] });
     expect(rows.usageChanges().put).toEqual([
-      { spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 4, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 2 },
+      { spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 4, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 2, revision: 6 },
     ]);
   });
 
@@ -111,7 +111,7 @@ describe('BatchRows: uses added to a usage row the batch did not read (StoredRow
   /** The stored row (10 image credits, 5 events) with two uses of 2 credits, written whole. */
   const expectStoredPlusTwoUsesWrittenWhole = (rows: BatchRows) =>
     expect(rows.usageChanges()).toEqual({
-      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7 }],
+      put: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 14, ai_video_credits: 1, batch_exports: 0 }, usageEvents: 7, revision: 6 }],
       added: [],
       deleted: [],
     });
@@ -124,7 +124,7 @@ describe('BatchRows: uses added to a usage row the batch did not read (StoredRow
     expect(reads).toEqual({ space: 0, usage: 0 });
     expect(rows.usageChanges()).toEqual({
       put: [],
-      added: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 4, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 2 }],
+      added: [{ spaceId: SPACE, periodStart: PERIOD.start, periodEnd: PERIOD.end, used: { ai_image_credits: 4, ai_video_credits: 0, batch_exports: 0 }, usageEvents: 2, revision: 6 }],
       deleted: [],
     });
   });

@@ -87,7 +87,10 @@ export interface StoredRows {
 }
 
 const fromRow = (r: UsageRow): PeriodUsage => ({ start: r.periodStart, end: r.periodEnd, used: r.used, usageEvents: r.usageEvents });
-const toRow = (spaceId: string, p: PeriodUsage): UsageRow => ({ spaceId, periodStart: p.start, periodEnd: p.end, used: p.used, usageEvents: p.usageEvents });
+/** A usage row a batch writes, with the revision of its Space's last event applied in the batch. */
+export type UsageWrite = UsageRow & { revision: number };
+
+const toWrite = (spaceId: string, p: PeriodUsage, revision: number): UsageWrite => ({ spaceId, periodStart: p.start, periodEnd: p.end, used: p.used, usageEvents: p.usageEvents, revision });
 
 const newSpace = (spaceId: string): SpaceRow => ({ spaceId, timeline: [], lastResetAt: null, nextResetAt: null, revision: -1 });
 
@@ -322,18 +325,18 @@ export class BatchRows implements RowAccess {
 
   /**
    * Usage rows to write (`put`: whole rows; `added`: counts to add to the stored row, or the row
-   * when there is none: see `StoredRows.additive`), and the (spaceId, periodStart) keys of rows to
-   * delete.
+   * when there is none: see `StoredRows.additive`), each with its Space's revision as of the
+   * batch's end, and the (spaceId, periodStart) keys of rows to delete.
    */
-  usageChanges(): { put: UsageRow[]; added: UsageRow[]; deleted: { spaceId: string; periodStart: number }[] } {
-    const put: UsageRow[] = [];
-    const added: UsageRow[] = [];
+  usageChanges(): { put: UsageWrite[]; added: UsageWrite[]; deleted: { spaceId: string; periodStart: number }[] } {
+    const put: UsageWrite[] = [];
+    const added: UsageWrite[] = [];
     const deleted: { spaceId: string; periodStart: number }[] = [];
     for (const [spaceId, s] of this.bySpace)
       for (const [periodStart, p] of s.periods) {
         if (!p) deleted.push({ spaceId, periodStart });
-        else if (s.added.has(periodStart)) added.push(toRow(spaceId, p));
-        else put.push(toRow(spaceId, p));
+        else if (s.added.has(periodStart)) added.push(toWrite(spaceId, p, s.revision));
+        else put.push(toWrite(spaceId, p, s.revision));
       }
     return { put, added, deleted };
   }

@@ -211,20 +211,15 @@ export class SqliteBalanceReadModel implements BalanceReadModel {
     const usage = rows.usageChanges();
     for (const d of usage.deleted) st.deleteUsage.run(d.spaceId, d.periodStart);
     const spaces = rows.spaceChanges();
-    const revisionOf = new Map<string, number>();
     for (const sp of spaces.full) {
       st.putSpace.run(sp.spaceId, JSON.stringify(sp.timeline), sp.lastResetAt, sp.nextResetAt);
       st.putRevision.run(sp.spaceId, sp.revision);
-      revisionOf.set(sp.spaceId, sp.revision);
     }
-    for (const sp of spaces.revisionOnly) revisionOf.set(sp.spaceId, sp.revision);
     const deletedFrom = new Set(usage.deleted.map((d) => d.spaceId));
     const withUsage = new Set<string>();
     for (const [statement, list] of [[st.putUsage, usage.put], [st.addUsage, usage.added]] as const)
       for (const u of list) {
-        const revision = revisionOf.get(u.spaceId);
-        if (revision === undefined) throw new Error(`read model: a usage row of Space ${u.spaceId} without its Space in the batch`);
-        statement.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents, revision);
+        statement.run(u.spaceId, u.periodStart, u.periodEnd, u.used.ai_image_credits, u.used.ai_video_credits, u.used.batch_exports, u.usageEvents, u.revision);
         withUsage.add(u.spaceId);
       }
     // A stored row's revision alone (its Space row may not even have been read: see BatchRows),
