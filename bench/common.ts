@@ -135,6 +135,16 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `metering-bench-${prefix}-`));
 }
 
+/** Bytes this process caused to be written to storage so far (Linux), or null. */
+export function writtenBytes(): number | null {
+  try {
+    const m = /write_bytes: (\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Peak and current resident set size of a process, from /proc (bytes). */
 export function rssOf(pid: number): { peak: number; current: number } {
   try {

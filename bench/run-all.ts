@@ -11,6 +11,7 @@ import { runIngestBench } from './ingest.bench';
 import { runPgVsSqliteBench } from './pg-vs-sqlite.bench';
 import { runRebuildBench } from './rebuild.bench';
 import { runRssBench } from './rss.bench';
+import { runSqliteLengthBench } from './sqlite-length.bench';
 import { runStatementsBench } from './statements.bench';
 import { runStoreBench } from './store.bench';
 
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
       ['statements', () => runStatementsBench(scale)],
       ['pg-vs-sqlite', () => runPgVsSqliteBench(scale)],
       ['flat', () => runFlatBench(scale)],
+      ['sqlite-length', () => runSqliteLengthBench(scale)],
       ['rebuild', () => runRebuildBench(scale)],
       ['api', () => runApiBench(scale)],
       ['ingest', () => runIngestBench({ scale, brokers: process.env.KAFKA_BROKERS })],
