@@ -29,6 +29,8 @@ export async function runRssBench(scale: Scale): Promise<BenchReport & { peakRss
       '',
       'Without the heap cap the same run peaked at 1,751 MiB: the live JS heap was about 160 MB (a heap snapshot mid-run), and V8, whose default limit on this 24 GB machine is about 4 GB, let garbage grow. With the cap the peak stays under 1 GB and the rate did not drop. At 100,000 Spaces nearly every event touches a Space no other event of its batch touches, so the per-Space costs (state load, projection rows) are paid per event: hence the lower rate than in the ingest benchmark (2,000 Spaces).',
       '',
+      "Session 27 (13:41, load average about 1 at the start, after session 24's bounded tail of uses and session 26's read-model change): peak 895 MiB at 3,642 events/s, against 891 MiB at 4,872 in session 16 with the same heap cap. The raw durable pipeline is now in the table: at this size it ran at 21,760 events/s, against about 60,000 over 200,000 events and 2,000 Spaces in bench:ingest, because its SQLite file grows to 1,000,000 rows with the store's two unique indexes (see bench:sqlite-length).",
+      '',
       'Session 16: on a quieter machine than before (load average 1 to 3, runs back to back) the run went faster (4,649 to 5,313 events/s) and the peak under the previous cap of 640 MB rose to 958 to 961 MiB in 3 runs, this build and the previous one alike: over 1 GB (10^9 bytes, 953.7 MiB). The heap sits at its cap, so the cap is the lever. Tried, one run each unless said: a cap of 592 MB, 922 MiB at 4,446 events/s; the store\'s page cache at 32 MiB instead of 64 (cap 640), 925 MiB at 4,497 events/s; a cap of 576 MB, 887 and 891 MiB at 4,045 and 4,872 events/s (2 runs). `npm start`, `scripts/run.sh` and the Dockerfile now cap at 576 MB; the page cache stays at 64 MiB (the many-Spaces ingest reads through it).',
       '',
       '| measure | value |',
@@ -37,6 +39,7 @@ export async function runRssBench(scale: Scale): Promise<BenchReport & { peakRss
       `| service RSS when it first answered ready (already draining the backlog) | ${mib(r.idleRss)} |`,
       `| service peak RSS (VmHWM) over the whole run | **${mib(r.peakRss)}** (${(r.peakRss / Math.max(1, idleRss)).toFixed(1)}x the idle baseline) |`,
       `| end-to-end ingest at this size | ${fmt(r.rate)} events/s (raw consume ${fmt(r.raw)} msg/s) |`,
+      `| raw durable pipeline at this size (kafkajs, parse, rows into a SQLite file of the store's shape, one transaction per batch) | ${fmt(r.rawDurable)} events/s (service ${(r.rate / Math.max(1, r.rawDurable)).toFixed(2)}x) |`,
     ],
     targets: smoke ? [] : [{ what: 'peak RSS < 1 GB', ok: r.peakRss < 1e9, detail: mib(r.peakRss) }],
   };
