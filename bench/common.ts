@@ -12,6 +12,8 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
@@ -71,10 +73,8 @@ export function machine(): string[] {
 
 function sqliteVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const Database = require('better-sqlite3');
     const db = new Database(':memory:');
-    const v = db.prepare('select sqlite_version() as v').get().v as string;
+    const v = db.prepare('select sqlite_version()').pluck().get() as string;
     db.close();
     return v;
   } catch {
@@ -133,6 +133,19 @@ export function runAsScript(run: (scale: Scale) => Promise<BenchReport>): void {
 
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `metering-bench-${prefix}-`));
+}
+
+/**
+ * A SQLite file for a raw baseline, set as the store's adapter sets its own: WAL, the given
+ * synchronous mode, its page cache (64 MiB unless `cacheKb` says) and its WAL checkpoint interval.
+ */
+export function rawSqliteFile(file: string, opts: { synchronous?: 'FULL' | 'NORMAL'; cacheKb?: number } = {}): Database.Database {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+  db.pragma(`cache_size = -${opts.cacheKb ?? 65_536}`);
+  db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
+  return db;
 }
 
 /** Bytes this process caused to be written to storage so far (Linux), or null. */

@@ -38,7 +38,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { Pool } from 'pg';
-import { type EventStore, SQLITE_WAL_AUTOCHECKPOINT_PAGES, SqliteEventStore } from '@metering/event-store';
+import { type EventStore, SqliteEventStore } from '@metering/event-store';
 import { type InboundEvent, SPACE_STREAM_PREFIX } from '@metering/domain';
 import { openStorage } from '../apps/metering/src/infra/storage';
 import { CatalogService } from '../apps/metering/src/catalog/catalog.service';
@@ -50,7 +50,7 @@ import { openBreakdownReadModel } from '../apps/metering/src/projection/breakdow
 import { Projector } from '../apps/metering/src/projection/projector';
 import { PROJECTION_BATCH } from '../apps/metering/src/projection/projection.module';
 import { flatStream } from '../test/support/workload/flat';
-import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir, writtenBytes } from './common';
+import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, rawSqliteFile, tempDir, writtenBytes } from './common';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BATCH = 500;
@@ -253,12 +253,8 @@ const RAW_GROUP = IN_FLIGHT * BATCH;
  */
 function rawSqliteRun(w: Workload, shape: RawShape, mergeRows: number): RawRun {
   const dir = tempDir('flat-raw');
-  const db = new Database(path.join(dir, 'raw.db'));
+  const db = rawSqliteFile(path.join(dir, 'raw.db')); // the adapter's page cache and checkpoint interval
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('cache_size = -65536'); // the adapter's page cache (64 MiB)
-    db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`); // and its checkpoint interval
     const unique = shape === 'store';
     db.exec(`CREATE TABLE events (global_position INTEGER PRIMARY KEY AUTOINCREMENT, stream_name TEXT NOT NULL, revision INTEGER NOT NULL,
       event_id TEXT NOT NULL ${unique ? 'UNIQUE' : ''}, type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL

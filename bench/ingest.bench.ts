@@ -31,6 +31,7 @@ import {
   fmt,
   log,
   ratio,
+  rawSqliteFile,
   rssOf,
   runAsScript,
   sleep,
@@ -40,7 +41,6 @@ import {
 
 import type { InboundType } from '@metering/domain';
 import { fixKafkaJsIdleLoop } from '@metering/messaging';
-import { SQLITE_WAL_AUTOCHECKPOINT_PAGES } from '@metering/event-store';
 import { kafkaEnv, testTopics } from '../test/support/kafka-app';
 import { bodyOf } from '../test/support/workload/events';
 import { flatStream } from '../test/support/workload/flat';
@@ -295,11 +295,8 @@ async function rawConsume(kafka: Kafka, topics: string[], n: number): Promise<{ 
  */
 async function rawDurablePipeline(kafka: Kafka, topics: string[], n: number, sync: string): Promise<{ rate: number; batches: number; cpuPerEventUs: number }> {
   const dir = tempDir('raw-durable');
-  const db = new Database(path.join(dir, 'raw.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${sync.toUpperCase() === 'FULL' ? 'FULL' : 'NORMAL'}`);
-  db.pragma('cache_size = -65536'); // the adapter's page cache (64 MiB)
-  db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`); // and its checkpoint interval
+  // The adapter's page cache and checkpoint interval.
+  const db = rawSqliteFile(path.join(dir, 'raw.db'), { synchronous: sync.toUpperCase() === 'FULL' ? 'FULL' : 'NORMAL' });
   db.exec(`CREATE TABLE events (global_position INTEGER PRIMARY KEY AUTOINCREMENT, stream_name TEXT NOT NULL, revision INTEGER NOT NULL,
     event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, recorded_at TEXT NOT NULL, UNIQUE (stream_name, revision))`);
   // At-least-once like any consumer (a rebalance may deliver a batch again): a row whose eventId

@@ -26,13 +26,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { SQLITE_WAL_AUTOCHECKPOINT_PAGES, createEventStore } from '@metering/event-store';
-import { SCHEMA } from '../libs/event-store/src/sqlite/sqlite-schema';
+import { createEventStore } from '@metering/event-store';
+import { COLUMNS, SCHEMA } from '../libs/event-store/src/sqlite/sqlite-schema';
 import { buildSql } from '../libs/event-store/src/postgres/postgres-sql';
 import { prng } from '../test/support/workload/random';
-import { type BenchReport, type Scale, fmt, log, ratio, runAsScript, tempDir, writtenBytes } from './common';
+import { type BenchReport, type Scale, fmt, log, ratio, rawSqliteFile, runAsScript, tempDir, writtenBytes } from './common';
 
 export type Layout = 'rows' | 'store' | 'staged' | 'postgres';
 
@@ -64,7 +63,8 @@ export interface LengthParams {
   warmUp: number;
 }
 
-const COLUMNS = 'stream_name, revision, event_id, type, data, metadata, recorded_at';
+/** The store's columns but its position (the rowid in the events table, given in the staged one). */
+const WRITTEN = COLUMNS.replace('global_position, ', '');
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** The events table without its two unique constraints (the same columns, the position the rowid). */
@@ -167,16 +167,13 @@ async function runPostgres(p: LengthParams, at = p.at): Promise<LengthWindow[]> 
 /** Writes one layout's file from empty to its last window's end; the rate of each window. */
 async function runLayout(layout: Exclude<Layout, 'postgres'>, p: LengthParams, at = p.at): Promise<LengthWindow[]> {
   const dir = tempDir('sqlite-length');
-  const db = new Database(path.join(dir, 'store.db'));
+  // The adapter's page cache (64 MiB unless BENCH_LENGTH_CACHE_KB says) and checkpoint interval.
+  const db = rawSqliteFile(path.join(dir, 'store.db'), { cacheKb: p.cacheKb });
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma(`cache_size = -${p.cacheKb}`); // the adapter's page cache (64 MiB) unless BENCH_LENGTH_CACHE_KB says
-    db.pragma(`wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`); // and its checkpoint interval
     db.exec(layout === 'rows' ? ROWS_ONLY : SCHEMA);
     if (layout === 'staged') db.exec(STAGED);
-    const insert = db.prepare(`INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
-    const insertNew = layout === 'staged' ? db.prepare(`INSERT INTO events_new (global_position, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`) : null;
+    const insert = db.prepare(`INSERT INTO events (${WRITTEN}) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    const insertNew = layout === 'staged' ? db.prepare(`INSERT INTO events_new (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`) : null;
     const inOld = db.prepare('SELECT 1 FROM events WHERE event_id = ?').pluck();
     let staged = 0;
     let merges = 0;
@@ -249,11 +246,11 @@ function thisRun(p: LengthParams, find: (layout: Layout, at: number) => LengthWi
   const last = p.at[p.at.length - 1];
   const parts: string[] = [];
   const name: Record<Layout, string> = { rows: 'rows only', store: "SQLite's store schema", staged: 'the staged layout', postgres: "PostgreSQL's store schema" };
+  const store = find('store', last);
   for (const layout of p.layouts) {
     const a = find(layout, first);
     const z = find(layout, last);
     if (!a || !z) continue;
-    const store = find('store', last);
     parts.push(`${name[layout]} ${ratio(z.rate, a.rate)} of its first window${layout !== 'store' && store ? ` (${ratio(z.rate, store.rate)} the store schema's rate there)` : ''}`);
   }
   return `**This run**, at ${fmt(last)} rows stored: ${parts.join('; ')}.`;
